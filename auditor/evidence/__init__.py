@@ -1,0 +1,84 @@
+"""read: a RecordFolder → Evidence (claims, logs, code, README). Readers never raise on bad input."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditor.discover import RecordFolder, is_marker
+from auditor.evidence.code import CodeBundle, read_code
+from auditor.evidence.logs import read_log
+from auditor.evidence.submission import read_claims
+from auditor.fs import UnreadableFile, read_text
+from auditor.model import Claims, LogFile, Problem
+
+_SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)", re.I)
+
+
+@dataclass
+class Evidence:
+    folder: RecordFolder
+    claims: Claims
+    logs: list[LogFile] = field(default_factory=list)
+    code: CodeBundle = field(default_factory=CodeBundle)
+    readme: str | None = None
+    readme_file: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+
+def submission_file(files: list[str]) -> str | None:
+    top = [f for f in files if "/" not in f]
+    if "submission.json" in top:
+        return "submission.json"
+    cands = sorted(f for f in top if f.lower().startswith("submission") and f.lower().endswith(".json"))
+    return cands[0] if cands else None
+
+
+def log_files(files: list[str]) -> list[str]:
+    out = []
+    for f in files:
+        name = f.rsplit("/", 1)[-1]
+        depth = f.count("/")
+        if depth > 2 or not is_marker(name):
+            continue
+        low = name.lower()
+        if low.endswith((".md", ".json", ".py")):
+            continue
+        out.append(f)
+    return out
+
+
+def readme_file(files: list[str]) -> str | None:
+    for f in files:
+        if "/" not in f and f.lower() == "readme.md":
+            return f
+    return None
+
+
+def read_evidence(folder: RecordFolder) -> Evidence:
+    problems: list[Problem] = list(folder.problems)
+    sub = submission_file(folder.files)
+    claims = read_claims(folder.path / sub, folder.root, sub) if sub else Claims()
+    problems.extend(claims.problems)
+    readme = None
+    rf = readme_file(folder.files)
+    if rf:
+        try:
+            readme = read_text(folder.path / rf, folder.root).text
+        except UnreadableFile as exc:
+            problems.append(Problem(rf, str(exc)))
+    logs = []
+    for rel in log_files(folder.files):
+        lf = read_log(folder.path / rel, folder.root, rel)
+        m = _SEED_IN_NAME.search(rel.rsplit("/", 1)[-1])
+        if m and lf.seed_from_name is None:
+            lf.seed_from_name = int(m.group(1))
+        problems.extend(lf.problems)
+        logs.append(lf)
+    code = read_code(folder.path, folder.root, folder.files, readme)
+    problems.extend(code.problems)
+    return Evidence(folder=folder, claims=claims, logs=logs, code=code, readme=readme, readme_file=rf, problems=problems)

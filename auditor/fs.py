@@ -1,0 +1,147 @@
+"""Read-only, capped access to the files of an audited tree.
+
+Everything the audit reads goes through here, so the hostile-folder rules live in one place:
+no symlink that leaves the audited tree is followed, no file over the cap is read whole, and
+text is decoded whatever its encoding (BOM, UTF-16 from PowerShell, CRLF, invalid UTF-8).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_FILE_BYTES = 50 * 1024 * 1024  # files over this are skipped with a finding
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024  # cap for decoding code wrappers and artifacts
+
+
+class UnreadableFile(Exception):
+    """Raised with a one-line reason; callers turn it into a Problem."""
+
+
+@dataclass
+class TextFile:
+    text: str  # decoded, "\r\n" and lone "\r" normalised to "\n"
+    raw_size: int
+    encoding: str
+    sha256: str  # of the raw bytes
+    repairs: list[str]
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """True when ``path`` resolves (through any symlinks) to somewhere under ``root``."""
+    try:
+        real = path.resolve(strict=False)
+        return real == root.resolve() or root.resolve() in real.parents
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_readable(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> int:
+    """Return the file's size, or raise UnreadableFile saying why it is not read."""
+    if path.is_symlink() and not is_inside(path, root):
+        raise UnreadableFile("symlink pointing outside the audited folder; not followed")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise UnreadableFile(f"cannot stat ({exc.strerror or exc})") from None
+    if not path.is_file():
+        raise UnreadableFile("not a regular file")
+    if st.st_size > max_bytes:
+        raise UnreadableFile(f"{st.st_size:,} bytes, over the {max_bytes:,}-byte cap; skipped")
+    return st.st_size
+
+
+def read_bytes(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    check_readable(path, root, max_bytes)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise UnreadableFile(f"grew past the {max_bytes:,}-byte cap while reading; skipped")
+    return data
+
+
+def decode_text(data: bytes) -> tuple[str, str, list[str]]:
+    """Decode bytes of unknown encoding: returns (text, encoding, repairs)."""
+    repairs: list[str] = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        repairs.append("stripped a UTF-8 byte-order mark")
+        enc = "utf-8-sig"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
+        enc = "utf-16"
+        try:
+            text = data.decode("utf-16")
+            repairs.append("decoded as UTF-16")
+            return _normalise_newlines(text, repairs), enc, repairs
+        except UnicodeDecodeError:
+            enc = "utf-8"
+    else:
+        enc = "utf-8"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        repairs.append("invalid UTF-8 replaced")
+        enc = "utf-8 (lossy)"
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+        repairs.append("removed NUL bytes")
+    return _normalise_newlines(text, repairs), enc, repairs
+
+
+def _looks_utf16(data: bytes) -> bool:
+    sample = data[:4000]
+    if len(sample) < 4:
+        return False
+    zeros_odd = sample[1::2].count(0)
+    return zeros_odd > 0.4 * (len(sample) // 2)
+
+
+def _normalise_newlines(text: str, repairs: list[str]) -> str:
+    if "\r" in text:
+        if "\r\n" in text:
+            repairs.append("CRLF line endings")
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            # bare CR: progress bars redrawing one line; keep the last state of each line
+            text = "\n".join(seg.split("\r")[-1] if "\r" in seg else seg for seg in text.split("\n"))
+    return text
+
+
+def read_text(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> TextFile:
+    data = read_bytes(path, root, max_bytes)
+    if _is_binary(data):
+        raise UnreadableFile("binary content, not text")
+    text, enc, repairs = decode_text(data)
+    return TextFile(text, len(data), enc, hashlib.sha256(data).hexdigest(), repairs)
+
+
+def _is_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if not sample:
+        return False
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(sample):
+        return False
+    if b"\x00" in sample:
+        return True
+    ctrl = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return ctrl > 0.1 * len(sample)
+
+
+def safe_walk(root: Path, max_depth: int = 12):
+    """Yield (dirpath, dirnames, filenames) under root without following symlinked dirs."""
+    root_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: None):
+        d = Path(dirpath)
+        if len(d.parts) - root_depth >= max_depth:
+            dirnames[:] = []
+        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".git"))
+        yield d, dirnames, sorted(filenames)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()

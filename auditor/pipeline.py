@@ -1,0 +1,81 @@
+"""discover → read → measure → check → (waive) → verdict. One function per step, data flows one way."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import auditor
+from auditor.context import AuditContext, AuditOptions
+from auditor.discover import Discovery, RecordFolder, discover
+from auditor.evidence import read_evidence
+from auditor.measure import measure
+from auditor.model import Problem, RecordResult, Report
+from auditor.policy import verdict
+
+
+def run_rules(ctx: AuditContext) -> tuple[list, list[Problem]]:
+    import rules
+
+    findings = []
+    problems: list[Problem] = []
+    for rule_id, cls in rules.load_all().items():
+        if ctx.options.only_rules is not None and rule_id not in ctx.options.only_rules:
+            continue
+        try:
+            findings.extend(cls().check(ctx))
+        except Exception as exc:  # a rule bug must not take the audit down; it is reported
+            problems.append(Problem(ctx.evidence.folder.display, f"rule {rule_id} could not finish: {type(exc).__name__}: {exc}"))
+    findings.sort(key=lambda f: (-f.severity.rank, f.rule, f.file, f.line or 0))
+    return findings, problems
+
+
+def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> RecordResult:
+    options = options or AuditOptions()
+    t0 = time.perf_counter()
+    ev = read_evidence(folder)
+    ctx = AuditContext(evidence=ev, options=options)
+    ctx.measured = measure(ev)
+    from auditor import stats as stats_mod
+
+    ctx.stats = stats_mod.compute(ctx)
+    findings, rule_problems = run_rules(ctx)
+    rec = RecordResult(
+        path=folder.display,
+        track=folder.track,
+        claims=ev.claims,
+        measured=ctx.measured,
+        stats=ctx.stats,
+        findings=findings,
+        errors=ev.problems + rule_problems,
+    )
+    from auditor import waivers
+
+    waivers.apply(rec, ev, options)
+    rec.verdict = verdict(rec)
+    rec.seconds = time.perf_counter() - t0
+    return rec
+
+
+def build_report(discovery: Discovery, options: AuditOptions, progress: Callable[[int, int, str], None] | None = None,
+                 root: Path | None = None) -> Report:
+    report = Report(tool=tool_info(), errors=list(discovery.problems), root=str(root or Path.cwd()))
+    n = len(discovery.folders)
+    for i, folder in enumerate(discovery.folders):
+        if progress:
+            progress(i, n, folder.display)
+        try:
+            report.records.append(audit_folder(folder, options))
+        except Exception as exc:  # last line of defence: one folder, one line, the audit goes on
+            report.errors.append(Problem(folder.display, f"audit failed: {type(exc).__name__}: {exc}"))
+    if progress:
+        progress(n, n, "")
+    return report
+
+
+def audit_paths(paths: list[str], options: AuditOptions | None = None, **kw) -> Report:
+    return build_report(discover(paths), options or AuditOptions(), **kw)
+
+
+def tool_info() -> dict:
+    return {"name": "pgolf", "version": auditor.__version__, "information_uri": "https://github.com/openai/parameter-golf"}
