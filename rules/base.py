@@ -73,9 +73,12 @@ class Rule:
         path: list[str] | None = None,
         reachability: str | None = None,
         note: str | None = None,
+        rule: str | None = None,
     ) -> Finding:
+        # ``rule`` lets a check report under a sibling catalog id (e.g. log evidence of a stage the
+        # code lacks is a REPORT-CONSISTENCY finding raised by an eval-integrity rule).
         return Finding(
-            rule=self.id,
+            rule=rule or self.id,
             severity=severity or self.default_severity,
             file=file,
             line=line,
