@@ -6,6 +6,7 @@ directly under ``records/``, made-up track names, loose files, ``logs/`` sub-fol
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ CANONICAL_TRACKS = {"track_10min_16mb": "10min", "track_non_record_16mb": "non_r
 CONTAINER_NAMES = {"records", "non_record", "non-record", "phase3", "private_research"}
 LOG_SUFFIXES = (".log", ".out")
 MAX_FILES_PER_FOLDER = 2000
+LIST_DEPTH = 6  # folder levels listed inside one record folder
+SEARCH_DEPTH = 8  # container levels searched for record folders
 
 
 @dataclass
@@ -66,48 +69,77 @@ def _display(p: Path, cwd: Path) -> str:
     return relpath(p, cwd)
 
 
-def _list_files(folder: Path, root: Path) -> tuple[list[str], list[str]]:
+def _list_files(folder: Path, root: Path, problems: list[Problem] | None = None) -> tuple[list[str], list[str]]:
+    """Relative paths of the folder's files. Symlinks that leave the tree and symlinked folders
+    are listed in ``links`` and reported in ``problems``, never followed."""
     files: list[str] = []
     links: list[str] = []
-    for d, dirnames, filenames in safe_walk(folder, max_depth=6):
+    problems = problems if problems is not None else []
+    for d, dirnames, filenames in safe_walk(folder, max_depth=LIST_DEPTH):
+        if len(d.parts) - len(folder.parts) >= LIST_DEPTH and _has_subfolder(d):
+            problems.append(Problem(relpath(d, folder), f"folders nested more than {LIST_DEPTH} levels deep; not listed"))
         for n in list(dirnames):
-            if (d / n).is_symlink():
-                links.append(relpath(d / n, folder))
+            if _lexists_link(d / n):
+                rel = relpath(d / n, folder)
+                links.append(rel)
+                problems.append(Problem(rel, "symlinked folder; not followed"))
         for n in filenames:
             p = d / n
             rel = relpath(p, folder)
-            if p.is_symlink():
+            if _lexists_link(p):
                 links.append(rel)
                 if not is_inside(p, root):
+                    problems.append(Problem(rel, "symlink pointing outside the audited folder; not followed"))
                     continue
             files.append(rel)
             if len(files) >= MAX_FILES_PER_FOLDER:
+                problems.append(Problem(".", f"more than {MAX_FILES_PER_FOLDER} files; the rest are not read"))
                 return files, links
     return files, links
 
 
+def _has_subfolder(d: Path) -> bool:
+    try:
+        with os.scandir(d) as it:
+            return any(e.is_dir(follow_symlinks=False) for e in it)
+    except OSError:
+        return False
+
+
+def _lexists_link(p: Path) -> bool:
+    try:
+        return p.is_symlink()
+    except (OSError, ValueError):
+        return False
+
+
 def _make_folder(d: Path, root: Path, cwd: Path) -> RecordFolder:
-    files, links = _list_files(d, root)
-    rf = RecordFolder(path=d, display=_display(d, cwd), root=root, track=track_of(d), files=files, symlinks=links)
+    problems: list[Problem] = []
+    files, links = _list_files(d, root, problems)
+    rf = RecordFolder(path=d, display=_display(d, cwd), root=root, track=track_of(d), files=files, symlinks=links,
+                      problems=problems)
     return rf
 
 
 def _direct_markers(d: Path) -> bool:
     try:
         for child in d.iterdir():
-            if child.is_file() and not child.is_symlink() and is_marker(child.name):
+            if child.is_symlink():
+                continue
+            if child.is_file() and is_marker(child.name):
                 return True
-            if child.is_dir() and child.name == "logs" and not child.is_symlink():
-                if any(is_marker(c.name) for c in child.iterdir() if c.is_file()):
+            if child.is_dir() and child.name == "logs":
+                if any(is_marker(c.name) for c in child.iterdir() if c.is_file() and not c.is_symlink()):
                     return True
-    except OSError:
+    except (OSError, ValueError):
         return False
     return False
 
 
 def _search_tree(top: Path, root: Path, cwd: Path, out: Discovery, depth: int = 0) -> None:
     """Collect record folders under ``top`` (a records tree or a container)."""
-    if depth > 8:
+    if depth > SEARCH_DEPTH:
+        out.problems.append(Problem(_display(top, cwd), f"folders nested more than {SEARCH_DEPTH} levels deep; not searched"))
         return
     try:
         children = sorted(top.iterdir(), key=lambda p: p.name)
@@ -115,15 +147,19 @@ def _search_tree(top: Path, root: Path, cwd: Path, out: Discovery, depth: int = 
         out.problems.append(Problem(_display(top, cwd), f"cannot list folder ({exc.strerror or exc})"))
         return
     for child in children:
-        if child.is_symlink():
-            if child.is_dir():
-                out.problems.append(Problem(_display(child, cwd), "symlinked folder; not followed"))
-            continue
-        if child.is_file():
-            if _is_container(top) and top.name == "records":
-                out.problems.append(Problem(_display(child, cwd), "file loose in records/, outside any record folder"))
-            continue
-        if not child.is_dir() or child.name.startswith("."):
+        try:
+            if child.is_symlink():
+                if child.is_dir() or not child.exists():
+                    out.problems.append(Problem(_display(child, cwd), "symlinked folder; not followed"))
+                continue
+            if child.is_file():
+                if _is_container(top) and top.name == "records":
+                    out.problems.append(Problem(_display(child, cwd), "file loose in records/, outside any record folder"))
+                continue
+            if not child.is_dir() or child.name.startswith("."):
+                continue
+        except (OSError, ValueError) as exc:  # e.g. a folder without search permission
+            out.problems.append(Problem(_display(child, cwd), f"cannot read ({getattr(exc, 'strerror', None) or exc})"))
             continue
         if _is_container(child) and not _direct_markers(child):
             _search_tree(child, root, cwd, out, depth + 1)
@@ -140,10 +176,15 @@ def discover(paths: list[str | Path], cwd: Path | None = None) -> Discovery:
     for raw in paths:
         p = Path(raw)
         ap = (cwd / p) if not p.is_absolute() else p
-        if not ap.exists():
+        try:
+            exists, is_file = ap.exists(), ap.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte, no permission
+            out.problems.append(Problem(str(raw), f"cannot open ({getattr(exc, 'strerror', None) or exc})"))
+            continue
+        if not exists:
             out.problems.append(Problem(str(raw), "no such file or folder"))
             continue
-        if ap.is_file():
+        if is_file:
             out.problems.append(Problem(str(raw), "is a file; give the record folder that holds it"))
             continue
         ap = Path(ap.absolute())
@@ -171,32 +212,50 @@ def discover(paths: list[str | Path], cwd: Path | None = None) -> Discovery:
 def changed_folders(paths: list[str | Path], base: str, cwd: Path | None = None) -> tuple[Discovery, list[str]]:
     """Record folders under ``paths`` that hold a file added or changed since ``base``.
 
-    Returns the discovery and the changed paths (relative to the git top level).
+    "Since base" means since the branch left it (its merge base with HEAD), so folders changed on
+    the base branch afterwards are not included; uncommitted and untracked files count too (the
+    pre-commit and local case). Returns the discovery and the changed paths (relative to the git
+    top level).
     """
     cwd = (cwd or Path.cwd()).resolve()
     out = Discovery()
+    if not base or base.startswith("-") or any(c in base for c in "\0\n"):
+        # a "ref" that git would read as an option (--output=...) is refused, not passed on
+        out.problems.append(Problem(str(base), "--changed needs a git ref (a branch, tag or commit), not an option"))
+        return out, []
+
+    def git(*args: str, top: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=top or cwd, capture_output=True, text=True, timeout=120)
+
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-        proc = subprocess.run(
-            ["git", "diff", "--name-only", "--no-renames", "-z", f"{base}...HEAD"],
-            cwd=cwd, capture_output=True, text=True, timeout=120,
-        )
-        if proc.returncode != 0:
-            proc = subprocess.run(["git", "diff", "--name-only", "--no-renames", "-z", base], cwd=cwd, capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            out.problems.append(Problem(str(cwd), f"git diff against {base!r} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'unknown error'}"))
+        probe = git("rev-parse", "--show-toplevel")
+        if probe.returncode != 0:
+            out.problems.append(Problem(str(cwd), "--changed needs a git checkout; this folder is not inside one"))
             return out, []
-        untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=cwd, capture_output=True, text=True, timeout=120).stdout
+        top = probe.stdout.strip()
+        mb = git("merge-base", "--end-of-options", base, "HEAD", top=top)
+        # No merge base (shallow clone, unrelated history): compare with the ref itself.
+        since = mb.stdout.strip() if mb.returncode == 0 and mb.stdout.strip() else base
+        proc = git("diff", "--name-only", "--no-renames", "-z", "--end-of-options", since, top=top)
+        if proc.returncode != 0:
+            err = proc.stderr.strip().splitlines()
+            out.problems.append(Problem(str(cwd), f"git diff against {base!r} failed: {err[-1] if err else 'unknown error'}"))
+            return out, []
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z", top=top).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         out.problems.append(Problem(str(cwd), f"--changed needs a git checkout: {exc}"))
         return out, []
-    changed = [c for c in (proc.stdout + untracked).split("\0") if c]
-    topp = Path(top)
-    changed_abs = [(topp / c) for c in changed]
+    changed = sorted({c for c in (proc.stdout + untracked).split("\0") if c})
+    topp = Path(top).resolve()
+    touched_dirs: set[Path] = set()
+    for c in changed:
+        touched_dirs.update((topp / c).parents)
     full = discover(paths or [topp], cwd=cwd)
-    out.problems.extend(full.problems)
-    for f in full.folders:
-        fp = f.path.resolve()
-        if any(fp == c.resolve().parent or fp in c.resolve().parents for c in changed_abs):
-            out.folders.append(f)
+    changed_abs = {topp / c for c in changed}
+    for p in full.problems:
+        # Only problems about what changed: a PR must not inherit the tree's old stray files.
+        where = (cwd / p.file).resolve() if p.file else cwd
+        if not where.exists() or where in changed_abs or where in touched_dirs:
+            out.problems.append(p)
+    out.folders = [f for f in full.folders if f.path.resolve() in touched_dirs]
     return out, changed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,37 +32,63 @@ class TextFile:
 def is_inside(path: Path, root: Path) -> bool:
     """True when ``path`` resolves (through any symlinks) to somewhere under ``root``."""
     try:
-        real = path.resolve(strict=False)
-        return real == root.resolve() or root.resolve() in real.parents
-    except (OSError, RuntimeError):
+        real = Path(os.path.realpath(path))
+        top = Path(os.path.realpath(root))
+        return real == top or top in real.parents
+    except (OSError, RuntimeError, ValueError):
         return False
 
 
 def check_readable(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> int:
     """Return the file's size, or raise UnreadableFile saying why it is not read."""
-    if path.is_symlink() and not is_inside(path, root):
-        raise UnreadableFile("symlink pointing outside the audited folder; not followed")
+    # Checked for every path, not only for symlinks: a symlinked parent folder leaves the tree too.
+    if not is_inside(path, root):
+        if os.path.islink(path):
+            raise UnreadableFile("symlink pointing outside the audited folder; not followed")
+        raise UnreadableFile("outside the audited folder (reached through a symlinked folder); not followed")
     try:
         st = path.stat()
-    except OSError as exc:
-        raise UnreadableFile(f"cannot stat ({exc.strerror or exc})") from None
-    if not path.is_file():
+    except (OSError, ValueError) as exc:
+        raise UnreadableFile(f"cannot stat ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
         raise UnreadableFile("not a regular file")
     if st.st_size > max_bytes:
         raise UnreadableFile(f"{st.st_size:,} bytes, over the {max_bytes:,}-byte cap; skipped")
     return st.st_size
 
 
+# O_NONBLOCK: a FIFO swapped in after the check must not block the audit; O_NOFOLLOW on the
+# resolved path: a symlink swapped in after the check is refused, not followed.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def read_bytes(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     check_readable(path, root, max_bytes)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        fd = os.open(os.path.realpath(path), _OPEN_FLAGS)
+    except (OSError, ValueError) as exc:
+        raise UnreadableFile(f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile("not a regular file")
+        if st.st_size > max_bytes:
+            raise UnreadableFile(f"{st.st_size:,} bytes, over the {max_bytes:,}-byte cap; skipped")
+        chunks: list[bytes] = []
+        got = 0
+        while got <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
     except OSError as exc:
         raise UnreadableFile(f"cannot read ({exc.strerror or exc})") from None
-    if len(data) > max_bytes:
+    finally:
+        os.close(fd)
+    if got > max_bytes:
         raise UnreadableFile(f"grew past the {max_bytes:,}-byte cap while reading; skipped")
-    return data
+    return b"".join(chunks)
 
 
 def decode_text(data: bytes) -> tuple[str, str, list[str]]:

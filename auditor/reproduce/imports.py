@@ -1,0 +1,148 @@
+"""What a record's script needs from this machine, read statically (the script is never imported).
+
+Modules: every ``import x`` / ``from x import y`` at any depth, except relative imports, the
+standard library, and files shipped in the record folder. Imports guarded by ``try: … except
+ImportError`` are optional. Binaries: string literals naming a known external tool (``lrzip``,
+``pyminify``) in a ``subprocess``/``os.system`` call.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+# pip names differ from import names for these; the fix line should name what to install.
+PIP_NAMES = {
+    "flash_attn_interface": "the FlashAttention 3 wheel (flash_attn_3, e.g. from the cu128 PyTorch index)",
+    "flash_attn": "flash-attn",
+    "sentencepiece": "sentencepiece",
+    "zstandard": "zstandard",
+    "brotli": "brotli",
+    "yaml": "pyyaml",
+    "huggingface_hub": "huggingface-hub",
+    "python_minifier": "python-minifier",
+}
+KNOWN_BINARIES = ("lrzip", "pyminify", "zstd", "brotli", "xz")
+
+
+@dataclass
+class ImportNeed:
+    module: str  # top-level name
+    line: int
+    optional: bool = False
+
+
+@dataclass
+class ScriptNeeds:
+    modules: list[ImportNeed] = field(default_factory=list)
+    binaries: list[tuple[str, int]] = field(default_factory=list)
+    uses_cuda: list[tuple[int, str]] = field(default_factory=list)  # lines that need a GPU
+    cpu_fallback: bool = False  # the script checks torch.cuda.is_available()
+    env_reads: dict[str, int] = field(default_factory=dict)  # env var name -> first line read
+    syntax_error: str | None = None
+
+
+def _guarded_lines(tree: ast.AST) -> set[int]:
+    """Lines inside ``try`` bodies whose handlers catch ImportError/ModuleNotFoundError/Exception."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        names = set()
+        for h in node.handlers:
+            if h.type is None:
+                names.add("Exception")
+            for t in (h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]) if h.type else []:
+                if isinstance(t, ast.Name):
+                    names.add(t.id)
+                elif isinstance(t, ast.Attribute):
+                    names.add(t.attr)
+        if names & {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}:
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if hasattr(sub, "lineno"):
+                        out.add(sub.lineno)
+    return out
+
+
+def _env_name(call: ast.Call) -> str | None:
+    """``os.environ.get("X", …)``, ``os.getenv("X")``, ``os.environ["X"]`` → "X"."""
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr in ("get", "getenv", "setdefault") and call.args:
+        owner = ast.unparse(f.value)
+        if owner in ("os.environ", "environ", "os") and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+            return call.args[0].value
+    if isinstance(f, ast.Name) and f.id == "getenv" and call.args and isinstance(call.args[0], ast.Constant):
+        return str(call.args[0].value)
+    return None
+
+
+def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
+    needs = ScriptNeeds()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        needs.syntax_error = f"line {exc.lineno}: {exc.msg}"
+        return needs
+    guarded = _guarded_lines(tree)
+    seen: set[str] = set()
+    stdlib = set(sys.stdlib_module_names)
+    for node in ast.walk(tree):
+        mods: list[str] = []
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            mods = [node.module]
+        for m in mods:
+            top = m.split(".")[0]
+            if top in stdlib or top in local_modules or top == "__future__" or top in seen:
+                continue
+            seen.add(top)
+            needs.modules.append(ImportNeed(top, node.lineno, optional=node.lineno in guarded))
+        if isinstance(node, ast.Call):
+            name = _env_name(node)
+            if name and name not in needs.env_reads:
+                needs.env_reads[name] = node.lineno
+        if isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ"):
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value not in needs.env_reads:
+                needs.env_reads[key.value] = node.lineno
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            val = node.value
+            for b in KNOWN_BINARIES:
+                if val == b or val.startswith(b + " "):
+                    if b not in [x for x, _ in needs.binaries] and b not in ("brotli", "zstd", "xz"):
+                        needs.binaries.append((b, node.lineno))
+            if val in ("cuda", "nccl") or val.startswith("cuda:"):
+                needs.uses_cuda.append((node.lineno, val))
+        if isinstance(node, ast.Attribute) and node.attr == "is_available" and ast.unparse(node.value).endswith("cuda"):
+            needs.cpu_fallback = True
+        if isinstance(node, ast.Attribute) and node.attr == "cuda" and isinstance(getattr(node, "ctx", None), ast.Load):
+            pass
+    needs.modules.sort(key=lambda n: n.line)
+    needs.uses_cuda.sort()
+    return needs
+
+
+def missing_modules(needs: ScriptNeeds) -> list[ImportNeed]:
+    """Required top-level modules this interpreter cannot find. ``find_spec`` on a top-level name
+    locates the module without executing it."""
+    out = []
+    for n in needs.modules:
+        try:
+            found = importlib.util.find_spec(n.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found and not n.optional:
+            out.append(n)
+    return out
+
+
+def missing_binaries(needs: ScriptNeeds) -> list[tuple[str, int]]:
+    return [(b, line) for b, line in needs.binaries if shutil.which(b) is None]
+
+
+def install_hint(module: str) -> str:
+    return PIP_NAMES.get(module, module)

@@ -1,0 +1,203 @@
+"""A libcst transform of a COPY of a scorer: report every committed score and every state update.
+
+Score sites (the accumulation statement): ``ACC += expr`` / ``ACC -= expr`` where ACC names a loss
+accumulator (``nll``, ``loss_sum``, ``total_bits`` …), ``NLL[i] = expr`` into a per-token array, and
+``NLLS.append(expr)``. After each, ``__pgolf_probe__.scored(value, {loop vars})`` records the value
+with the enclosing ``for`` variables, which give the position.
+Update sites: calls ``x.update(…)``/``.add(…)``/``.step(…)``/``.observe(…)``… and ``COUNTS[k] += …`` into a
+table; before each, ``__pgolf_probe__.updated({loop vars})``.
+
+The transformed source is only ever executed in a child process (inside the sandbox when there
+is one); the auditor process never imports it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import PositionProvider
+
+ACCUMULATOR = re.compile(r"(?i)(^|_)(nll|nlls|loss|losses|loss_sum|bits|neglog|logloss|xent|ce)(_|$|sum|total)|^(total|sum)_?(nll|loss|bits)")
+PER_TOKEN_ARRAY = re.compile(r"(?i)^(nll|nlls|losses|token_nll|per_token(_nll|_loss)?|scores|bits)$")
+UPDATE_CALLS = {"update", "add", "observe", "step", "learn", "push", "increment", "record_token", "add_token", "update_cache"}
+TABLE = re.compile(r"(?i)(count|table|cache|freq|hist|ctx_|ngram)")
+RUNTIME = "auditor.reproduce.probe_runtime"
+
+
+@dataclass
+class Site:
+    kind: str  # "score" | "update"
+    line: int
+    code: str
+    function: str = ""  # the enclosing def ("" at module level)
+
+
+@dataclass
+class Instrumented:
+    source: str
+    sites: list[Site] = field(default_factory=list)
+
+    @property
+    def score_sites(self) -> list[Site]:
+        return [s for s in self.sites if s.kind == "score"]
+
+
+def _base_name(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, (cst.Subscript, cst.Attribute)):
+        if isinstance(node, cst.Attribute) and not isinstance(node.value, (cst.Subscript, cst.Attribute, cst.Name)):
+            return node.attr.value
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _target_name(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    if isinstance(node, cst.Subscript):
+        return _base_name(node)
+    return None
+
+
+def _per_token_value(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``nll.double().sum()`` → ``nll``: record the per-token tensor, not its reduction."""
+    while (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and not expr.args
+           and expr.func.attr.value in ("sum", "double", "float", "item", "detach", "cpu")):
+        expr = expr.func.value
+    return expr
+
+
+def _is_neg_log(expr: cst.BaseExpression) -> bool:
+    """``-np.log(p)``, ``-math.log2(p)``, ``-(log_softmax(…)…)``."""
+    if not (isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus)):
+        return False
+    for node in _walk(expr.expression):
+        if isinstance(node, cst.Call):
+            f = node.func
+            name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+            if name in ("log", "log2", "log_softmax", "log1p"):
+                return True
+    return False
+
+
+def _walk(node: cst.CSTNode):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
+
+
+def _loop_names(target: cst.BaseExpression) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [n for el in target.elements for n in _loop_names(el.value)]
+    return []
+
+
+def _call(fn: str, args: list[cst.BaseExpression]) -> cst.SimpleStatementLine:
+    return cst.SimpleStatementLine([cst.Expr(cst.Call(
+        func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name(fn)), args=[cst.Arg(a) for a in args]))])
+
+
+def _loop_dict(names: list[str]) -> cst.Dict:
+    return cst.Dict([cst.DictElement(cst.SimpleString(repr(n)), cst.Name(n)) for n in names])
+
+
+class _Transform(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, accumulator: re.Pattern | None):
+        super().__init__()
+        self.acc = accumulator or ACCUMULATOR
+        self.loops: list[list[str]] = []
+        self.sites: list[Site] = []
+        self.functions: list[tuple[str, int]] = []  # (name, loop depth when entered)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append((node.name.value, len(self.loops)))
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        self.functions.pop()
+        return updated
+
+    def visit_For(self, node: cst.For) -> None:
+        self.loops.append(_loop_names(node.target))
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        self.loops.pop()
+        return updated
+
+    def _vars(self) -> list[str]:
+        # innermost first, and only the loops of the enclosing function (outer frames are not in scope)
+        start = self.functions[-1][1] if self.functions else 0
+        return [n for frame in reversed(self.loops[start:]) for n in frame]
+
+    def _classify(self, stmt: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression | None] | None:
+        if isinstance(stmt, cst.AugAssign) and isinstance(stmt.operator, (cst.AddAssign, cst.SubtractAssign)):
+            name = _target_name(stmt.target) or ""
+            if isinstance(stmt.target, cst.Subscript) and not self.acc.search(name):
+                return "update", None  # a table entry bumped: counts[key] += 1
+            if self.acc.search(name) and not TABLE.search(name):
+                value = _per_token_value(stmt.value)
+                if isinstance(stmt.operator, cst.SubtractAssign):
+                    value = cst.UnaryOperation(cst.Minus(), value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()]))
+                return "score", value
+        if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Subscript):
+            # a per-token array by name, or any slice assignment of a negative log (``out[s:e] = -np.log(p)``)
+            if PER_TOKEN_ARRAY.match(_base_name(stmt.targets[0].target) or "") or _is_neg_log(stmt.value):
+                return "score", stmt.targets[0].target
+        if isinstance(stmt, cst.Expr) and isinstance(stmt.value, cst.Call) and isinstance(stmt.value.func, cst.Attribute):
+            attr = stmt.value.func.attr.value
+            owner = _base_name(stmt.value.func.value) or ""
+            if attr == "append" and PER_TOKEN_ARRAY.match(owner) and stmt.value.args:
+                return "score", stmt.value.args[0].value
+            if attr in UPDATE_CALLS and not (attr == "add" and owner in ("torch", "np", "numpy")):
+                return "update_call", None
+        if isinstance(stmt, cst.Return) and stmt.value is not None and _is_neg_log(stmt.value):
+            return "score_return", stmt.value
+        return None
+
+    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
+        if len(updated.body) != 1:
+            return updated
+        cls = self._classify(updated.body[0])
+        if cls is None:
+            return updated
+        kind, value = cls
+        line = self.get_metadata(PositionProvider, original).start.line
+        self.sites.append(Site(kind.split("_")[0], line, cst.Module([]).code_for_node(original).strip(),
+                               self.functions[-1][0] if self.functions else ""))
+        names = self._vars()
+        if kind == "score_return":  # return -log(p): record the value on its way out
+            wrapped = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("passthrough")),
+                               args=[cst.Arg(value), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))])
+            return updated.with_changes(body=[updated.body[0].with_changes(value=wrapped)])
+        if kind == "update_call":  # obj.update(a, b) → call_update(obj.update, loop, line, a, b): args evaluated once
+            call = updated.body[0].value
+            wrapped = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("call_update")),
+                               args=[cst.Arg(call.func), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))] + list(call.args))
+            return updated.with_changes(body=[updated.body[0].with_changes(value=wrapped)])
+        if kind == "score":
+            after = _call("scored", [value, _loop_dict(names), cst.Integer(str(line))])  # type: ignore[list-item]
+            return cst.FlattenSentinel([updated, after])
+        before = _call("updated", [_loop_dict(names), cst.Integer(str(line))])
+        return cst.FlattenSentinel([before, updated])
+
+
+def instrument_source(source: str, accumulator: str | None = None) -> Instrumented:
+    module = cst.parse_module(source)
+    wrapper = cst.MetadataWrapper(module)
+    tr = _Transform(re.compile(accumulator) if accumulator else None)
+    new = wrapper.visit(tr)
+    header = cst.parse_statement(f"import {RUNTIME} as __pgolf_probe__\n")
+    body = list(new.body)
+    # after the docstring and __future__ imports, which must stay first
+    i = 0
+    while i < len(body) and isinstance(body[i], cst.SimpleStatementLine) and (
+            isinstance(body[i].body[0], cst.Expr) and isinstance(body[i].body[0].value, cst.SimpleString)
+            or isinstance(body[i].body[0], cst.ImportFrom) and getattr(body[i].body[0].module, "value", "") == "__future__"):
+        i += 1
+    body.insert(i, header)
+    return Instrumented(new.with_changes(body=body).code, tr.sites)

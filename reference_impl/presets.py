@@ -1,0 +1,51 @@
+"""Named configurations for `pgolf train --preset`. Each is the env of the generated train_gpt.py
+plus how its data is made. Values are strings because they become environment variables."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    env: dict[str, str]
+    seeds: tuple[int, ...]
+    nproc: int
+    corpus: str  # "stdlib": built locally from this Python's sources; "fineweb": fetched sp1024
+    vocab_size: int
+    corpus_bytes: int = 6_000_000
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    # The full challenge baseline shape on the official data (8xH100, 600 s).
+    "baseline": Preset(
+        name="baseline", seeds=(1337, 42, 2025), nproc=8, corpus="fineweb", vocab_size=1024,
+        env={"VOCAB_SIZE": "1024", "NUM_LAYERS": "9", "MODEL_DIM": "512", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
+             "MLP_MULT": "2", "TRAIN_SEQ_LEN": "1024", "TRAIN_BATCH_TOKENS": "524288", "ITERATIONS": "20000",
+             "WARMUP_STEPS": "20", "WARMDOWN_ITERS": "1200", "MAX_WALLCLOCK_SECONDS": "600", "VAL_LOSS_EVERY": "1000",
+             "TRAIN_LOG_EVERY": "200"},
+        notes="challenge baseline shape on FineWeb sp1024; needs `pgolf data fetch --variant sp1024` and GPUs",
+    ),
+    # A small model on the standard library's sources: minutes on two CPU cores.
+    "tiny": Preset(
+        name="tiny", seeds=(1337, 42, 2025), nproc=2, corpus="stdlib", vocab_size=512,
+        env={"VOCAB_SIZE": "512", "NUM_LAYERS": "4", "MODEL_DIM": "128", "NUM_HEADS": "4", "NUM_KV_HEADS": "2",
+             "MLP_MULT": "2", "TRAIN_SEQ_LEN": "256", "TRAIN_BATCH_TOKENS": "8192", "GRAD_ACCUM_STEPS": "1",
+             "ITERATIONS": "500", "WARMUP_STEPS": "2", "WARMDOWN_ITERS": "30", "MAX_WALLCLOCK_SECONDS": "45",
+             "VAL_LOSS_EVERY": "0", "TRAIN_LOG_EVERY": "10", "VAL_BATCH_SIZE": "16384", "VAL_MAX_TOKENS": "65536",
+             "QUANT_MIN_NUMEL": "4096", "MATRIX_LR": "0.04", "EMBED_LR": "0.05", "SCALAR_LR": "0.04"},
+        notes="4x128 GPT on Python standard-library sources (CPU, gloo)",
+    ),
+    # Seconds: for tests.
+    "ci": Preset(
+        name="ci", seeds=(1337,), nproc=2, corpus="stdlib", vocab_size=384, corpus_bytes=400_000,
+        env={"VOCAB_SIZE": "384", "NUM_LAYERS": "2", "MODEL_DIM": "32", "NUM_HEADS": "2", "NUM_KV_HEADS": "1",
+             "MLP_MULT": "2", "TRAIN_SEQ_LEN": "64", "TRAIN_BATCH_TOKENS": "1024", "GRAD_ACCUM_STEPS": "1",
+             "ITERATIONS": "6", "WARMUP_STEPS": "1", "WARMDOWN_ITERS": "3", "MAX_WALLCLOCK_SECONDS": "0",
+             "VAL_LOSS_EVERY": "3", "TRAIN_LOG_EVERY": "1", "VAL_BATCH_SIZE": "2048", "VAL_MAX_TOKENS": "4096",
+             "QUANT_MIN_NUMEL": "1024", "EVAL_STRIDE": "32"},
+        notes="a few seconds; used by the test-suite",
+    ),
+}

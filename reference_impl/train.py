@@ -1,0 +1,344 @@
+"""Training run in the record format: env-configured, torchrun/DDP (gloo on CPU, nccl on GPU),
+a wall-clock cap that excludes warm-up and validation, a time-based warm-down, the int8/int6
+artifact and the score of its decompressed round trip. Log lines follow records.md §3.2."""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import sys
+import time
+import uuid
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from reference_impl.artifact import SIZE_LIMIT, format_tag, load_artifact, save_artifact
+from reference_impl.bpb import bpb_of_stream, eval_nonoverlapping, eval_sliding, usable_val_tokens
+from reference_impl.data import byte_tables, load_sentencepiece, load_tokens, read_shard, shard_files
+from reference_impl.model import GPT, GPTConfig
+from reference_impl.muon import Muon
+
+
+def _env(name: str, default, cast=None):
+    cast = cast or type(default)
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return cast(raw)
+
+
+class Hyperparameters:
+    """Every setting comes from an environment variable of the same name (upper case)."""
+
+    def __init__(self):
+        self.data_path = _env("DATA_PATH", "./data/datasets/fineweb10B_sp1024")
+        self.tokenizer_path = _env("TOKENIZER_PATH", "./data/tokenizers/fineweb_1024_bpe.model")
+        self.run_id = _env("RUN_ID", "") or str(uuid.uuid4())
+        self.seed = _env("SEED", 1337)
+        self.vocab_size = _env("VOCAB_SIZE", 1024)
+        self.num_layers = _env("NUM_LAYERS", 9)
+        self.model_dim = _env("MODEL_DIM", 512)
+        self.num_heads = _env("NUM_HEADS", 8)
+        self.num_kv_heads = _env("NUM_KV_HEADS", 4)
+        self.mlp_mult = _env("MLP_MULT", 2)
+        self.rope_base = _env("ROPE_BASE", 10000.0)
+        self.logit_softcap = _env("LOGIT_SOFTCAP", 30.0)
+        self.iterations = _env("ITERATIONS", 20000)
+        self.warmup_steps = _env("WARMUP_STEPS", 20)
+        self.warmdown_iters = _env("WARMDOWN_ITERS", 1200)
+        self.max_wallclock_seconds = _env("MAX_WALLCLOCK_SECONDS", 600.0)
+        self.val_loss_every = _env("VAL_LOSS_EVERY", 1000)
+        self.train_log_every = _env("TRAIN_LOG_EVERY", 200)
+        self.train_batch_tokens = _env("TRAIN_BATCH_TOKENS", 524288)
+        self.train_seq_len = _env("TRAIN_SEQ_LEN", 1024)
+        self.grad_accum_steps = _env("GRAD_ACCUM_STEPS", 0)  # 0: 8 // world_size
+        self.val_batch_size = _env("VAL_BATCH_SIZE", 524288)
+        self.val_max_tokens = _env("VAL_MAX_TOKENS", 0)  # 0: the whole split
+        self.eval_stride = _env("EVAL_STRIDE", 0)  # >0: also a sliding-window score (the final one)
+        self.matrix_lr = _env("MATRIX_LR", 0.04)
+        self.embed_lr = _env("EMBED_LR", 0.05)
+        self.scalar_lr = _env("SCALAR_LR", 0.04)
+        self.muon_momentum = _env("MUON_MOMENTUM", 0.95)
+        self.muon_backend_steps = _env("MUON_BACKEND_STEPS", 5)
+        self.beta1 = _env("BETA1", 0.9)
+        self.beta2 = _env("BETA2", 0.95)
+        self.grad_clip_norm = _env("GRAD_CLIP_NORM", 0.0)
+        self.quant_bits = _env("QUANT_BITS", 8)
+        self.compressor = _env("COMPRESSOR", "zlib")
+        self.quant_min_numel = _env("QUANT_MIN_NUMEL", 65536)
+        self.compile = _env("COMPILE", -1)  # -1: on for CUDA, off on CPU
+
+    def model_config(self) -> GPTConfig:
+        return GPTConfig(self.vocab_size, self.num_layers, self.model_dim, self.num_heads, self.num_kv_heads,
+                         self.mlp_mult, self.rope_base, self.logit_softcap)
+
+
+class TokenStream:
+    """Reads the train shards in order, wrapping around; each call hands every rank a disjoint
+    contiguous slice of one global chunk (plus one token for the shifted targets)."""
+
+    def __init__(self, pattern: str):
+        self.files = shard_files(pattern)
+        self.file_idx, self.pos = 0, 0
+        self.tokens = read_shard(self.files[0])
+
+    def take(self, n: int) -> np.ndarray:
+        parts = []
+        while n > 0:
+            if self.pos >= self.tokens.size:
+                self.file_idx = (self.file_idx + 1) % len(self.files)
+                self.tokens, self.pos = read_shard(self.files[self.file_idx]), 0
+            k = min(n, self.tokens.size - self.pos)
+            parts.append(self.tokens[self.pos:self.pos + k])
+            self.pos, n = self.pos + k, n - k
+        return np.concatenate(parts)
+
+    def next_batch(self, local_tokens: int, seq_len: int, rank: int, world: int, device):
+        chunk = self.take((local_tokens + 1) * world)
+        mine = torch.as_tensor(chunk[rank * (local_tokens + 1):(rank + 1) * (local_tokens + 1)], dtype=torch.int64)
+        x, y = mine[:-1].view(-1, seq_len), mine[1:].view(-1, seq_len)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Optimizer]:
+    matrices = [p for n, p in model.blocks.named_parameters() if p.dim() == 2]
+    scalars = [p for n, p in model.blocks.named_parameters() if p.dim() < 2]
+    betas = (args.beta1, args.beta2)
+    opts: list[torch.optim.Optimizer] = [
+        torch.optim.Adam([{"params": [model.wte.weight], "lr": args.embed_lr, "base_lr": args.embed_lr}], betas=betas, eps=1e-10),
+        Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, ns_steps=args.muon_backend_steps),
+    ]
+    for g in opts[1].param_groups:
+        g["base_lr"] = args.matrix_lr
+    if scalars:
+        opts.append(torch.optim.Adam([{"params": scalars, "lr": args.scalar_lr, "base_lr": args.scalar_lr}], betas=betas, eps=1e-10))
+    return opts
+
+
+def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
+    """1 until the warm-down, then linear to 0. With a wall-clock cap the warm-down is measured
+    in time: WARMDOWN_ITERS times the average step time so far."""
+    if args.warmdown_iters <= 0:
+        return 1.0
+    if args.max_wallclock_seconds <= 0:
+        start = max(args.iterations - args.warmdown_iters, 0)
+        return 1.0 if step < start else max(args.iterations - step, 0) / args.warmdown_iters
+    step_ms = elapsed_ms / max(step, 1)
+    warmdown_ms = args.warmdown_iters * step_ms
+    remaining_ms = max(args.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0)
+    by_time = remaining_ms / warmdown_ms if remaining_ms < warmdown_ms else 1.0
+    by_steps = 1.0 if step < args.iterations - args.warmdown_iters else max(args.iterations - step, 0) / args.warmdown_iters
+    return min(by_time, by_steps)
+
+
+def unigram_bpb(train_pattern: str, val_tokens: np.ndarray, tables, vocab_size: int) -> float:
+    """A model-free yardstick: add-one-smoothed train-split token frequencies, scored on val."""
+    counts = np.ones(vocab_size, dtype=np.float64)
+    for f in shard_files(train_pattern):
+        counts += np.bincount(read_shard(f), minlength=vocab_size)[:vocab_size]
+    logp = np.log(counts / counts.sum())
+    nll = -logp[val_tokens[1:]]
+    return bpb_of_stream(nll, val_tokens[:-1], val_tokens[1:], tables)[1]
+
+
+def code_file() -> str:
+    return os.path.abspath(__file__)
+
+
+def main() -> None:
+    args = Hyperparameters()
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if distributed:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    master = rank == 0
+    grad_accum = args.grad_accum_steps or max(1, 8 // world)
+    if args.train_batch_tokens % (world * grad_accum * args.train_seq_len):
+        raise ValueError("TRAIN_BATCH_TOKENS must divide by world_size * grad_accum_steps * TRAIN_SEQ_LEN")
+    local_tokens = args.train_batch_tokens // (world * grad_accum)
+
+    logfile = None
+    if master:
+        os.makedirs("logs", exist_ok=True)
+        logfile = f"logs/{args.run_id}.txt"
+        print(logfile)
+
+    def log0(msg: str, console: bool = True) -> None:
+        if not master:
+            return
+        if console:
+            print(msg, flush=True)
+        with open(logfile, "a", encoding="utf-8") as f:
+            print(msg, file=f)
+
+    code = open(code_file(), "rb").read()
+    log0("=" * 100, console=False)
+    log0(f"Running Python {platform.python_version()}", console=False)
+    log0(f"Running PyTorch {torch.__version__}", console=False)
+    log0("=" * 100, console=False)
+    log0("Hyperparameters:")
+    for k, v in vars(args).items():
+        log0(f"  {k}: {v}")
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    sp = load_sentencepiece(args.tokenizer_path)
+    if sp.get_piece_size() != args.vocab_size:
+        raise ValueError(f"VOCAB_SIZE={args.vocab_size} but {args.tokenizer_path} has {sp.get_piece_size()} pieces")
+    tables = byte_tables(sp, args.vocab_size)
+    train_pattern = os.path.join(args.data_path, "fineweb_train_*.bin")
+    val_pattern = os.path.join(args.data_path, "fineweb_val_*.bin")
+    val_tokens = load_tokens(val_pattern, args.val_max_tokens)
+    val_tokens = val_tokens[: usable_val_tokens(len(val_tokens), args.train_seq_len)]
+    log0(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={args.tokenizer_path}")
+    log0(f"train_loader:dataset:{os.path.basename(os.path.normpath(args.data_path))} train_shards:{len(shard_files(train_pattern))}")
+    log0(f"val_loader:shards pattern={val_pattern} tokens:{len(val_tokens) - 1}")
+    if master:
+        log0(f"unigram_bpb:{unigram_bpb(train_pattern, val_tokens, tables, args.vocab_size):.4f}")
+
+    base_model = GPT(args.model_config()).to(device)
+    log0(f"model_params:{base_model.num_params()}")
+    log0(f"world_size:{world} grad_accum_steps:{grad_accum}")
+    log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
+         f"warmup_steps:{args.warmup_steps} max_wallclock_seconds:{args.max_wallclock_seconds:.3f}")
+    log0(f"seed:{args.seed}")
+
+    use_compile = args.compile if args.compile >= 0 else int(device.type == "cuda")
+    fwd_model = torch.compile(base_model) if use_compile else base_model
+    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else fwd_model
+    optimizers = build_optimizers(base_model, args)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def train_step(stream: TokenStream, lr_mult: float) -> float:
+        total = 0.0
+        for micro in range(grad_accum):
+            x, y = stream.next_batch(local_tokens, args.train_seq_len, rank, world, device)
+            if distributed:
+                model.require_backward_grad_sync = micro == grad_accum - 1
+            with autocast:
+                logits = model(x)
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+            (loss / grad_accum).backward()
+            total += loss.item() / grad_accum
+        if args.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(base_model.parameters(), args.grad_clip_norm)
+        for opt in optimizers:
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * lr_mult
+            opt.step()
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        return total
+
+    # Warm-up primes compilation and kernels; it is outside the clock and its effect is undone.
+    if args.warmup_steps > 0:
+        saved_model = copy.deepcopy(base_model.state_dict())
+        saved_opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
+        stream = TokenStream(train_pattern)
+        for i in range(args.warmup_steps):
+            train_step(stream, 1.0)
+            log0(f"warmup_step:{i + 1}/{args.warmup_steps}")
+        base_model.load_state_dict(saved_model)
+        for o, s in zip(optimizers, saved_opts):
+            o.load_state_dict(s)
+
+    def logits_fn(x: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            return fwd_model(x)
+
+    def evaluate() -> tuple[float, float]:
+        base_model.eval()
+        out = eval_nonoverlapping(logits_fn, val_tokens, tables, args.train_seq_len, args.val_batch_size // world,
+                                  device, rank, world)
+        base_model.train()
+        return out
+
+    stream = TokenStream(train_pattern)
+    cap_ms = args.max_wallclock_seconds * 1000.0
+    train_ms, step, stop_after = 0.0, 0, None
+    sync()
+    t0 = time.perf_counter()
+    while True:
+        last = step == args.iterations or (stop_after is not None and step >= stop_after)
+        if last or (args.val_loss_every > 0 and step % args.val_loss_every == 0):
+            sync()
+            train_ms += 1000.0 * (time.perf_counter() - t0)
+            val_loss, val_bpb = evaluate()
+            log0(f"step:{step}/{args.iterations} val_loss:{val_loss:.4f} val_bpb:{val_bpb:.4f} "
+                 f"train_time:{train_ms:.0f}ms step_avg:{train_ms / max(step, 1):.2f}ms")
+            sync()
+            t0 = time.perf_counter()
+        if last:
+            if stop_after is not None and step < args.iterations:
+                log0(f"stopping_early: wallclock_cap train_time:{train_ms:.0f}ms step:{step}/{args.iterations}")
+            break
+        elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
+        train_loss = train_step(stream, lr_multiplier(step, elapsed, args))
+        step += 1
+        elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
+        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0):
+            log0(f"step:{step}/{args.iterations} train_loss:{train_loss:.4f} train_time:{elapsed:.0f}ms "
+                 f"step_avg:{elapsed / step:.2f}ms")
+        if cap_ms > 0 and stop_after is None:
+            reached = torch.tensor(int(elapsed >= cap_ms), device=device)
+            if distributed:
+                dist.all_reduce(reached, op=dist.ReduceOp.MAX)
+            if reached.item():
+                stop_after = step
+
+    if device.type == "cuda":
+        log0(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
+             f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
+
+    tag = format_tag(args.quant_bits, args.compressor)
+    artifact_path = f"final_model.int{args.quant_bits}.ptz"
+    if master:
+        torch.save(base_model.state_dict(), "final_model.pt")
+        raw_bytes = os.path.getsize("final_model.pt")
+        log0(f"Serialized model: {raw_bytes} bytes")
+        log0(f"Code size: {len(code)} bytes")
+        log0(f"Total submission size: {raw_bytes + len(code)} bytes")
+        model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel)
+        total = model_bytes + len(code)
+        log0(f"Serialized model {tag}: {model_bytes} bytes")
+        log0(f"Total submission size {tag}: {total} bytes")
+        if total > SIZE_LIMIT:
+            log0(f"WARNING: total submission size {total} bytes exceeds the {SIZE_LIMIT}-byte cap")
+    if distributed:
+        dist.barrier()
+
+    # The score is the score of the stored artifact: decompress, dequantise, load, evaluate.
+    base_model.load_state_dict(load_artifact(artifact_path, args.compressor))
+    label = f"final_int{args.quant_bits}_{args.compressor}_roundtrip"
+    t_eval = time.perf_counter()
+    q_loss, q_bpb = evaluate()
+    eval_ms = 1000.0 * (time.perf_counter() - t_eval)
+    log0(f"{label} val_loss:{q_loss:.4f} val_bpb:{q_bpb:.4f} eval_time:{eval_ms:.0f}ms")
+    log0(f"{label}_exact val_loss:{q_loss:.8f} val_bpb:{q_bpb:.8f}")
+    if args.eval_stride > 0:
+        base_model.eval()
+        t_eval = time.perf_counter()
+        s_loss, s_bpb = eval_sliding(logits_fn, val_tokens, tables, args.train_seq_len, args.eval_stride,
+                                     max(1, args.val_batch_size // (world * args.train_seq_len)), device, rank, world)
+        eval_ms = 1000.0 * (time.perf_counter() - t_eval)
+        label = f"final_int{args.quant_bits}_sliding_window"
+        log0(f"{label} val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} eval_time:{eval_ms:.0f}ms")
+        log0(f"{label}_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
+    if distributed:
+        dist.destroy_process_group()

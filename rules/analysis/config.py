@@ -1,0 +1,157 @@
+"""The configuration a run used, and a tiny evaluator for ``if`` guards under it.
+
+Sources, strongest first: a value the logs print (``ngram_eval: True`` / ``NGRAM_EVAL=1`` in the
+hyperparameter dump), an env assignment in the README's run command, the code's default.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from rules.analysis.index import EnvDefault, call_name, env_call
+
+UNKNOWN = object()
+
+
+@dataclass
+class RunConfig:
+    defaults: dict[str, EnvDefault] = field(default_factory=dict)  # field/module name -> default
+    env_defaults: dict[str, EnvDefault] = field(default_factory=dict)  # ENV_VAR -> default
+    readme_env: dict[str, str] = field(default_factory=dict)  # from the README run command
+    logged: dict[str, str] = field(default_factory=dict)  # key -> value from the logs' dump
+    markers: dict[str, list] = field(default_factory=dict)  # kind -> [LogLine]
+    has_run_evidence: bool = False  # logs or a README run command exist
+
+    def env_value(self, var: str) -> tuple[object, str]:
+        """The string an env var had in the run, and where that came from."""
+        if var in self.logged:
+            return self.logged[var], "log"
+        if var in self.readme_env:
+            return self.readme_env[var], "readme"
+        ed = self.env_defaults.get(var)
+        if ed is not None:
+            return ed.default, "default"
+        return None, "default"  # unset
+
+    def field_value(self, name: str) -> tuple[object, set[str]]:
+        """Value of a Hyperparameters field / module constant under the run's configuration."""
+        if name in self.logged:
+            return _coerce(self.logged[name]), {"log"}
+        ed = self.defaults.get(name)
+        if ed is None:
+            return UNKNOWN, set()
+        if ed.expr is None:
+            return ed.default, {"default"}
+        srcs: set[str] = set()
+        val = evaluate(ed.expr, self, srcs, depth=1)
+        return val, srcs or {"default"}
+
+
+def _coerce(v: str):
+    s = v.strip().strip("\"'")
+    if s in ("True", "true"):
+        return True
+    if s in ("False", "false", "None"):
+        return False if s != "None" else None
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return s
+
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def evaluate(node: ast.AST, cfg: RunConfig, sources: set[str], depth: int = 0):
+    """Evaluate a guard-like expression; UNKNOWN when any part cannot be known statically."""
+    if depth > 12:
+        return UNKNOWN
+    got = env_call(node)
+    if got is not None:
+        val, src = cfg.env_value(got[0])
+        sources.add(src)
+        if val is ...:
+            return UNKNOWN
+        return val
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Attribute):
+        if node.attr in cfg.defaults or node.attr in cfg.logged:
+            val, srcs = cfg.field_value(node.attr)
+            sources.update(srcs)
+            return val
+        return UNKNOWN
+    if isinstance(node, ast.Name):
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        if node.id in cfg.defaults or node.id in cfg.logged:
+            val, srcs = cfg.field_value(node.id)
+            sources.update(srcs)
+            return val
+        return UNKNOWN
+    if isinstance(node, ast.Call):
+        name = call_name(node.func)
+        if name in _CASTS and len(node.args) == 1:
+            v = evaluate(node.args[0], cfg, sources, depth + 1)
+            if v is UNKNOWN:
+                return UNKNOWN
+            try:
+                if name == "bool" and isinstance(v, str):
+                    return bool(v)
+                return _CASTS[name](v if v is not None else 0)
+            except (TypeError, ValueError):
+                return UNKNOWN
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("lower", "strip", "upper") and not node.args:
+            v = evaluate(node.func.value, cfg, sources, depth + 1)
+            return getattr(v, node.func.attr)() if isinstance(v, str) else UNKNOWN
+        return UNKNOWN
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        v = evaluate(node.operand, cfg, sources, depth + 1)
+        return UNKNOWN if v is UNKNOWN else (not v)
+    if isinstance(node, ast.BoolOp):
+        vals = [evaluate(v, cfg, sources, depth + 1) for v in node.values]
+        if isinstance(node.op, ast.And):
+            if any(v is not UNKNOWN and not v for v in vals):
+                return False
+            return UNKNOWN if any(v is UNKNOWN for v in vals) else vals[-1]
+        if any(v is not UNKNOWN and v for v in vals):
+            return True
+        return UNKNOWN if any(v is UNKNOWN for v in vals) else vals[-1]
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        a = evaluate(node.left, cfg, sources, depth + 1)
+        b = evaluate(node.comparators[0], cfg, sources, depth + 1)
+        if a is UNKNOWN or b is UNKNOWN:
+            return UNKNOWN
+        op = node.ops[0]
+        try:
+            if isinstance(op, ast.Eq):
+                return a == b
+            if isinstance(op, ast.NotEq):
+                return a != b
+            if isinstance(op, ast.Gt):
+                return a > b
+            if isinstance(op, ast.GtE):
+                return a >= b
+            if isinstance(op, ast.Lt):
+                return a < b
+            if isinstance(op, ast.LtE):
+                return a <= b
+            if isinstance(op, ast.In):
+                return a in b
+            if isinstance(op, ast.NotIn):
+                return a not in b
+            if isinstance(op, ast.Is):
+                return a is b
+            if isinstance(op, ast.IsNot):
+                return a is not b
+        except TypeError:
+            return UNKNOWN
+        return UNKNOWN
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        vals = [evaluate(e, cfg, sources, depth + 1) for e in node.elts]
+        return UNKNOWN if any(v is UNKNOWN for v in vals) else tuple(vals)
+    return UNKNOWN

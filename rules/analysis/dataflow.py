@@ -1,0 +1,483 @@
+"""Interprocedural target taint (flow-insensitive per function, iterated to a fixpoint).
+
+Labels are ``(kind, path)`` pairs:
+
+- ``T``: the realized target (``y``, ``targets``, ``val_tokens[i + 1]``, ``chunk[1:]``) or a
+  property of it (``is_boundary[y]``, ``y != pad``);
+- ``H``: arithmetic that combines a target with something else (``ctx ^ y * PRIME``,
+  ``ctx * V + y``): a target-keyed hash; ``path`` names where it was built, as
+  ``fn:line`` hops, outermost caller first;
+- ``K``: a value read from a table at a target-keyed index (``full_tables[n][full_key]``,
+  ``counts[ctx, y]``): the #779 lookup;
+- ``S``: a score of a normalized object at the target (``cross_entropy(logits, y)``,
+  ``log_softmax(..).gather(.., y)``, ``probs[arange, y]``): legal, and it stops ``T``.
+
+Table *updates* (``tbl[k] += 1``, ``np.add.at``, ``bincount``, ``scatter_add_``) never taint
+the table: counts of already-scored targets are legal state; only the read index matters.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from rules.analysis.facts import CodeFacts
+from rules.analysis.index import FileFacts, FuncInfo, call_name
+
+Label = tuple  # (kind, path)
+T = ("T", ())
+S = ("S", ())
+
+TARGET_NAME = re.compile(
+    r"^(y|yb|ys|yy|y_\w+|\w+_y|tgt\w*|\w*_tgts?|targets?|targets?_\w+|\w+_targets?|target_ids|gold\w*|next_toks?|next_tokens?|true_tok\w*)$")
+VAL_TOKENS = re.compile(r"(val\w*tok|tokens?(_np|_t|_arr)?$|^toks?$|val_np|val_data|val_ids|stream|^seq$|^ids$|^chunk$|^window$|^buf$|^data$)", re.I)
+TABLE_NAME = re.compile(r"(count|table|tbl|cache|freq|hist|bucket|ngram|gram|full|ctx|hash|trie|memo|store)", re.I)
+PROB_NAME = re.compile(r"(prob|logp|log_p|logit|lprob|lp$|^lp|nll|dist|softmax|scores?$|p_nn|p_model|q$)", re.I)
+LUT_NAME = re.compile(r"(lut|bytes|byte_|boundary|leading|space|is_|len)", re.I)
+SCORE_CALLS = {"cross_entropy", "nll_loss", "gather", "take_along_dim", "take_along_axis", "binary_cross_entropy",
+               "softcapped_cross_entropy", "fused_cross_entropy"}
+NO_TAINT_CALLS = {"len", "range", "isinstance", "print", "shape", "size", "numel", "dim", "device", "item_count", "type",
+                  "id", "hasattr", "zeros_like_shape", "arange"}
+NO_TAINT_ATTRS = {"shape", "dtype", "device", "ndim", "size", "numel", "dim", "is_cuda", "requires_grad"}
+HASH_OPS = (ast.BitXor, ast.Mult, ast.Add, ast.Mod, ast.BitAnd, ast.LShift, ast.BitOr, ast.RShift, ast.Sub, ast.FloorDiv)
+LOG_CALLS = {"log", "log2", "log10", "log1p", "nan_to_num_log"}
+OPAQUE_BASES = ("Module", "Optimizer", "Function", "Dataset")
+KEEP_CLASSES = re.compile(r"(ngram|gram|cache|mix|expert|ppm|slot|hint|tilt|table|count|backoff|lookup|oracle)", re.I)
+MAX_PATH = 6
+
+
+@dataclass
+class KeyRead:
+    """A table read whose index carries the target (the #779 shape)."""
+
+    fn: FuncInfo
+    ff: FileFacts
+    node: ast.Subscript
+    line: int
+    hash_path: tuple  # fn:line hops from here to where the target entered the key
+    hashed: bool  # index is an arithmetic combination (not the raw target into a count table)
+
+
+@dataclass
+class Sink:
+    """A place where a labelled value enters a −log / loss accumulation."""
+
+    fn: FuncInfo
+    ff: FileFacts
+    node: ast.AST
+    line: int
+    labels: frozenset
+
+
+@dataclass
+class TaintFacts:
+    env: dict[str, dict[str, frozenset]] = field(default_factory=dict)  # fn -> name -> labels
+    params: dict[str, dict[str, frozenset]] = field(default_factory=dict)
+    returns: dict[str, list[frozenset]] = field(default_factory=dict)  # fn -> per tuple position (or [all])
+    attrs: dict[str, frozenset] = field(default_factory=dict)
+    key_reads: dict[int, KeyRead] = field(default_factory=dict)
+    log_sinks: dict[int, Sink] = field(default_factory=dict)
+    conditions: dict[int, Sink] = field(default_factory=dict)  # T-labelled branch/gate/where conditions
+    hashed_updates: dict[int, Sink] = field(default_factory=dict)  # table updates at target-keyed indices
+    analysed: set[str] = field(default_factory=set)
+
+    def labels_of(self, fn: str, name: str) -> frozenset:
+        return self.env.get(fn, {}).get(name, frozenset())
+
+
+def has(labels, kind: str) -> bool:
+    return any(l[0] == kind for l in labels)
+
+
+def paths(labels, kind: str) -> list[tuple]:
+    return sorted({l[1] for l in labels if l[0] == kind}, key=len, reverse=True)
+
+
+def _is_opaque(facts: CodeFacts, fn: FuncInfo) -> bool:
+    if not fn.cls:
+        return False
+    for ff in facts.files:
+        ci = ff.classes.get(fn.cls)
+        if ci is not None:
+            if any(b.endswith(OPAQUE_BASES) for b in ci.bases) and not KEEP_CLASSES.search(ci.name):
+                return True
+            return False
+    return False
+
+
+class _FnPass:
+    def __init__(self, tf: TaintFacts, facts: CodeFacts, fn: FuncInfo, ff: FileFacts):
+        self.tf, self.facts, self.fn, self.ff = tf, facts, fn, ff
+        self.env = tf.env.setdefault(fn.qualname, {})
+        self.changed = False
+        self.source_ctx = True
+
+    # --- helpers -------------------------------------------------------------------------
+    def site(self, node) -> str:
+        return f"{self.fn.qualname}:{getattr(node, 'lineno', self.fn.line)}"
+
+    def bind(self, name: str, labels: frozenset):
+        if not labels:
+            return
+        old = self.env.get(name, frozenset())
+        new = old | labels
+        if new != old:
+            self.env[name] = new
+            self.changed = True
+
+    def bind_attr(self, attr: str, labels: frozenset):
+        if not labels:
+            return
+        old = self.tf.attrs.get(attr, frozenset())
+        new = old | labels
+        if new != old:
+            self.tf.attrs[attr] = new
+            self.changed = True
+
+    # --- expressions ---------------------------------------------------------------------
+    def ev(self, node) -> frozenset:
+        if node is None:
+            return frozenset()
+        m = getattr(self, "ev_" + type(node).__name__, None)
+        if m is not None:
+            return m(node)
+        out = frozenset()
+        for ch in ast.iter_child_nodes(node):
+            if isinstance(ch, ast.expr):
+                out |= self.ev(ch)
+        return out
+
+    def ev_Constant(self, node):
+        return frozenset()
+
+    def ev_Lambda(self, node):
+        return frozenset()
+
+    def ev_Name(self, node: ast.Name):
+        labels = self.env.get(node.id, frozenset())
+        if self.source_ctx and TARGET_NAME.match(node.id):
+            labels = labels | {T}
+        return labels
+
+    def ev_Attribute(self, node: ast.Attribute):
+        if node.attr in NO_TAINT_ATTRS:
+            return frozenset()
+        if isinstance(node.value, ast.Name) and node.value.id == "self":
+            return self.tf.attrs.get(node.attr, frozenset())
+        base = self.ev(node.value)
+        if node.attr == "T":
+            return base
+        if TARGET_NAME.match(node.attr) and self.source_ctx and not isinstance(node.value, ast.Call):
+            base = base | {T}
+        return base
+
+    def _target_slice(self, node: ast.Subscript) -> bool:
+        """``val_tokens[i + 1]``, ``tokens[s + 1 : e + 1]``, ``chunk[1:]``: the next tokens."""
+        if not (isinstance(node.value, ast.Name) and VAL_TOKENS.search(node.value.id)):
+            return False
+        sl = node.slice
+        parts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
+        last = parts[-1]
+
+        def plus_one(e):
+            return (isinstance(e, ast.BinOp) and isinstance(e.op, ast.Add) and isinstance(e.right, ast.Constant)
+                    and e.right.value == 1) or (isinstance(e, ast.Constant) and e.value == 1)
+
+        if isinstance(last, ast.Slice):
+            return last.lower is not None and plus_one(last.lower)
+        return plus_one(last) and not isinstance(last, ast.Constant)
+
+    def ev_Subscript(self, node: ast.Subscript):
+        base = self.ev(node.value)
+        idx = self.ev(node.slice)
+        out = base
+        if self.source_ctx and self._target_slice(node):
+            out = out | {T}
+        if not idx:
+            return out
+        tname = call_name(node.value).rsplit(".", 1)[-1] if not isinstance(node.value, ast.Subscript) else \
+            call_name(node.value.value).rsplit(".", 1)[-1]
+        hashed = [l for l in idx if l[0] == "H"]
+        raw_t = has(idx, "T")
+        count_table = raw_t and bool(TABLE_NAME.search(tname or "")) and not PROB_NAME.search(tname or "") \
+            and not LUT_NAME.search(tname or "") and not has(base, "T")
+        if (hashed and not has(base, "T")) or count_table:
+            hp = paths(hashed, "H")[0] if hashed else (self.site(node),)
+            if id(node) not in self.tf.key_reads:
+                self.tf.key_reads[id(node)] = KeyRead(self.fn, self.ff, node, node.lineno, hp, bool(hashed))
+            return out | {("K", hp)}
+        if raw_t and (PROB_NAME.search(tname or "") or has(base, "S")):
+            return (out - {T}) | {S}
+        # a property of the target (LUT value, byte count, boundary flag) or an element of it
+        keep = {l for l in idx if l[0] in ("T", "K")}
+        return out | keep
+
+    def ev_BinOp(self, node: ast.BinOp):
+        a, b = self.ev(node.left), self.ev(node.right)
+        out = a | b
+        if isinstance(node.op, HASH_OPS):
+            # one side is the target, the other is not the same target: a target-keyed combination
+            for side, other, other_node in (((a, b, node.right), (b, a, node.left)) if not (has(a, "H") or has(b, "H")) else ()):
+                if has(side, "T") and not has(other, "T") and not isinstance(other_node, ast.Constant) \
+                        and not isinstance(node.op, ast.Sub):
+                    out = out | {("H", (self.site(node),))}
+                    break
+                if has(side, "T") and isinstance(node.op, (ast.BitXor, ast.Mult)) and isinstance(other_node, (ast.Constant, ast.Subscript, ast.Name)):
+                    # y * PRIME / y ^ MASK: the target hashed with a constant
+                    if not (isinstance(other_node, ast.Constant) and other_node.value in (1, 0, -1)):
+                        out = out | {("H", (self.site(node),))}
+                        break
+            for side in (a, b):
+                if has(side, "H"):
+                    out = out | {l for l in side if l[0] == "H"}
+        if isinstance(node.op, ast.Pow) and isinstance(node.right, (ast.BinOp,)) and isinstance(node.right.op, ast.Div):
+            pass
+        return out
+
+    def ev_Call(self, node: ast.Call):
+        name = call_name(node.func)
+        short = name.rsplit(".", 1)[-1]
+        args = [self.ev(a) for a in node.args]
+        kws = {k.arg: self.ev(k.value) for k in node.keywords}
+        recv = self.ev(node.func.value) if isinstance(node.func, ast.Attribute) else frozenset()
+        everything = recv.union(*args, *kws.values()) if (args or kws) else recv
+        if short in NO_TAINT_CALLS:
+            return frozenset()
+        if (name.endswith("add.at") or short in ("bincount", "scatter_add_", "index_add_", "scatter_add", "index_put_")) \
+                and has(everything, "H"):
+            self.tf.hashed_updates.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, everything))
+        if short in LOG_CALLS and (args or recv):
+            inner = everything
+            if has(inner, "K") or has(inner, "H"):
+                self.tf.log_sinks.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, inner))
+        targets = self.facts.resolve(short, node, self.fn) if short not in ("get", "items", "append", "to", "float") else []
+        targets = [t for t in targets if t.qualname in self.tf.analysed]
+        if targets:
+            out = frozenset()
+            for t in targets:
+                self._bind_params(t, node, args, kws)
+                for r in self.tf.returns.get(t.qualname, []):
+                    out |= r
+            return self._hop(out, node)
+        if short in SCORE_CALLS:
+            return frozenset({S}) | {l for l in everything if l[0] == "K"}
+        if short in ("where",) and node.args:
+            cond = args[0]
+            if has(cond, "T") and not has(cond, "S"):
+                self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+        return everything
+
+    def _hop(self, labels: frozenset, call: ast.Call) -> frozenset:
+        """Labels returned through a call get the call site prepended to their path."""
+        out = set()
+        site = self.site(call)
+        for kind, path in labels:
+            if kind in ("H", "K") and len(path) < MAX_PATH and (not path or path[0] != site):
+                out.add((kind, (site,) + path))
+            else:
+                out.add((kind, path))
+        return frozenset(out)
+
+    def _bind_params(self, t: FuncInfo, call: ast.Call, args, kws):
+        params = list(t.params)
+        if t.cls and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        pm = self.tf.params.setdefault(t.qualname, {})
+        for i, lab in enumerate(args):
+            if i < len(params) and lab:
+                self._merge_param(pm, params[i], lab)
+        for k, lab in kws.items():
+            if k and k in t.params and lab:
+                self._merge_param(pm, k, lab)
+
+    def _merge_param(self, pm, name, lab):
+        lab = frozenset(l for l in lab if l[0] != "S")
+        old = pm.get(name, frozenset())
+        if not lab <= old:
+            pm[name] = old | lab
+            self.changed = True
+
+    def ev_Compare(self, node: ast.Compare):
+        out = self.ev(node.left)
+        for c in node.comparators:
+            out |= self.ev(c)
+        return frozenset(l for l in out if l[0] in ("T", "K", "H")) if out else out
+
+    def ev_IfExp(self, node: ast.IfExp):
+        cond = self.ev(node.test)
+        if has(cond, "T"):
+            self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+        return self.ev(node.body) | self.ev(node.orelse)
+
+    def _comp(self, node):
+        out = frozenset()
+        for g in node.generators:
+            it = self.ev(g.iter)
+            self.assign(g.target, it)
+            out |= it
+        if isinstance(node, ast.DictComp):
+            return out | self.ev(node.key) | self.ev(node.value)
+        return out | self.ev(node.elt)
+
+    ev_ListComp = ev_SetComp = ev_GeneratorExp = ev_DictComp = _comp
+
+    # --- statements ----------------------------------------------------------------------
+    def assign(self, target, labels: frozenset, value_node=None):
+        if isinstance(target, ast.Name):
+            self.bind(target.id, labels)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            per = None
+            if isinstance(value_node, (ast.Tuple, ast.List)) and len(value_node.elts) == len(target.elts):
+                per = [self.ev(e) for e in value_node.elts]
+            elif isinstance(value_node, ast.Call):
+                per = self._call_positions(value_node, len(target.elts))
+            for i, t in enumerate(target.elts):
+                self.assign(t, per[i] if per is not None else labels)
+        elif isinstance(target, ast.Starred):
+            self.assign(target.value, labels)
+        elif isinstance(target, ast.Attribute):
+            if isinstance(target.value, ast.Name) and target.value.id == "self":
+                self.bind_attr(target.attr, labels)
+            else:
+                root = target.value
+                while isinstance(root, (ast.Attribute, ast.Subscript)):
+                    root = root.value
+                if isinstance(root, ast.Name):
+                    self.bind(root.id, labels)
+        elif isinstance(target, ast.Subscript):
+            root = target.value
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id != "self":
+                self.bind(root.id, frozenset(l for l in labels if l[0] != "S"))
+
+    def _call_positions(self, call: ast.Call, n: int):
+        short = call_name(call.func).rsplit(".", 1)[-1]
+        targets = [t for t in self.facts.resolve(short, call, self.fn) if t.qualname in self.tf.analysed]
+        per = None
+        for t in targets:
+            rets = self.tf.returns.get(t.qualname)
+            if rets and len(rets) == n + 1:  # [all, pos0, pos1, ...]
+                hop = [self._hop(r, call) for r in rets[1:]]
+                per = hop if per is None else [a | b for a, b in zip(per, hop)]
+            elif rets:
+                return None
+        if per is not None:
+            self.ev(call)  # still bind params
+        return per
+
+    def stmt(self, node):
+        if isinstance(node, ast.Assign):
+            lab = self.ev(node.value)
+            for t in node.targets:
+                self.assign(t, lab, node.value)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                self.assign(node.target, self.ev(node.value), node.value)
+        elif isinstance(node, ast.AugAssign):
+            lab = self.ev(node.value)
+            if isinstance(node.target, ast.Name):
+                self.bind(node.target.id, lab)
+                if has(lab, "K") and not isinstance(node.op, (ast.BitXor,)):
+                    self.tf.log_sinks.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, lab)) \
+                        if re.search(r"(loss|nll|bits|bpb)", node.target.id, re.I) else None
+            # subscript / attribute targets are table updates: never taint the table
+            if isinstance(node.target, ast.Subscript):
+                idx = self.ev(node.target.slice)
+                if has(idx, "H"):
+                    self.tf.hashed_updates.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, idx))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            self.assign(node.target, self.ev(node.iter))
+            self.block(node.body)
+            self.block(node.orelse)
+        elif isinstance(node, ast.While):
+            self.ev(node.test)
+            self.block(node.body)
+            self.block(node.orelse)
+        elif isinstance(node, ast.If):
+            cond = self.ev(node.test)
+            if has(cond, "T") and not has(cond, "S"):
+                self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+            self.block(node.body)
+            self.block(node.orelse)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            for it in node.items:
+                lab = self.ev(it.context_expr)
+                if it.optional_vars is not None:
+                    self.assign(it.optional_vars, lab)
+            self.block(node.body)
+        elif isinstance(node, ast.Try):
+            self.block(node.body)
+            for h in node.handlers:
+                self.block(h.body)
+            self.block(node.orelse)
+            self.block(node.finalbody)
+        elif isinstance(node, ast.Return):
+            if node.value is not None:
+                self.ret(node.value)
+        elif isinstance(node, ast.Expr):
+            self.ev(node.value)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return  # analysed on their own
+        else:
+            for ch in ast.iter_child_nodes(node):
+                if isinstance(ch, ast.expr):
+                    self.ev(ch)
+                elif isinstance(ch, ast.stmt):
+                    self.stmt(ch)
+
+    def ret(self, value):
+        rets = self.tf.returns.setdefault(self.fn.qualname, [])
+        if isinstance(value, ast.Tuple):
+            per = [self.ev(e) for e in value.elts]
+            allv = frozenset().union(*per) if per else frozenset()
+            new = [allv] + per
+        else:
+            allv = self.ev(value)
+            new = [allv]
+        if not rets:
+            rets.extend(new)
+            self.changed = self.changed or any(new)
+            return
+        if len(rets) != len(new):
+            merged = frozenset().union(*rets, *new)
+            if rets != [merged]:
+                rets[:] = [merged]
+                self.changed = True
+            return
+        for i, lab in enumerate(new):
+            if not lab <= rets[i]:
+                rets[i] = rets[i] | lab
+                self.changed = True
+
+    def block(self, stmts):
+        for s in stmts:
+            self.stmt(s)
+
+    def run(self) -> bool:
+        self.changed = False
+        for p, lab in self.tf.params.get(self.fn.qualname, {}).items():
+            self.bind(p, lab)
+        self.block(self.fn.node.body)
+        return self.changed
+
+
+def build_taint(facts: CodeFacts) -> TaintFacts:
+    tf = TaintFacts()
+    work: list[tuple[FuncInfo, FileFacts]] = []
+    for ff in facts.files:
+        if ff.tree is None:
+            continue
+        for fn in ff.functions.values():
+            if _is_opaque(facts, fn):
+                continue
+            work.append((fn, ff))
+            tf.analysed.add(fn.qualname)
+    passes = [_FnPass(tf, facts, fn, ff) for fn, ff in work]
+    for _ in range(8):
+        changed = False
+        for p in passes:
+            changed |= p.run()
+        if not changed:
+            break
+    return tf

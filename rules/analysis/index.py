@@ -1,0 +1,266 @@
+"""Per-file facts: the parse, the module index, env defaults and log-string literals.
+
+Everything here depends only on a file's text, so it is cached process-wide by the sha256 of
+that text (hundreds of PRs ship byte-identical ``train_gpt.py`` files).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+_LRU_SIZE = 256
+
+
+@dataclass
+class EnvDefault:
+    """``os.environ.get("VAR", default)`` (or ``os.getenv``) and the name it is bound to."""
+
+    var: str
+    default: object  # the literal default (str/int/float/bool/None); ``...`` when not a literal
+    line: int
+    attr: str | None = None  # the Hyperparameters field or module name it is assigned to
+    expr: ast.AST | None = None  # the whole right-hand side (e.g. ``bool(int(os.environ.get(...)))``)
+
+
+@dataclass
+class FuncInfo:
+    qualname: str  # "Class.method" or "fn" (nested: "outer.inner")
+    short: str
+    cls: str | None
+    file: str
+    node: ast.AST  # ast.FunctionDef | ast.AsyncFunctionDef
+    line: int
+    params: list[str] = field(default_factory=list)
+    calls: list[tuple[str, ast.Call]] = field(default_factory=list)  # (callee short name, call)
+    refs: set[str] = field(default_factory=set)  # every name/attribute referenced (for generous call edges)
+
+
+@dataclass
+class ClassInfo:
+    name: str
+    line: int
+    bases: list[str]
+    methods: dict[str, str]  # short -> qualname
+
+
+@dataclass
+class FileFacts:
+    path: str
+    text: str
+    sha256: str
+    lines: list[str]
+    tree: ast.Module | None
+    parse_error: str | None = None
+    parents: dict[int, ast.AST] = field(default_factory=dict)  # id(node) -> parent
+    functions: dict[str, FuncInfo] = field(default_factory=dict)
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    assignments: dict[str, int] = field(default_factory=dict)  # module-level name -> line
+    env: dict[str, EnvDefault] = field(default_factory=dict)  # env var -> default
+    fields: dict[str, EnvDefault] = field(default_factory=dict)  # config field / module name -> default
+    top_calls: list[tuple[str, ast.Call]] = field(default_factory=list)  # calls outside any function
+    top_refs: set[str] = field(default_factory=set)
+
+    def line_text(self, line: int | None) -> str:
+        if line is None or not (1 <= line <= len(self.lines)):
+            return ""
+        return self.lines[line - 1].strip()
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        return self.parents.get(id(node))
+
+    def enclosing_function(self, node: ast.AST) -> FuncInfo | None:
+        p = self.parent(node)
+        while p is not None:
+            if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for f in self.functions.values():
+                    if f.node is p:
+                        return f
+            p = self.parent(p)
+        return None
+
+
+def call_name(func: ast.AST) -> str:
+    """Dotted name of a call's callee: ``np.add.at`` → "np.add.at"; unknown parts are dropped."""
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        inner = call_name(func.value)
+        return f"{inner}.{func.attr}" if inner else func.attr
+    if isinstance(func, ast.Call):
+        return call_name(func.func)
+    if isinstance(func, ast.Subscript):
+        return call_name(func.value)
+    return ""
+
+
+def _literal(node: ast.AST):
+    try:
+        return ast.literal_eval(node)
+    except Exception:
+        return ...
+
+
+def env_call(node: ast.AST) -> tuple[str, object] | None:
+    """``os.environ.get("X", d)`` / ``os.getenv("X", d)`` / ``os.environ["X"]`` → (X, d)."""
+    if isinstance(node, ast.Call):
+        name = call_name(node.func)
+        if name.endswith(("environ.get", "getenv")) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            d = _literal(node.args[1]) if len(node.args) > 1 else None
+            for kw in node.keywords:
+                if kw.arg == "default":
+                    d = _literal(kw.value)
+            return node.args[0].value, d
+    if isinstance(node, ast.Subscript) and call_name(node.value).endswith("environ") \
+            and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value, None
+    return None
+
+
+def find_env(expr: ast.AST) -> tuple[str, object] | None:
+    for n in ast.walk(expr):
+        got = env_call(n)
+        if got:
+            return got
+    return None
+
+
+class _Indexer(ast.NodeVisitor):
+    def __init__(self, ff: FileFacts):
+        self.ff = ff
+        self.stack: list[str] = []  # qualname parts
+        self.cls_stack: list[str | None] = [None]
+        self.func: list[FuncInfo] = []
+
+    def generic_visit(self, node):
+        for child in ast.iter_child_nodes(node):
+            self.ff.parents[id(child)] = node
+            self.visit(child)
+
+    def visit_ClassDef(self, node: ast.ClassDef):
+        qual = ".".join(self.stack + [node.name])
+        self.ff.classes.setdefault(node.name, ClassInfo(node.name, node.lineno, [call_name(b) for b in node.bases], {}))
+        self.stack.append(node.name)
+        self.cls_stack.append(node.name)
+        self.generic_visit(node)
+        self.cls_stack.pop()
+        self.stack.pop()
+        _ = qual
+
+    def _func(self, node):
+        qual = ".".join(self.stack + [node.name])
+        cls = self.cls_stack[-1]
+        a = node.args
+        params = [p.arg for p in a.posonlyargs + a.args] + ([a.vararg.arg] if a.vararg else []) + \
+            [p.arg for p in a.kwonlyargs] + ([a.kwarg.arg] if a.kwarg else [])
+        fi = FuncInfo(qual, node.name, cls, self.ff.path, node, node.lineno, params)
+        self.ff.functions[qual] = fi
+        if cls is not None and self.stack and self.stack[-1] == cls:
+            self.ff.classes[cls].methods[node.name] = qual
+        self.stack.append(node.name)
+        self.cls_stack.append(None)
+        self.func.append(fi)
+        self.generic_visit(node)
+        self.func.pop()
+        self.cls_stack.pop()
+        self.stack.pop()
+
+    visit_FunctionDef = _func
+    visit_AsyncFunctionDef = _func
+
+    def visit_Call(self, node: ast.Call):
+        name = call_name(node.func)
+        short = name.rsplit(".", 1)[-1]
+        if self.func:
+            self.func[-1].calls.append((short, node))
+        else:
+            self.ff.top_calls.append((short, node))
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name):
+        (self.func[-1].refs if self.func else self.ff.top_refs).add(node.id)
+
+    def visit_Attribute(self, node: ast.Attribute):
+        (self.func[-1].refs if self.func else self.ff.top_refs).add(node.attr)
+        self.generic_visit(node)
+
+    def _assign(self, node, targets, value):
+        if value is not None:
+            env = find_env(value)
+            if env:
+                var, default = env
+                names = [t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else None for t in targets]
+                attr = next((n for n in names if n), None)
+                ed = EnvDefault(var, default, node.lineno, attr, value)
+                self.ff.env.setdefault(var, ed)
+                if attr and (not self.func or self.cls_stack[-1] is None):
+                    self.ff.fields.setdefault(attr, ed)
+                if attr and self.func and self.func[-1].short == "__init__":
+                    self.ff.fields.setdefault(attr, ed)
+            elif not self.func:
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        lit = _literal(value)
+                        if lit is not ... and isinstance(lit, (int, float, str, bool)):
+                            self.ff.fields.setdefault(t.id, EnvDefault("", lit, node.lineno, t.id, value))
+        if not self.func and len(self.cls_stack) == 1:
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    self.ff.assignments.setdefault(t.id, node.lineno)
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign):
+        self._assign(node, node.targets, node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign):
+        self._assign(node, [node.target], node.value)
+
+
+def _index(path: str, text: str, sha: str) -> FileFacts:
+    ff = FileFacts(path=path, text=text, sha256=sha, lines=text.split("\n"), tree=None)
+    try:
+        ff.tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        ff.parse_error = f"does not parse as Python: {getattr(exc, 'msg', None) or type(exc).__name__}"
+        return ff
+    try:
+        _Indexer(ff).visit(ff.tree)
+    except RecursionError:
+        ff.parse_error = "nested too deeply to analyse"
+    # env reads that are not assignments (e.g. ``if os.environ.get("X", "0") == "1":``)
+    for node in ast.walk(ff.tree):
+        got = env_call(node)
+        if got and got[0] not in ff.env:
+            ff.env[got[0]] = EnvDefault(got[0], got[1], getattr(node, "lineno", 0), None)
+    return ff
+
+
+_cache: OrderedDict[str, FileFacts] = OrderedDict()
+_lock = threading.Lock()
+
+
+def file_facts(path: str, text: str) -> FileFacts:
+    """Parse and index ``text``; identical texts share one FileFacts (LRU keyed by sha256).
+
+    A cached FileFacts may carry another folder's ``path``; callers use the path they passed.
+    """
+    sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    with _lock:
+        hit = _cache.get(sha)
+        if hit is not None:
+            _cache.move_to_end(sha)
+    if hit is None:
+        hit = _index(path, text, sha)
+        with _lock:
+            _cache[sha] = hit
+            while len(_cache) > _LRU_SIZE:
+                _cache.popitem(last=False)
+    if hit.path != path:
+        # same content, another folder: share the heavy parts, relabel the file
+        clone = FileFacts(**{**hit.__dict__, "path": path})
+        clone.functions = {k: FuncInfo(**{**v.__dict__, "file": path}) for k, v in hit.functions.items()}
+        return clone
+    return hit

@@ -1,0 +1,154 @@
+"""Structural facts the order-sensitive rules share: where a function scores (accumulates the
+reported loss), where it updates state (backward / optimizer step / cache update), and which
+functions do either, transitively through the call graph."""
+from __future__ import annotations
+
+import ast
+import re
+
+from rules.analysis.facts import CodeFacts
+from rules.analysis.index import FuncInfo, call_name
+
+ACC_NAME = re.compile(r"(loss|nll|bits|bpb|score|logprob|log_prob)", re.I)
+VAL_NAME = re.compile(r"(val|eval)_?(tok|data|stream|ids|np|seq|chunk|docs?)|^val_tokens|^val$|valid", re.I)
+CACHE_UPDATE = re.compile(r"^(update\w*|add_?\w*|observe\w*|insert\w*|record\w*|push\w*|absorb\w*|ingest\w*|commit\w*)$", re.I)
+
+
+def _acc_target(t: ast.AST) -> str:
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    if isinstance(t, ast.Subscript):
+        return _acc_target(t.value)
+    return ""
+
+
+def is_score_accum(node: ast.AST) -> bool:
+    """``loss_sum += nll.sum()`` / ``nll_total = nll_total + ...`` / ``loss_sum.add_(...)``."""
+    if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+        name = _acc_target(node.target)
+        return bool(ACC_NAME.search(name)) and not any(k in name.lower() for k in ("grad", "train", "ema", "smooth"))
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.BinOp) \
+            and isinstance(node.value.op, ast.Add):
+        name = _acc_target(node.targets[0])
+        if ACC_NAME.search(name) and any(isinstance(s, ast.Name) and s.id == name for s in (node.value.left, node.value.right)):
+            return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_":
+        return bool(ACC_NAME.search(_acc_target(node.func.value)))
+    return False
+
+
+def update_kind(node: ast.AST) -> str | None:
+    """"step" / "backward" / "cache" for a state update, else None."""
+    if isinstance(node, ast.Call):
+        name = call_name(node.func)
+        short = name.rsplit(".", 1)[-1]
+        recv = name.rsplit(".", 1)[0].lower() if "." in name else ""
+        if short == "backward":
+            return "backward"
+        if short == "step" and ("opt" in recv or "sgd" in recv or "adam" in recv or "muon" in recv or recv.endswith("optim")):
+            return "step"
+        if name in ("np.add.at", "numpy.add.at") or short in ("scatter_add_", "index_add_", "index_put_"):
+            return "cache"
+        if CACHE_UPDATE.match(short) and recv and ("cache" in recv or "ngram" in recv or "mixer" in recv or "table" in recv
+                                                   or "model" in recv and "ngram" in name.lower()):
+            return "cache"
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+        name = _acc_target(node.target).lower()
+        if any(k in name for k in ("count", "table", "tbl", "cache", "freq", "hist")):
+            return "cache"
+    return None
+
+
+class Summaries:
+    """Per-function: does it (transitively) train / update a cache / accumulate a score?"""
+
+    def __init__(self, facts: CodeFacts):
+        self.facts = facts
+        self._direct: dict[str, dict[str, list[ast.AST]]] = {}
+        self._trans: dict[tuple[str, str], bool] = {}
+
+    def direct(self, fn: FuncInfo) -> dict[str, list[ast.AST]]:
+        d = self._direct.get(fn.qualname)
+        if d is None:
+            d = {"backward": [], "step": [], "cache": [], "score": []}
+            for n in _walk_own(fn.node):
+                k = update_kind(n)
+                if k:
+                    d[k].append(n)
+                if is_score_accum(n):
+                    d["score"].append(n)
+            self._direct[fn.qualname] = d
+        return d
+
+    def does(self, fn: FuncInfo, kind: str, _seen: frozenset = frozenset()) -> bool:
+        key = (fn.qualname, kind)
+        if key in self._trans:
+            return self._trans[key]
+        if fn.qualname in _seen:
+            return False
+        d = self.direct(fn)
+        res = bool(d[kind]) if kind != "train" else bool(d["backward"]) and bool(d["step"])
+        if not res and len(_seen) < 12:
+            if kind == "train" and (d["backward"] or d["step"]):
+                # backward here, step in a helper (or the reverse)
+                other = "step" if d["backward"] else "backward"
+                res = any(self.does(c, other, _seen | {fn.qualname}) for c in self.facts.callees(fn))
+            if not res:
+                res = any(self.does(c, kind, _seen | {fn.qualname}) for c in self.facts.callees(fn))
+        if not _seen:
+            self._trans[key] = res
+        return res
+
+    def stmt_does(self, stmt: ast.AST, kind: str, caller: FuncInfo | None) -> ast.AST | None:
+        """The first node in ``stmt`` that does ``kind`` (directly or through a call)."""
+        for n in ast.walk(stmt):
+            if kind == "score" and is_score_accum(n):
+                return n
+            if kind in ("step", "backward", "cache") and update_kind(n) == kind:
+                return n
+            if kind == "train" and update_kind(n) in ("step", "backward"):
+                return n
+            if isinstance(n, ast.Call):
+                short = call_name(n.func).rsplit(".", 1)[-1]
+                for c in self.facts.resolve(short, n, caller):
+                    if c is caller:
+                        continue
+                    if self.does(c, kind):
+                        return n
+        return None
+
+
+def _walk_own(fn_node: ast.AST):
+    """Nodes of a function body, not descending into nested defs/classes."""
+    todo = list(ast.iter_child_nodes(fn_node))
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        yield n
+        todo.extend(ast.iter_child_nodes(n))
+
+
+def walk_own(fn_node: ast.AST):
+    return _walk_own(fn_node)
+
+
+def summaries(facts: CodeFacts) -> Summaries:
+    return facts.cached("summaries", lambda: Summaries(facts))
+
+
+def loops(fn: FuncInfo):
+    for n in _walk_own(fn.node):
+        if isinstance(n, (ast.For, ast.While, ast.AsyncFor)):
+            yield n
+
+
+def mentions(node: ast.AST, pattern: re.Pattern) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and pattern.search(n.id):
+            return True
+        if isinstance(n, ast.Attribute) and pattern.search(n.attr):
+            return True
+    return False

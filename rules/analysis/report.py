@@ -1,0 +1,49 @@
+"""Turning analysis facts into findings: source line, evidence, helper path, reachability, note."""
+from __future__ import annotations
+
+import ast
+
+from auditor.model import Finding, Severity
+from auditor.policy import apply_reachability
+from rules.analysis.facts import CodeFacts, Reach
+from rules.analysis.index import FileFacts
+from rules.analysis.logs import LogLine
+
+_RANK = {None: 0, "non-default": 1, "unreachable": 2}
+
+
+def worst_reach(*reaches: Reach) -> Reach:
+    best = Reach(None)
+    for r in reaches:
+        if r is not None and _RANK[r.state] > _RANK[best.state]:
+            best = r
+    return best
+
+
+def code_finding(rule, facts: CodeFacts, ff: FileFacts, node: ast.AST | None, message: str, *, line: int | None = None,
+                 extra_lines: list[int] | None = None, path: list[str] | tuple = (), severity: Severity | None = None,
+                 reach: Reach | None = None, rule_id: str | None = None, fix: str | None = None) -> Finding:
+    line = line or getattr(node, "lineno", None)
+    if reach is None:
+        reach = facts.reach(node, ff) if node is not None else Reach(None)
+    evidence = []
+    for ln in [line] + list(extra_lines or []):
+        if ln:
+            t = ff.line_text(ln)
+            if t and f"{ln}: {t}" not in evidence:
+                evidence.append(f"{ff.path}:{ln}: {t}")
+    f = rule.finding(ff.path, line, message, evidence=evidence, severity=severity, path=list(path),
+                     reachability=(f"{reach.state}: {reach.why}" if reach.state else "reachable under the logged configuration"),
+                     note=facts.notes.get(ff.path), rule=rule_id, fix=fix)
+    return apply_reachability(f, reach.state)
+
+
+def log_finding(rule, lines: list[LogLine], message: str, *, severity: Severity | None = None,
+                rule_id: str | None = None, fix: str | None = None) -> Finding:
+    first = lines[0]
+    return rule.finding(first.file, first.line, message, evidence=[f"{l.file}:{l.line}: {l.text.strip()[:300]}" for l in lines[:3]],
+                        severity=severity, reachability="the logs show this stage ran", rule=rule_id, fix=fix)
+
+
+def fn_line(fn) -> str:
+    return f"{fn.qualname}:{fn.line}"

@@ -1,0 +1,98 @@
+"""EVAL-CAUSAL (C1, rules.md §1.1); also reports code that could not be checked."""
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.model import Severity
+from rules._eval_cases import ILLEGAL_TARGET_GATE, LEGAL_PREFIX_GATE, SLIDING_WINDOW, TILT_WITH_Z, UNDECODABLE_WRAPPER, wrapped
+from rules.analysis import analyse, taint
+from rules.analysis.patterns import walk_own
+from rules.analysis.report import code_finding
+from rules.analysis.dataflow import has
+from rules.base import Invalid, Rule, Valid, register
+
+GATE_TABLE = re.compile(r"(boundary|word|start|is_|gate|flag|mask|expert|select|route)", re.I)
+BPB_TABLE = re.compile(r"(bytes|byte_|leading_space|space_lut)", re.I)
+MIX_NAME = re.compile(r"^(p|q|prob\w*|p_\w+|\w+_p|mix\w*|alpha\w*|lam\w*|weight\w*|w|g|gate\w*|logits?\w*|nll\w*|loss\w*)$", re.I)
+
+
+@register
+class EvalCausal(Rule):
+    """At a scored position t the predictive distribution may depend only on the artifact and
+    the tokens before t. A gate, mixing weight, expert selector or branch of the scored probability
+    that reads the target y[t] (e.g. ``is_word_start[y[t]]``) breaks causality. Features of the
+    prefix (``is_word_start[x[t]]``), byte-count LUTs indexed by y (the BPB denominator) and a tilt
+    that evaluates a normalized distribution at y are legal.
+
+    This rule also warns when code could not be checked (an undecodable self-extracting wrapper
+    or a file that does not parse): such code is never silently passed.
+
+    Ruling: README ("You can't cheat on your test loss"); Issue #1017 C1; valerio-oai on #982.
+    """
+
+    id = "EVAL-CAUSAL"
+    code = "PG109"
+    title = "the scored probability depends on the target token through a gate or selector"
+    family = "eval"
+    ruling = "https://github.com/openai/parameter-golf/issues/1017"
+    fix = "Compute gates, weights and expert choices from the prefix x[<=t] only (e.g. the last input token)."
+    default_severity = Severity.ERROR
+
+    VALID = [Valid(LEGAL_PREFIX_GATE, note="the gate reads the last input token"),
+             Valid(TILT_WITH_Z, note="tilt with explicit Z"), Valid(SLIDING_WINDOW)]
+    INVALID = [Invalid(ILLEGAL_TARGET_GATE, note="is_word_start[y] gates the mixture"),
+               Invalid(wrapped(ILLEGAL_TARGET_GATE), note="the same inside an lzma wrapper"),
+               Invalid(UNDECODABLE_WRAPPER, expect=Severity.WARNING, note="an undecodable wrapper: code could not be checked")]
+
+    def check(self, ctx):
+        ev = ctx.evidence
+        for where, line, why in ev.code.undecodable:
+            yield self.finding(where, line, f"code could not be checked: the self-extracting wrapper could not be decoded ({why})",
+                               severity=Severity.WARNING, evidence=[f"{where}:{line}"],
+                               fix="Ship plain source, or a wrapper that decodes with literal payloads (lzma/zlib + base64).")
+        facts = analyse(ctx)
+        for ff in facts.files:
+            if ff.parse_error:
+                yield self.finding(ff.path, None, f"code could not be checked: {ff.parse_error}", severity=Severity.WARNING,
+                                   note=facts.notes.get(ff.path), fix="Ship source that parses as Python 3.")
+        tf = taint(facts)
+        seen = set()
+        for fn in facts.functions.values():
+            if fn.short == "main" or fn.qualname not in tf.analysed:
+                continue
+            ff = facts.file_of(fn)
+            env = tf.env.get(fn.qualname, {})
+            gates: dict[str, ast.AST] = {}
+            for n in walk_own(fn.node):
+                if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                    for sub in ast.walk(n.value):
+                        if isinstance(sub, ast.Subscript):
+                            tname = ast.unparse(sub.value).rsplit(".", 1)[-1]
+                            if GATE_TABLE.search(tname) and not BPB_TABLE.search(tname) and _raw_target(sub.slice, env):
+                                gates[n.targets[0].id] = n
+            if not gates:
+                continue
+            for n in walk_own(fn.node):
+                if isinstance(n, (ast.Assign, ast.AugAssign)):
+                    tgt = n.targets[0] if isinstance(n, ast.Assign) else n.target
+                    tname = ast.unparse(tgt)
+                    used = {x.id for x in ast.walk(n.value) if isinstance(x, ast.Name)} & set(gates)
+                    if used and n not in gates.values() and MIX_NAME.match(tname.split("[")[0]):
+                        g = gates[sorted(used)[0]]
+                        if (ff.path, g.lineno) in seen:
+                            continue
+                        seen.add((ff.path, g.lineno))
+                        yield code_finding(self, facts, ff, g,
+                                           f"`{ff.line_text(g.lineno)[:100]}` reads a property of the target token and gates "
+                                           f"the scored value at line {n.lineno}",
+                                           path=[f"{fn.qualname}:{g.lineno}", f"{fn.qualname}:{n.lineno}"], extra_lines=[n.lineno])
+
+
+def _raw_target(idx, env) -> bool:
+    for x in ast.walk(idx):
+        if isinstance(x, ast.Name) and (has(env.get(x.id, ()), "T")):
+            return True
+        if isinstance(x, ast.Name) and re.match(r"^(y|tgt\w*|targets?|y_\w+)$", x.id):
+            return True
+    return False

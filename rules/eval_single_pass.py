@@ -1,0 +1,123 @@
+"""EVAL-SINGLE-PASS / EVAL-TWO-PASS (C4, rules.md §1.1)."""
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.model import Severity
+from rules._eval_cases import ILLEGAL_TWO_PASS, LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW
+from rules.analysis import analyse
+from rules.analysis.index import call_name
+from rules.analysis.patterns import ACC_NAME, is_score_accum, walk_own
+from rules.analysis.report import code_finding, log_finding
+from rules.base import Invalid, Rule, Valid, register
+
+FLAG = re.compile(r"(two_?pass|rescore|re_score|pass_?2|second_pass|full_rescore|rescor)", re.I)
+PARTIAL = re.compile(r"(p1|pass1|pass_1|first|cold|rescore|chunk_loss|partial|old)", re.I)
+
+
+@register
+class EvalSinglePass(Rule):
+    """Each validation token contributes exactly one term to the reported loss, from a single
+    left-to-right pass. Rescoring tokens after the state absorbed them (or later tokens), replacing
+    early-chunk scores with "warm" ones, or reporting the better of several passes is not allowed.
+    Sliding-window overlap (each token scored once) and phased TTT are legal.
+
+    Ruling: Issue #1017 C4; the two-pass n-gram PRs (#869, #893 and others) were closed; PR #864's
+    head rescored the first 50 chunks against a cache holding the whole validation set.
+    """
+
+    id = "EVAL-SINGLE-PASS"
+    code = "PG103"
+    title = "validation tokens are scored more than once (two-pass / rescoring)"
+    family = "eval"
+    ruling = "https://github.com/openai/parameter-golf/issues/1017"
+    fix = "Score each validation token once, in one left-to-right pass; drop the second pass and report pass 1."
+    default_severity = Severity.ERROR
+
+    VALID = [
+        Valid(SLIDING_WINDOW, note="sliding-window overlap: each token is scored once"),
+        Valid(LEGAL_TTT, note="score-first TTT with post-score epochs"),
+        Valid(PHASED_TTT, note="phased TTT over already-scored documents"),
+    ]
+    INVALID = [
+        Invalid(ILLEGAL_TWO_PASS, note="pass-1 partial sums subtracted and replaced by a rescoring pass"),
+        Invalid({"train_gpt.py": SLIDING_WINDOW,
+                 "train_seed1.log": "ngram_pass2: rescoring first 50 chunks with full cache...\nngram_pass2:done bpb=0.13\n"},
+                note="the logs show a rescoring pass that the shipped code lacks"),
+    ]
+
+    def check(self, ctx):
+        facts = analyse(ctx)
+        code_has_pass2 = False
+        for fn in facts.functions.values():
+            ff = facts.file_of(fn)
+            reported = set()
+            for n in walk_own(fn.node):
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and FLAG.search(n.value):
+                    code_has_pass2 = True
+                if isinstance(n, ast.Assign) and _replaces_partial_sums(n):
+                    reported.add(n.lineno)
+                    yield code_finding(self, facts, ff, n,
+                                       f"`{ff.line_text(n.lineno)[:120]}` subtracts earlier partial scores and adds a rescored pass",
+                                       path=[f"{fn.qualname}:{n.lineno}"])
+                if isinstance(n, ast.If) and _flag_guard(n) and _scores_inside(n.body):
+                    code_has_pass2 = True
+                    if any(n.lineno <= ln <= getattr(n, "end_lineno", n.lineno) for ln in reported):
+                        continue
+                    r = facts.reach(n.body[0], ff)
+                    yield code_finding(self, facts, ff, n,
+                                       f"a second scoring pass behind `{ff.line_text(n.lineno)[:100]}` feeds the metric",
+                                       reach=r if r.state else facts.reach(n, ff), path=[f"{fn.qualname}:{n.lineno}"])
+        marks = facts.logs.markers.get("ngram_pass2") or []
+        if marks:
+            if not code_has_pass2:
+                yield log_finding(self, marks, "the logs show a rescoring pass (e.g. `ngram_pass2`) that the shipped code does not contain",
+                                  rule_id="REPORT-CONSISTENCY",
+                                  fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
+            yield log_finding(self, marks, "the logs show a second pass rescoring validation tokens that feeds the reported score")
+
+
+def _names(node) -> list[str]:
+    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name)] + \
+        [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]
+
+
+def _replaces_partial_sums(n: ast.Assign) -> bool:
+    target = " ".join(_names(n.targets[0]))
+    if not re.search(r"(loss|bpb|nll|bits|total)", target, re.I):
+        return False
+    for b in ast.walk(n.value):
+        if isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub):
+            right = b.right
+            rnames = " ".join(_names(right))
+            sums_prefix = any(isinstance(c, ast.Call) and call_name(c.func) in ("sum", "np.sum", "math.fsum")
+                              and any(isinstance(s, ast.Subscript) and isinstance(s.slice, ast.Slice) for s in ast.walk(c))
+                              for c in ast.walk(right))
+            if (sums_prefix or PARTIAL.search(rnames)) and ACC_NAME.search(rnames + " " + " ".join(_names(b.left))):
+                # and something is added back (the rescored pass)
+                parent_adds = any(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Add) for x in ast.walk(n.value))
+                if parent_adds:
+                    return True
+    return False
+
+
+def _flag_guard(n: ast.If) -> bool:
+    for x in ast.walk(n.test):
+        if isinstance(x, ast.Attribute) and FLAG.search(x.attr):
+            return True
+        if isinstance(x, ast.Name) and FLAG.search(x.id):
+            return True
+        if isinstance(x, ast.Constant) and isinstance(x.value, str) and FLAG.search(x.value):
+            return True
+        if isinstance(x, ast.Call) and FLAG.search(call_name(x.func)):
+            return True
+    return False
+
+
+def _scores_inside(body) -> bool:
+    for s in body:
+        for x in ast.walk(s):
+            if is_score_accum(x):
+                return True
+    return False

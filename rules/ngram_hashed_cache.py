@@ -1,0 +1,62 @@
+"""NGRAM-HASHED-CACHE (rules.md §1.1)."""
+from __future__ import annotations
+
+import re
+
+from auditor.model import Severity
+from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM
+from rules.analysis import analyse, taint
+from rules.analysis.report import code_finding, log_finding
+from rules.base import Invalid, Rule, Valid, register
+
+TRAIN_READ = re.compile(r"fineweb_train|train_files|train_pattern|train_shards?|TRAIN_FILES", re.I)
+
+
+@register
+class NgramHashedCache(Rule):
+    """Eval-built hashed n-gram caches keyed by (context, target) were ruled out as a class: their
+    counts do not renormalize over the vocabulary. Tables prefilled from training shards at eval
+    start also fall under DATA-NO-TRAIN-AT-EVAL. Count tables that are normalized over all V
+    candidates, or built at training time and paid for inside the 16 MB, are not this rule.
+
+    Ruling: valerio-oai on PR #982 (2026-03-27): "disallowed due to the use of hashed n-gram
+    caches, which do not renormalize correctly".
+    """
+
+    id = "NGRAM-HASHED-CACHE"
+    code = "PG111"
+    title = "an eval-time hashed n-gram cache keyed by the target feeds the score"
+    family = "ngram"
+    ruling = "https://github.com/openai/parameter-golf/pull/982"
+    fix = "Remove the hashed (context, target) cache, or compute and normalize counts for all V tokens of each context."
+    default_severity = Severity.ERROR
+
+    VALID = [Valid(LEGAL_NGRAM), Valid(BIGRAM_INPUT_HASH), Valid(DEAD_NGRAM)]
+    INVALID = [Invalid(ILLEGAL_NGRAM),
+               Invalid({"train_gpt.py": LEGAL_NGRAM,
+                        "train_seed1.log": "ngram: prefilled cache from 80 train shards (8B tokens)\nfinal_ngram_exact val_loss:1 val_bpb:0.5\n"},
+                       note="logs show an n-gram prefill from training shards the code lacks")]
+
+    def check(self, ctx):
+        facts = analyse(ctx)
+        tf = taint(facts)
+        feeds = any(k == "K" for s in tf.log_sinks.values() for k, _ in s.labels)
+        seen = set()
+        for u in sorted(tf.hashed_updates.values(), key=lambda u: (u.ff.path, u.line)):
+            if u.fn.qualname in seen:
+                continue
+            seen.add(u.fn.qualname)
+            hp = sorted((p for k, p in u.labels if k == "H"), key=len, reverse=True)
+            yield code_finding(self, facts, u.ff, u.node,
+                               f"`{u.ff.line_text(u.line)[:100]}` fills a hashed table keyed by (context, target) at eval time"
+                               + ("; reads of it feed the scored probability" if feeds else ""),
+                               severity=None if feeds else Severity.WARNING,
+                               path=[f"{u.fn.qualname}:{u.line}"] + list(hp[0] if hp else ()))
+        marks = facts.logs.markers.get("ngram_prefill_train") or []
+        if marks:
+            code_reads_train = any(TRAIN_READ.search(ff.text) and "prefill" in ff.text.lower() for ff in facts.files)
+            if not code_reads_train:
+                yield log_finding(self, marks, "the logs show an n-gram prefill from training shards that the shipped code does not contain",
+                                  rule_id="REPORT-CONSISTENCY",
+                                  fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
+            yield log_finding(self, marks, "the logs show the eval-time n-gram tables prefilled from training data")

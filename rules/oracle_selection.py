@@ -1,0 +1,70 @@
+"""ORACLE-SELECTION (rules.md §1.1)."""
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.model import Severity
+from rules._eval_cases import ILLEGAL_MIN_NLL, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW
+from rules.analysis import analyse
+from rules.analysis.index import call_name
+from rules.analysis.patterns import is_score_accum, walk_own
+from rules.analysis.report import code_finding
+from rules.base import Invalid, Rule, Valid, register
+
+LOSSY = re.compile(r"(nll|loss|bpb|bits|ce\b|xent)", re.I)
+VALSCORE = re.compile(r"(val_?bpb|val_?loss|bpb|_bpb|eval_loss)", re.I)
+
+
+@register
+class OracleSelection(Rule):
+    """No selection that uses the realized targets or the validation score: ``min(nll_model,
+    nll_cache)`` per token, "safety gates that can never worsen a prediction", or picking weights,
+    checkpoints or passes (EMA vs SWA, alphas) by their validation score. Per-token minima that
+    feed the reported loss are errors; choices between models by val score are warnings.
+
+    Ruling: the #659 target-based safety gate was ruled illegal (as reported in #779/#702);
+    README FAQ on brute-forcing; cocohearts' #2124 audit.
+    """
+
+    id = "ORACLE-SELECTION"
+    code = "PG110"
+    title = "a choice is made by looking at validation targets or scores"
+    family = "eval"
+    ruling = "https://github.com/openai/parameter-golf/pull/659"
+    fix = "Choose mixing weights, checkpoints and passes without looking at validation scores or targets."
+    default_severity = Severity.ERROR
+
+    VALID = [Valid(LEGAL_NGRAM), Valid(SLIDING_WINDOW)]
+    INVALID = [Invalid(ILLEGAL_MIN_NLL, note="per-token min of two NLLs feeds the score"),
+               Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score")]
+
+    def check(self, ctx):
+        facts = analyse(ctx)
+        for fn in facts.functions.values():
+            ff = facts.file_of(fn)
+            for n in walk_own(fn.node):
+                if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min") and len(n.args) >= 2:
+                    names = " ".join(ast.unparse(a) for a in n.args[:2])
+                    if all(LOSSY.search(ast.unparse(a)) for a in n.args[:2]):
+                        stmt = _stmt(ff, n)
+                        feeds = stmt is not None and is_score_accum(stmt)
+                        yield code_finding(self, facts, ff, n,
+                                           f"`{ff.line_text(n.lineno)[:100]}` takes the minimum of alternative losses"
+                                           + (" and accumulates it into the score" if feeds else ""),
+                                           severity=None if feeds else Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+                        _ = names
+                if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1 \
+                        and isinstance(n.test.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)):
+                    left, right = ast.unparse(n.test.left), ast.unparse(n.test.comparators[0])
+                    if VALSCORE.search(left) and VALSCORE.search(right):
+                        yield code_finding(self, facts, ff, n,
+                                           f"`{ff.line_text(n.lineno)[:100]}` chooses between runs by their validation score",
+                                           severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+
+
+def _stmt(ff, node):
+    p = ff.parent(node)
+    while p is not None and not isinstance(p, ast.stmt):
+        p = ff.parent(p)
+    return p

@@ -1,0 +1,59 @@
+"""TTT-MULTI-EPOCH (rules.md §1.1)."""
+from __future__ import annotations
+
+import ast
+import re
+
+from auditor.model import Severity
+from rules._eval_cases import ILLEGAL_MULTI_EPOCH, LEGAL_TTT, PHASED_TTT
+from rules._eval_common import eval_functions
+from rules.analysis import analyse
+from rules.analysis.patterns import loops, summaries
+from rules.analysis.report import code_finding
+from rules.base import Invalid, Rule, Valid, register
+
+EPOCH = re.compile(r"(epoch|\bep\b|n_ep|passes)", re.I)
+
+
+@register
+class TttMultiEpoch(Rule):
+    """Several epochs over validation chunks where the reported score of a token comes from a pass
+    after the model trained on it (scoring only in the final epoch, or in every epoch) are illegal.
+    Several optimizer epochs on a chunk after its single score is committed (#549) are legal.
+
+    Ruling: valerio-oai on PR #568 (multi-epoch TTT is training on the eval data); Issue #677.
+    """
+
+    id = "TTT-MULTI-EPOCH"
+    code = "PG107"
+    title = "validation tokens are scored inside an epoch loop that also trains on them"
+    family = "ttt"
+    ruling = "https://github.com/openai/parameter-golf/pull/568#issuecomment-4119903415"
+    fix = "Score each chunk once before any training on it; put the epoch loop inside the per-chunk block, after the score."
+    default_severity = Severity.ERROR
+
+    VALID = [Valid(LEGAL_TTT, note="epochs nested after the committed score"), Valid(PHASED_TTT)]
+    INVALID = [Invalid(ILLEGAL_MULTI_EPOCH, note="scored on the final epoch after training on every chunk")]
+
+    def check(self, ctx):
+        facts = analyse(ctx)
+        s = summaries(facts)
+        for fn in eval_functions(facts):
+            ff = facts.file_of(fn)
+            for loop in loops(fn):
+                if not isinstance(loop, ast.For):
+                    continue
+                head = ast.unparse(loop.target) + " " + ast.unparse(loop.iter)
+                if not EPOCH.search(head):
+                    continue
+                has_inner = any(isinstance(n, (ast.For, ast.While)) for st in loop.body for n in ast.walk(st))
+                if not has_inner:
+                    continue
+                sc = next((s.stmt_does(st, "score", fn) for st in loop.body if s.stmt_does(st, "score", fn) is not None), None)
+                tr = next((s.stmt_does(st, "train", fn) for st in loop.body if s.stmt_does(st, "train", fn) is not None), None)
+                if sc is not None and tr is not None:
+                    yield code_finding(self, facts, ff, loop,
+                                       f"the epoch loop `{ff.line_text(loop.lineno)[:80]}` both trains on and scores the "
+                                       f"validation chunks (score at line {sc.lineno}, training at line {tr.lineno})",
+                                       path=[f"{fn.qualname}:{loop.lineno}", f"{fn.qualname}:{sc.lineno}", f"{fn.qualname}:{tr.lineno}"],
+                                       extra_lines=[sc.lineno, tr.lineno])

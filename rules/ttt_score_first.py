@@ -1,0 +1,40 @@
+"""TTT-SCORE-FIRST (rules.md §1.1)."""
+from __future__ import annotations
+
+from auditor.model import Severity
+from rules._eval_cases import ILLEGAL_TTT_UPDATE_FIRST, LEGAL_TTT, PHASED_TTT, wrapped
+from rules._order import update_before_score
+from rules.analysis import analyse
+from rules.analysis.report import code_finding
+from rules.base import Invalid, Rule, Valid, register
+
+
+@register
+class TttScoreFirst(Rule):
+    """Test-time training may only use validation tokens that were already scored: score chunk k
+    under no_grad and commit it, then adapt on it, then score chunk k+1. Post-score epochs, an
+    ``is_last_chunk`` guard and phased TTT over already-scored documents are legal.
+
+    Ruling: README 2026-03-20 (Will DePue); Issue #402; merged precedents #549, #1610.
+    """
+
+    id = "TTT-SCORE-FIRST"
+    code = "PG105"
+    title = "test-time training steps on a chunk before that chunk is scored"
+    family = "ttt"
+    ruling = "https://github.com/openai/parameter-golf/issues/402"
+    fix = "Score each chunk under torch.no_grad() and accumulate it before any backward()/step() on its tokens."
+    default_severity = Severity.ERROR
+
+    VALID = [Valid(LEGAL_TTT, note="score first, post-score epochs, is_last_chunk guard"),
+             Valid(PHASED_TTT, note="phased TTT over already-scored documents")]
+    INVALID = [Invalid(ILLEGAL_TTT_UPDATE_FIRST, note="backward/step on the chunk before its score"),
+               Invalid(wrapped(ILLEGAL_TTT_UPDATE_FIRST), note="inside an lzma wrapper")]
+
+    def check(self, ctx):
+        facts = analyse(ctx)
+        for fn, ff, loop, node in update_before_score(facts, "train"):
+            yield code_finding(self, facts, ff, node,
+                               f"in the loop at {fn.qualname}:{loop.lineno} the training step "
+                               f"`{ff.line_text(node.lineno)[:100]}` runs before the chunk is scored",
+                               path=[f"{fn.qualname}:{loop.lineno}", f"{fn.qualname}:{node.lineno}"], extra_lines=[loop.lineno])

@@ -1,0 +1,109 @@
+"""Model shape and causality, Muon's orthogonalised update, and the int8/int6 artifact."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from reference_impl.artifact import (dequantize_state_dict, format_tag, load_artifact, pack_int6, quantize_state_dict,
+                                     save_artifact, unpack_int6)
+from reference_impl.model import GPT, GPTConfig
+from reference_impl.muon import Muon, newton_schulz
+
+SMALL = GPTConfig(vocab_size=64, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2)
+
+
+def test_baseline_shape_and_parameter_count():
+    cfg = GPTConfig()
+    assert (cfg.num_layers, cfg.model_dim, cfg.num_heads, cfg.num_kv_heads, cfg.vocab_size, cfg.logit_softcap) == (9, 512, 8, 4, 1024, 30.0)
+    d, kv = 512, 4 * 64
+    per_block = d * d + 2 * d * kv + d * d + 2 * (2 * d * d) + 2 * d  # q, k+v, proj, mlp in/out, two gains
+    with torch.device("meta"):
+        m = GPT(cfg)
+    assert m.num_params() == 1024 * d + 9 * per_block  # tied: one embedding matrix
+
+
+def test_causal_and_softcapped():
+    torch.manual_seed(0)
+    m = GPT(SMALL)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=2.0)  # big weights so the softcap matters
+    x = torch.randint(0, 64, (2, 12))
+    y = x.clone()
+    y[:, 7] = (y[:, 7] + 1) % 64
+    a, b = m(x), m(y)
+    assert a.shape == (2, 12, 64)
+    assert torch.equal(a[:, :7], b[:, :7]) and not torch.equal(a[:, 7:], b[:, 7:])
+    assert a.abs().max() <= 30.0 and a.abs().max() > 20.0
+
+
+def test_newton_schulz_singular_values_near_one():
+    torch.manual_seed(0)
+    for shape in [(96, 32), (32, 128), (64, 48)]:
+        s = torch.linalg.svdvals(newton_schulz(torch.randn(*shape)))
+        assert s.min() > 0.6 and s.max() < 1.25, (shape, s.min(), s.max())
+
+
+def test_muon_update_is_orthogonalised():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(48, 96))
+    opt = Muon([w], lr=0.1, momentum=0.0)
+    w.grad = torch.randn(48, 8) @ torch.randn(8, 96) + 0.1 * torch.randn(48, 96)  # ill-conditioned
+    before = w.detach().clone()
+    opt.step()
+    s = torch.linalg.svdvals((before - w.detach()) / 0.1)
+    assert s.min() > 0.5 and s.max() < 1.25, s
+    # Nesterov momentum: the step is orthogonalised too.
+    opt2 = Muon([w], lr=0.1, momentum=0.95)
+    for _ in range(3):
+        w.grad = torch.randn_like(w)
+        before = w.detach().clone()
+        opt2.step()
+    s = torch.linalg.svdvals((before - w.detach()) / 0.1)
+    assert s.min() > 0.6 and s.max() < 1.25, s
+
+
+def test_muon_keeps_a_low_rank_gradient_low_rank():
+    w = torch.nn.Parameter(torch.zeros(48, 96))
+    w.grad = torch.randn(48, 8) @ torch.randn(8, 96)
+    Muon([w], lr=1.0, momentum=0.0).step()
+    s = torch.linalg.svdvals(w.detach())
+    assert s[:8].min() > 0.6 and s[:8].max() < 1.25 and s[8:].max() < 1e-3
+
+
+def test_int6_packing_roundtrip():
+    q = torch.randint(-32, 32, (1003,), dtype=torch.int8)
+    packed = pack_int6(q)
+    assert packed.dtype == torch.uint8 and packed.numel() == 3 * 251
+    assert torch.equal(unpack_int6(packed, 1003), q)
+
+
+@pytest.mark.parametrize("bits,method", [(8, "zlib"), (8, "zstd"), (6, "zlib"), (6, "zstd")])
+def test_artifact_roundtrip(tmp_path, bits, method):
+    torch.manual_seed(0)
+    m = GPT(SMALL)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    sd = m.state_dict()
+    path = tmp_path / f"m.int{bits}.ptz"
+    n = save_artifact(sd, str(path), bits, method, min_numel=512)
+    assert n == os.path.getsize(path)
+    back = load_artifact(str(path), method)
+    assert back.keys() == sd.keys()
+    w = sd["blocks.0.mlp.c_fc.weight"]
+    err = (back["blocks.0.mlp.c_fc.weight"] - w).abs().max() / w.abs().max()
+    assert err < (0.01 if bits == 8 else 0.04)
+    assert torch.equal(back["blocks.0.attn_scale"], sd["blocks.0.attn_scale"])  # control tensors exact
+    m.load_state_dict(back)
+    assert format_tag(bits, method) == f"int{bits}+{method}"
+
+
+def test_quantisation_layout():
+    sd = {"big": torch.randn(40, 100), "small": torch.randn(10), "blocks.0.mlp_scale": torch.randn(5), "ids": torch.arange(3)}
+    q = quantize_state_dict(sd, 8, min_numel=1000)
+    assert q["big"]["q"].dtype == torch.int8 and q["big"]["scale"].dtype == torch.float16 and q["big"]["scale"].shape == (40,)
+    assert q["small"]["raw"].dtype == torch.float16 and q["blocks.0.mlp_scale"]["raw"].dtype == torch.float32
+    assert torch.equal(dequantize_state_dict(q)["ids"], sd["ids"])
+    with pytest.raises(ValueError):
+        quantize_state_dict(sd, 4)

@@ -1,0 +1,35 @@
+"""The Done-when of `pgolf reproduce`: a record exported by the reference implementation
+(`pgolf train --preset ci`, its smallest config) reproduces on CPU with two gloo ranks."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from auditor.reproduce.main import ReproduceOptions, reproduce
+from auditor.reproduce.sandbox import bwrap_works
+
+SANDBOX_OK, _ = bwrap_works()
+
+
+@pytest.mark.slow
+def test_reference_record_reproduces_with_nproc_2(tmp_path, capsys):
+    record = tmp_path / "2026-11-05_RefCI"
+    train = subprocess.run([sys.executable, "-m", "auditor", "train", "--preset", "ci", "--out", str(record), "--data", str(tmp_path / "data")],
+                           capture_output=True, text=True, timeout=300)
+    if train.returncode != 0 and "No such command" in train.stderr:
+        pytest.skip("the reference implementation's `pgolf train` is not available")
+    assert train.returncode == 0, train.stderr[-2000:]
+    claims = json.loads((record / "submission.json").read_text())
+    code = reproduce(ReproduceOptions(record=str(record), nproc=2, run_dir=str(tmp_path / "run"), quiet=True, fmt="json",
+                                      no_sandbox=not SANDBOX_OK))
+    rec = json.loads(capsys.readouterr().out)["records"][0]
+    assert code == 0, [f["message"] for f in rec["findings"]]
+    rep = rec["measured"]["reproduce"]
+    assert rep["reproduced"] and rep["nproc_per_node"] == 2
+    (row,) = rep["seeds"]
+    assert abs(row["val_bpb"] - claims["val_bpb"]) <= rep["tolerance_bpb"]
+    assert row["bytes_total"] == claims["bytes_total"]  # the artifact it wrote + the counted code
+    assert row["artifact"] == "final_model.int8.ptz"

@@ -1,0 +1,48 @@
+"""The bubblewrap sandbox: a record that reaches for the network or writes outside its run dir fails clearly."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from auditor.reproduce.main import ReproduceOptions, reproduce
+from auditor.reproduce.sandbox import bwrap_works
+from tests.reproduce_helpers import make_data, make_record
+
+SANDBOX_OK, SANDBOX_WHY = bwrap_works()
+pytestmark = pytest.mark.skipif(not SANDBOX_OK, reason=f"no usable bubblewrap here: {SANDBOX_WHY}")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("data"))
+
+
+def _run(folder: Path, run_dir: Path, capsys) -> tuple[int, dict]:
+    code = reproduce(ReproduceOptions(record=str(folder), run_dir=str(run_dir), quiet=True, fmt="json", nproc=1))
+    return code, json.loads(capsys.readouterr().out)["records"][0]
+
+
+def test_socket_to_non_loopback_address_is_refused(tmp_path, data, capsys):
+    folder = make_record(tmp_path, *data, seeds=(1,), extra_env="FIXTURE_CONNECT=1.1.1.1:80 ")
+    code, rec = _run(folder, tmp_path / "run", capsys)
+    assert code == 1
+    denied = [f for f in rec["findings"] if f["rule"] == "SANDBOX-DENIED"]
+    assert denied and "tried to open a network connection" in denied[0]["message"]
+    assert any("Network is unreachable" in e for e in denied[0]["evidence"])
+
+
+def test_write_outside_the_run_dir_is_refused(tmp_path, data, capsys):
+    target = Path.home() / f"pgolf-escape-{uuid.uuid4().hex}.txt"
+    folder = make_record(tmp_path, *data, seeds=(1,), extra_env=f"FIXTURE_WRITE={target} ")
+    try:
+        code, rec = _run(folder, tmp_path / "run", capsys)
+        assert not target.exists()
+    finally:
+        target.unlink(missing_ok=True)
+    assert code == 1
+    denied = [f for f in rec["findings"] if f["rule"] == "SANDBOX-DENIED"]
+    assert denied and "write outside its run directory" in denied[0]["message"]
+    assert any("Read-only file system" in e and str(target) in e for e in denied[0]["evidence"])
