@@ -3,7 +3,8 @@
 Logs are chosen by seed (the run's ``seed:`` line, else the seed in the file name). Exact duplicate
 blobs are ignored, and so are logs of seeds the submission does not list when it lists seeds (reruns,
 ablations). When one seed has several logs (an original and a rerun), the one whose final agrees with
-the per-seed claim is used, else the first by name. ``Measured.extra`` says which logs were used and
+the per-seed claim (or, when the folder has one seed, the claim) is used, else the first by name;
+copies under ``.ipynb_checkpoints/`` are ignored. ``Measured.extra`` says which logs were used and
 why others were not, so a reviewer can follow the choice.
 """
 from __future__ import annotations
@@ -55,6 +56,9 @@ def measure(ev: Evidence) -> Measured:
             continue
         if lf.sha256:
             seen_blobs[lf.sha256] = lf.path
+        if ".ipynb_checkpoints/" in lf.path:
+            ignored.append({"log": lf.path, "why": "an editor checkpoint copy"})
+            continue
         run = lf.last_run
         if run is None or run.final is None:
             ignored.append({"log": lf.path, "why": "no score line"})
@@ -92,6 +96,8 @@ def measure(ev: Evidence) -> Measured:
         chosen = group[0]
         claimed = ev.claims.seed_results.get(key, {}).get("val_bpb") if isinstance(key, int) else None
         if len(group) > 1:
+            if not isinstance(claimed, (int, float)) and len(order) == 1 and ev.claims.val_bpb is not None:
+                claimed = ev.claims.val_bpb  # one seed: its logs compete for the folder's claim
             if isinstance(claimed, (int, float)):
                 chosen = min(group, key=lambda s: abs((s.val_bpb or 0.0) - float(claimed)))
             else:

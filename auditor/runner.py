@@ -143,7 +143,7 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
     """Audit every discovered folder; never raises for a folder's sake.
 
     ``worker_target`` replaces the workers' main loop (tests use it to make a worker hang or die);
-    it must be importable by reference and take ``(conn, options, memory_mb, caps)``."""
+    it must be importable by reference and take ``(conn, options, memory_mb, caps, cwd, env)``."""
     from auditor.pipeline import tool_info
 
     t0 = time.perf_counter()
@@ -193,16 +193,19 @@ def failed_record(folder: RecordFolder, message: str, seconds: float) -> RecordR
     return rec
 
 
-def _serve(conn, options, memory_mb, caps) -> None:  # the workers' target; imported by reference
+def _serve(conn, options, memory_mb, caps, cwd=None, env=None) -> None:  # the workers' target, by reference
     from auditor.worker import serve
 
-    serve(conn, options, memory_mb, caps)
+    serve(conn, options, memory_mb, caps, cwd, env)
 
 
 class _Worker:
     def __init__(self, ctx, options, memory_mb: int, caps: Caps, target: Callable):
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=target, args=(child, options, memory_mb, caps), daemon=True, name="pgolf-audit-worker")
+        # A forkserver child inherits the server's working directory and environment, fixed when the
+        # server started; relative paths (--against, the default waiver file) need this process's.
+        args = (child, options, memory_mb, caps, os.getcwd(), dict(os.environ))
+        self.proc = ctx.Process(target=target, args=args, daemon=True, name="pgolf-audit-worker")
         self.proc.start()
         child.close()
         self.conn = parent
@@ -393,7 +396,9 @@ def _isatty(stream) -> bool:
 # --- output caps and sanitising -------------------------------------------------------------------
 
 def cap_record(rec: RecordResult, caps: Caps) -> RecordResult:
-    """Bound one folder's findings and errors; what is dropped is counted in one line."""
+    """Bound one folder's findings and errors; what is dropped is counted in one line. Idempotent."""
+    if getattr(rec, "_capped", None) == caps:
+        return rec
     order = sorted(rec.findings, key=lambda f: (f.waived is not None, -f.severity.rank))  # stable: keeps rule order
     kept, per_rule, dropped = [], Counter(), Counter()
     for f in order:
@@ -424,6 +429,7 @@ def cap_record(rec: RecordResult, caps: Caps) -> RecordResult:
         which = ", ".join(f"{r} ×{c}" for r, c in sorted(dropped.items()))
         rec.errors.append(Problem(rec.path, f"{sum(dropped.values())} more findings not shown (report caps: "
                                             f"{caps.findings_per_rule} per rule, {caps.findings_per_record} per folder): {which}"))
+    rec._capped = caps  # travels with the record (pickled __dict__), so the parent does not cap twice
     return rec
 
 

@@ -134,8 +134,21 @@ def _entry_name(folder) -> str:
         return ""
 
 
-def serve(conn, options, memory_mb: int, caps) -> None:
+def adopt(cwd: str | None, env: dict[str, str] | None) -> None:
+    """Take the runner's working directory and environment (a forkserver child has the server's)."""
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    if cwd:
+        try:
+            os.chdir(cwd)
+        except OSError:
+            pass
+
+
+def serve(conn, options, memory_mb: int, caps, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
     """Worker main loop (the target of the runner's processes)."""
+    adopt(cwd, env)
     harden_process(memory_mb)
     warm()
     from auditor.runner import cap_record

@@ -86,10 +86,7 @@ class CausalSelfAttention(nn.Module):
             y = flash(q, k, v, causal=True)
         else:
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-            if self.n_kv != self.n_head:
-                rep = self.n_head // self.n_kv
-                k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head).transpose(1, 2)
         return self.c_proj(y.reshape(B, T, C))
 
 

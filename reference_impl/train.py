@@ -225,8 +225,9 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def train_step(stream: TokenStream, lr_mult: float) -> float:
-        total = 0.0
+    def train_step(stream: TokenStream, lr_mult: float) -> torch.Tensor:
+        # The loss stays on the device: a .item() per micro-step would stall the GPU queue.
+        total = torch.zeros((), device=device)
         for micro in range(grad_accum):
             x, y = stream.next_batch(local_tokens, args.train_seq_len, rank, world, device)
             if distributed:
@@ -235,7 +236,7 @@ def main() -> None:
                 logits = model(x)
                 loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
             (loss / grad_accum).backward()
-            total += loss.item() / grad_accum
+            total += loss.detach() / grad_accum
         if args.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(base_model.parameters(), args.grad_clip_norm)
         for opt in optimizers:
@@ -291,9 +292,12 @@ def main() -> None:
         elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
         train_loss = train_step(stream, lr_multiplier(step, elapsed, args))
         step += 1
+        logging = args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0)
+        if cap_ms > 0 or logging:
+            sync()  # the clock must include the queued GPU work of this step
         elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
-        if args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0):
-            log0(f"step:{step}/{args.iterations} train_loss:{train_loss:.4f} train_time:{elapsed:.0f}ms "
+        if logging:
+            log0(f"step:{step}/{args.iterations} train_loss:{train_loss.item():.4f} train_time:{elapsed:.0f}ms "
                  f"step_avg:{elapsed / step:.2f}ms")
         if cap_ms > 0 and stop_after is None:
             reached = torch.tensor(int(elapsed >= cap_ms), device=device)

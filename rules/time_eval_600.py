@@ -9,7 +9,26 @@ from rules.time_logs import EVAL_CAP_S, three_seeds, used_runs
 
 _WARMUP = re.compile(r"warm(?:ing)?[ _-]?up", re.I)
 _TIMER = re.compile(r"beginning .*eval timer|eval timer start", re.I)
+_ADAPT_TOTAL = re.compile(r"(?:done\s+)?total_time[:=]\s*([\d.]+)\s*s")
 _SYNTHETIC = re.compile(r"random tokens|no val data|synthetic|dummy", re.I)
+
+
+_ADAPT_LINE = re.compile(r"^(?:prequant_ttt|pre_quant_ttt|pre-eval ttt)\S*\s.*total_time[:=]\s*([\d.]+)\s*s", re.I | re.M)
+
+
+def _adaptation(ctx, lf, run):
+    """(line, text, seconds) of a val-adaptation stage before scoring (pre-quant TTT), read from the log text."""
+    from auditor.fs import UnreadableFile, read_text
+
+    try:
+        text = read_text(ctx.evidence.path / lf.path, ctx.evidence.folder.root).text
+    except UnreadableFile:
+        return None
+    for m in _ADAPT_LINE.finditer(text):
+        line = text[: m.start()].count("\n") + 1
+        if run.first_line <= line <= run.last_line:
+            return line, m.group(0).strip(), float(m.group(1))
+    return None
 
 
 def scoring_eval_ms(run) -> tuple[float | None, str]:
@@ -66,10 +85,14 @@ class TimeEval600(Rule):
             seed = run.seed if run.seed is not None else lf.seed_from_name
             who = f"seed {seed}" if seed is not None else lf.path
             ms, label = scoring_eval_ms(run)
+            adapt = _adaptation(ctx, lf, run)
+            if adapt and ms is not None and run.total_eval_time_s is None:
+                ms += adapt[2] * 1000  # adaptation on val before scoring is evaluation time
+                label = f"{label} + {adapt[1].split()[0]} {adapt[2]:.1f}s"
             diag = [f"{e.label} {e.eval_time_ms / 1000:.1f}s" for e in run.evals
                     if e.after_stop and e is not run.final and e.eval_time_ms is not None and e.label.removesuffix("_exact") != label.removesuffix("_exact")]
             if ms is not None and ms > EVAL_CAP_S * 1000:
-                ev = [run.final.text] if run.final else []
+                ev = ([run.final.text] if run.final else []) + ([adapt[1]] if adapt else [])
                 yield self.finding(lf.path, run.final.line if run.final else None,
                                    f"{who}: the scoring evaluation ({label}) took {ms / 1000:.1f} s, over the 600 s eval cap"
                                    + (f"; diagnostic evals not counted: {', '.join(diag)}" if diag else ""), evidence=ev)

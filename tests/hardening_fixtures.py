@@ -99,14 +99,15 @@ def json_report(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout)
 
 
-def misbehaving_worker(conn, options, memory_mb, caps):
+def misbehaving_worker(conn, options, memory_mb, caps, cwd=None, env=None):
     """A worker main loop that hangs, crashes or exits on folders named for it, and otherwise
     audits like the real one (``auditor.worker.serve``): the runner must survive all three."""
     import signal
     import time
 
-    from auditor.worker import audit_one, harden_process
+    from auditor.worker import adopt, audit_one, harden_process
 
+    adopt(cwd, env)
     harden_process(memory_mb)
     while True:
         task = conn.recv()

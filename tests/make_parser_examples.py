@@ -9,7 +9,6 @@ script writes and that each one gets the verdict the examples README promises.
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -201,7 +200,7 @@ README = """# {title}
 
 {body}
 
-Example written for pgolf's tests (see `examples/records/README.md`); the logs are synthetic and
+Example written for pgolf's tests (see `examples/README.md`); the logs are synthetic and
 in the format the script above writes.
 
 Run: `SEED=1337 torchrun --standalone --nproc_per_node=8 train_gpt.py`

@@ -11,7 +11,7 @@ import math
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from auditor.evidence.logs import read_log
@@ -67,8 +67,8 @@ scalars = st.one_of(
                      "<3-seed mean -- fill after runs>", "1,234,567", "0x10", "NaN", "Infinity"]),
 )
 json_values = st.recursive(scalars, lambda kids: st.one_of(
-    st.lists(kids, max_size=5), st.dictionaries(st.one_of(st.sampled_from(KEYS + ["1337", "42", "seed_7"]), st.text(max_size=8)), kids, max_size=6)),
-    max_leaves=25)
+    st.lists(kids, max_size=5), st.dictionaries(st.one_of(st.sampled_from(KEYS + ["1337", "42", "seed_7"]), st.text(max_size=8)), kids, max_size=5)),
+    max_leaves=12)
 claims_objects = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=10)
 
 
@@ -124,6 +124,8 @@ _scratch = _Scratch()
 
 @FUZZ
 @given(claims_bytes)
+@example(b'{\n  "val_bpb": 0\n}')  # found by this test: an integer claim
+@example(b'\xff\xfe{\x00"\x00v\x00')  # UTF-16, cut mid-key
 def test_read_claims_never_raises(data: bytes):
     path = _scratch.file("submission.json", data)
     claims = read_claims(path, path.parent, "submission.json")
@@ -168,6 +170,9 @@ log_bytes = st.one_of(mutated(log_text), st.binary(max_size=400))
 
 @FUZZ
 @given(log_bytes)
+# found by this test: "1.2.3" crashed the stop-line handler (ValueError), fixed in auditor/evidence/logs.py
+@example(b"step:0/0 train_loss:0 train_time:0ms step_avg:0ms\nfinal_int8_zlib_roundtrip_exact val_loss:0 val_bpb:0\n"
+         b"stopping_early: wallclock_cap train_time:1.2.3ms step:0/0")
 def test_read_log_never_raises(data: bytes):
     path = _scratch.file("train_seed1.log", data)
     lf = read_log(path, path.parent, "train_seed1.log")

@@ -6,6 +6,7 @@ import base64
 import bz2
 import json
 import lzma
+import pickle
 import time
 import zlib
 from functools import lru_cache
@@ -165,6 +166,8 @@ def test_report_caps_bound_every_field():
     assert rec.findings[0].evidence[-1] == "… 80 more lines not shown"
     assert len(rec.errors) == caps.errors_per_record + 2
     assert rec.errors[-1].message.startswith("650 more findings not shown") and "RULE-A ×650" in rec.errors[-1].message
+    again = pickle.loads(pickle.dumps(rec))  # capped in a worker, capped again by the parent: no change
+    assert cap_record(again, caps).errors == rec.errors
     report = cap_report(Report(records=[rec], errors=[Problem("x", "y")] * 5000), caps)
     assert len(report.errors) == caps.report_errors + 1
     assert len(render(report, "json")) < 2 * MB

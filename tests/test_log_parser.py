@@ -195,6 +195,10 @@ def test_exact_twin_and_label_variants():
     eq = parse_log_text("stopping_early: wallclock_cap train_time:600000ms step:9/9\n"
                         "ttt_sliding:done val_loss=1.974980 val_bpb=1.169697 elapsed=488.9s\n").runs[0]
     assert eq.final.val_bpb == 1.169697 and eq.final.eval_time_ms == 488900.0
+    kv = parse_log_text("stopping_early: wallclock_cap train_time:600000ms step:9/9\n"
+                        "final_sliding_window_exact sliding_bpb:1.14775606 val_bpb:0.93933506\n"
+                        "final_integrated_exact model_bpb:1.16001811 ngram_bpb:0.32101837 delta_bpb:0.1\n").runs[0]
+    assert [(e.label, e.val_bpb) for e in kv.evals] == [("final_sliding_window_exact", 0.93933506), ("final_integrated_exact", 0.32101837)]
     summary = parse_log_text("step:5/5 train_loss:3.0 train_time:10ms step_avg:2ms\n---\nval_bpb:          1.194716\ntraining_seconds: 10.2\n").runs[0]
     assert summary.final.val_bpb == 1.194716
 

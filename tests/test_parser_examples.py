@@ -1,8 +1,7 @@
 """The bundled parser/report-consistency examples: reproducible from their generator, and each gets
-the verdict examples/records/README.md promises."""
+the verdict examples/README.md promises."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ def test_committed_examples_equal_the_generator():
 
 
 def test_readme_lists_every_example():
-    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT.parents[1] / "README.md").read_text(encoding="utf-8")
     for name, (verdict, _) in EXPECTED.items():
         row = next((line for line in readme.splitlines() if f"`{name}`" in line), "")
         assert row and f"| {verdict} |" in row, name
@@ -39,3 +38,8 @@ def test_example_verdict(name):
     for f in rec.findings:
         if f.rule in ("REPORT-CONSISTENCY", "SUBMISSION-FILES") and f.file == "submission.json" and "val_bpb" in f.message:
             assert f.line is not None and f.evidence and f.evidence[0].startswith("submission.json:")
+
+
+def test_auditing_examples_records_finds_each_example_folder():
+    found = {f.path.name for f in discover([ROOT.parent]).folders}
+    assert set(EXPECTED) <= found, sorted(found)

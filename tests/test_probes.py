@@ -10,8 +10,11 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 from auditor.reproduce.instrument import instrument_source
+from auditor.reproduce.main import ReproduceOptions, reproduce
+from auditor.reproduce.plan import build_plan
 from auditor.reproduce.probes import probe_record
 from auditor.reproduce.sandbox import bwrap_works
+from tests.reproduce_helpers import make_data, make_record
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORERS = Path(__file__).parent / "fixtures" / "reproduce" / "scorers.py"
@@ -87,14 +90,40 @@ def test_our_bigram_scorers(tmp_path, function, failing):
         assert re.search(r"position 1 fed to a state update \(event #1, line \d+\) when only 0 score", got["PROBE-LEDGER"].message)
 
 
-def test_record_without_scorer_says_why(tmp_path):
-    folder = tmp_path / "rec"
-    folder.mkdir()
-    (folder / "train_gpt.py").write_text("def eval_val(x):\n    val_loss_sum = 0\n    val_loss_sum += x.sum()\n")
-    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "w")
-    (f,) = out.findings
-    assert f.rule == "PROBE-NOT-RUN" and "no scorer module here" in f.message
+def test_record_that_cannot_run_here_says_why(tmp_path):
+    cuda = tmp_path / "cuda"
+    cuda.mkdir()
+    (cuda / "train_gpt.py").write_text("import torch\ndevice = torch.device('cuda')\n"
+                                       "def eval_val(x):\n    val_loss_sum = 0\n    val_loss_sum += x.sum()\n")
+    (f,) = probe_record(cuda, sandbox=SANDBOX, work=tmp_path / "w1").findings
+    assert f.rule == "PROBE-NOT-RUN" and "needs CUDA (train_gpt.py:2 uses 'cuda' with no CPU fallback)" in f.message
+    nodata = tmp_path / "nodata"
+    nodata.mkdir()
+    (nodata / "train_gpt.py").write_text("def eval_val(x):\n    val_loss_sum = 0\n    val_loss_sum += x.sum()\n")
+    (f,) = probe_record(nodata, sandbox=SANDBOX, work=tmp_path / "w2").findings
+    assert f.rule == "PROBE-NOT-RUN" and "data folder is not available" in f.message
+    (f,) = probe_record(nodata, sandbox=SANDBOX, work=tmp_path / "w3", whole_script=False).findings
+    assert "no scorer module here" in f.message
     assert f.evidence == ["accumulation statement: line 3: val_loss_sum += x.sum()"]
+
+
+def test_whole_script_probe_and_reproduce_probe(tmp_path, capsys):
+    """A record's own eval run twice on CPU (the last val token flipped): the legal chunked bigram eval
+    of our fixture passes through `pgolf reproduce --probe`; its two-pass variant fails with numbers."""
+    data, tok = make_data(tmp_path / "d", n_val=5000)
+    folder = make_record(tmp_path, data, tok, seeds=(1,))
+    code = reproduce(ReproduceOptions(record=str(folder), run_dir=str(tmp_path / "run"), quiet=True, fmt="json", nproc=1,
+                                      probe=True, no_sandbox=SANDBOX == "none"))
+    rec = json.loads(capsys.readouterr().out)["records"][0]
+    assert code == 0, [f["message"] for f in rec["findings"]]
+    flip = next(f for f in rec["findings"] if f["rule"] == "PROBE-SUFFIX-FLIP")
+    assert flip["severity"] == "info" and "changed only the last target's score, in 1 eval pass(es); all other 4095 scores identical" in flip["message"]
+    plan = build_plan(folder, env={"FIXTURE_TWO_PASS": "1"}, run_dir=tmp_path / "plan", sandbox=SANDBOX)
+    got = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "w", plan=plan)
+    flip = next(f for f in got.findings if f.rule == "PROBE-SUFFIX-FLIP")
+    assert flip.severity.value == "error" and flip.file == "train_gpt.py"
+    m = re.search(r"position 4096\) changed (\d+) score\(s\) of earlier targets \(first: batch (\d+), value (\d+) of 512: ([\d.]+) → ([\d.]+) nats", flip.message)
+    assert m and int(m.group(1)) >= 1 and m.group(4) != m.group(5), flip.message
 
 
 def test_probe_cli_exit_codes_and_json(tmp_path):

@@ -107,3 +107,49 @@ def test_quantisation_layout():
     assert torch.equal(dequantize_state_dict(q)["ids"], sd["ids"])
     with pytest.raises(ValueError):
         quantize_state_dict(sd, 4)
+
+
+def _args(**env):
+    from reference_impl.train import Hyperparameters
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        return Hyperparameters()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
+
+
+def test_warmdown_is_time_based_under_a_cap():
+    from reference_impl.train import lr_multiplier
+
+    a = _args(MAX_WALLCLOCK_SECONDS=100, WARMDOWN_ITERS=10, ITERATIONS=100000)
+    # 1 s per step so far: the warm-down covers the last 10 s of the 100 s budget.
+    assert lr_multiplier(50, 50_000, a) == 1.0
+    assert lr_multiplier(95, 95_000, a) == pytest.approx(0.5)
+    assert lr_multiplier(100, 100_000, a) == 0.0
+    # Slower steps (2 s) start the warm-down earlier: 20 s before the cap.
+    assert lr_multiplier(40, 85_000, a) == pytest.approx(15 / 21.25)
+    b = _args(MAX_WALLCLOCK_SECONDS=0, WARMDOWN_ITERS=10, ITERATIONS=100)
+    assert lr_multiplier(89, 1e9, b) == 1.0 and lr_multiplier(95, 0, b) == pytest.approx(0.5)
+
+
+def test_token_stream_gives_ranks_disjoint_contiguous_slices(tmp_path):
+    from reference_impl.data import write_shard
+    from reference_impl.train import TokenStream
+
+    write_shard(str(tmp_path / "fineweb_train_000000.bin"), list(range(50)))
+    write_shard(str(tmp_path / "fineweb_train_000001.bin"), list(range(100, 130)))
+    pattern = str(tmp_path / "fineweb_train_*.bin")
+    a, b = TokenStream(pattern), TokenStream(pattern)
+    x0, y0 = a.next_batch(8, 4, 0, 2, "cpu")
+    x1, y1 = b.next_batch(8, 4, 1, 2, "cpu")
+    assert x0.flatten().tolist() == list(range(0, 8)) and y0.flatten().tolist() == list(range(1, 9))
+    assert x1.flatten().tolist() == list(range(9, 17))
+    for _ in range(4):  # 18 tokens a call: crosses into the second shard, then wraps to the first
+        x0, y0 = a.next_batch(8, 4, 0, 2, "cpu")
+    assert x0.flatten().tolist() == list(range(122, 130)) and y0.flatten().tolist()[-1] == 0

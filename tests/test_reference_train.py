@@ -162,7 +162,7 @@ def test_eval_cli_rescores_the_artifact(record):
     assert res.exit_code == 0, res.output
     plain = float(re.search(r"eval_roundtrip val_loss:\S+ val_bpb:(\S+)", res.output).group(1))
     alone = float(re.search(r"model_only_exact val_loss:\S+ val_bpb:(\S+)", res.output).group(1))
-    assert alone == pytest.approx(plain, abs=1e-9)  # chunk == window: the same windows as the plain eval
+    assert alone == pytest.approx(plain, abs=1e-6)  # chunk == window: the same windows as the plain eval
     assert re.search(r"ngram_eval_exact val_loss:\S+ val_bpb:\S+", res.output)
     bad = CliRunner().invoke(app, ["eval", "--artifact", str(out / "missing.ptz"), "--data-path", str(ds), "--tokenizer-path", str(tok)])
     assert bad.exit_code == 1 and "missing.ptz" in bad.output

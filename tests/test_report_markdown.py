@@ -5,7 +5,11 @@ import re
 
 from auditor.model import Report
 from auditor.report import common, markdown, render
-from tests.report_cases import odd_report, pipeline_report, write_tree
+from auditor.context import AuditOptions
+from auditor.discover import discover
+from auditor.pipeline import build_report
+from tests.helpers import write_folder
+from tests.report_cases import clean_files, odd_report, pipeline_report, write_tree
 
 FIRST_SCREEN = 25  # lines a reviewer sees without scrolling
 
@@ -51,9 +55,25 @@ def test_clean_folder_table_has_claims_measures_seeds_and_pvalue_row(tmp_path):
     assert "| val_bpb | 1.2244 | 1.2244 | 1.2243 | 1.2245 | 1.2244 |" in md
     assert "| bytes total | 15,863,489 |" in md
     assert "| train time | — | max 599.5 s | 599.5 s |" in md
-    assert "p-values (README p<0.01, practice p<0.25) |  | not computed" in md
+    assert "| p-values (README ≥0.005 nats p&lt;0.01, practice p&lt;0.25) |  | not computed (no previous record: --against) |" in md
     assert "Per-seed val_bpb `▁█▅`" in md
     assert "Why it fails" not in md
+
+
+def test_pvalues_under_both_rulebooks_from_the_pipeline(tmp_path):
+    folders = write_tree(tmp_path)
+    prev = write_folder(tmp_path / "prev", clean_files((1.2400, 1.2420, 1.2380)), name="2025-12-01_Prev")
+    disc = discover([folders["pass"]], cwd=tmp_path)
+    rep = build_report(disc, AuditOptions(only_rules={"SUBMISSION-FILES"}, against=[str(prev)]), root=tmp_path)
+    st = rep.records[0].stats
+    assert st.p_readme is not None and st.p_practice is not None
+    md = render(rep, "markdown")
+    readme = f"| p, README rule (≥0.005 nats, p&lt;0.01) |  | {common.fmt_p(st.p_readme)} {'✅' if st.p_readme < 0.01 else '❌'} |"
+    practice = f"| p, practice since 2026-04-28 (p&lt;0.25) |  | {common.fmt_p(st.p_practice)} ✅ |"
+    assert readme in md and practice in md
+    assert "| Δ val\\_bpb vs 2025-12-01\\_Prev |  | +0.0156 |" in md
+    text = render(rep, "text", color=False)
+    assert f"p, practice since 2026-04-28 (p<0.25): {common.fmt_p(st.p_practice)} ✓" in text
 
 
 def test_batch_summary_sorted_by_verdict(tmp_path):
@@ -120,3 +140,7 @@ def test_sparkline_and_escapes():
     assert markdown.code("`x`") == "`` `x` ``"
     assert markdown.cell_code("a|b") == "`a\\|b`"
     assert markdown.link("javascript:alert(1)") == "javascript:alert(1)"  # only http(s) becomes a link
+    # Rules quote code in backticks: those become code spans, the rest is escaped.
+    assert markdown.inline("use `k = a|b <i>` here, @x_y") == "use `k = a|b <i>` here, @\u2060x\\_y"
+    assert markdown.inline("odd ` tick <b>") == "odd \\` tick &lt;b&gt;"
+    assert markdown.inline("```\nfence") == "\\`\\`\\` fence"

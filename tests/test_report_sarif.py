@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from dataclasses import replace
+
 from pydantic import BaseModel
 from sarif_pydantic import Sarif
 
+from auditor.model import Finding, Severity
 from auditor.report import render
 from tests.report_cases import odd_report, pipeline_report, write_tree
 
@@ -105,8 +108,13 @@ def test_odd_report_sarif(tmp_path):
 
 
 def test_fingerprints_stable_and_distinct():
-    a = json.loads(render(odd_report(n_extra_folders=6), "sarif"))["runs"][0]["results"]
-    b = json.loads(render(odd_report(n_extra_folders=6), "sarif"))["runs"][0]["results"]
+    def report():
+        rep = odd_report(n_extra_folders=6)
+        same = Finding("SUBMISSION-FILES", Severity.ERROR, "", None, "missing README.md", evidence=["files: x"])
+        rep.records[0].findings += [same, replace(same, message="missing train_gpt.py"), replace(same)]
+        return rep
+    a = json.loads(render(report(), "sarif"))["runs"][0]["results"]
+    b = json.loads(render(report(), "sarif"))["runs"][0]["results"]
     fa = [r["partialFingerprints"] for r in a]
     assert fa == [r["partialFingerprints"] for r in b]
     assert len({json.dumps(f) for f in fa}) == len(fa)

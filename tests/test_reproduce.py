@@ -149,3 +149,19 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_static_scan_of_what_a_script_needs():
+    from auditor.reproduce.imports import missing_modules, scan_script
+
+    src = ("import os, torch\nimport helper\ntry:\n    import brotli_not_here\nexcept ImportError:\n    brotli_not_here = None\n"
+           "def compress(b):\n    import zzz_lazy_pkg\n    return zzz_lazy_pkg.c(b)\n"
+           "import zzz_missing_pkg\nSEED = int(os.environ.get('SEED', 1))\nos.system('lrzip -z x')\n"
+           "if not torch.cuda.is_available():\n    raise RuntimeError('CUDA is required')\n")
+    needs = scan_script(src, local_modules={"helper"})
+    mods = {n.module: n for n in needs.modules}
+    assert set(mods) == {"torch", "brotli_not_here", "zzz_lazy_pkg", "zzz_missing_pkg"}  # stdlib and local left out
+    assert mods["brotli_not_here"].optional and mods["zzz_lazy_pkg"].lazy and not mods["zzz_missing_pkg"].lazy
+    assert [n.module for n in missing_modules(needs)] == ["zzz_lazy_pkg", "zzz_missing_pkg"]
+    assert needs.env_reads == {"SEED": 11} and needs.binaries == [("lrzip", 12)]
+    assert not needs.cpu_fallback and needs.uses_cuda == [(14, "raise without CUDA")]

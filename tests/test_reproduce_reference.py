@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
+from pathlib import Path
+
 from auditor.reproduce.main import ReproduceOptions, reproduce
+from auditor.reproduce.plan import GpuInfo, build_plan
 from auditor.reproduce.sandbox import bwrap_works
 
 SANDBOX_OK, _ = bwrap_works()
@@ -33,3 +36,19 @@ def test_reference_record_reproduces_with_nproc_2(tmp_path, capsys):
     assert abs(row["val_bpb"] - claims["val_bpb"]) <= rep["tolerance_bpb"]
     assert row["bytes_total"] == claims["bytes_total"]  # the artifact it wrote + the counted code
     assert row["artifact"] == "final_model.int8.ptz"
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "records" / "track_10min_16mb" / "2026-11-05_Reference_EditedClaim"
+
+
+@pytest.mark.skipif(not EXAMPLE.is_dir(), reason="example record missing")
+def test_edited_claim_example_plan(tmp_path):
+    """The example is the exporter's output with its claim lowered by 0.05 afterwards: the plan reads
+    the README's env (with its $PGOLF_DATA variable) and takes the per-seed claim from the log."""
+    plan = build_plan(EXAMPLE, run_dir=tmp_path / "run", gpu=GpuInfo())
+    assert plan.seeds == [1337]
+    assert plan.env["VOCAB_SIZE"].value == "384" and plan.env["ITERATIONS"].value == "6"
+    assert plan.env["DATA_PATH"].value.endswith("/pgolf/data/datasets/stdlib400k_sp384") and "$" not in plan.env["DATA_PATH"].value
+    assert plan.claimed_by_seed[1337][0] == pytest.approx(6.25172391)
+    assert plan.claimed_seed_results[1337] == pytest.approx(6.20172391)
+    assert plan.evidence.claims.val_bpb == pytest.approx(6.20172391)

@@ -35,7 +35,11 @@ def test_socket_to_non_loopback_address_is_refused(tmp_path, data, capsys):
 
 
 def test_write_outside_the_run_dir_is_refused(tmp_path, data, capsys):
-    target = Path.home() / f"pgolf-escape-{uuid.uuid4().hex}.txt"
+    # /tmp is private inside the sandbox (writes there vanish), so aim at a real folder outside it
+    outside = [p for p in (Path.home(), Path(__file__).resolve().parents[1]) if not str(p).startswith("/tmp")]
+    if not outside:
+        pytest.skip("no folder outside /tmp to aim at")
+    target = outside[0] / f"pgolf-escape-{uuid.uuid4().hex}.txt"
     folder = make_record(tmp_path, *data, seeds=(1,), extra_env=f"FIXTURE_WRITE={target} ")
     try:
         code, rec = _run(folder, tmp_path / "run", capsys)

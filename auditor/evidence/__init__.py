@@ -13,6 +13,11 @@ from auditor.fs import UnreadableFile, read_text
 from auditor.model import Claims, LogFile, Problem
 
 _SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)", re.I)
+# ternary_log_1337.txt, log_42.out: a trailing number of two or more digits is a seed; train0.txt is a run index
+_TRAILING_NUMBER = re.compile(r"[_\-](\d{2,})\.(?:log|txt|out)$", re.I)
+# .txt files whose names say nothing (logs/ablation_qat_30pct_v3.txt) are logs when their text looks like one
+_LOG_CONTENT = re.compile(rb"val_bpb|val_loss|train_loss|step:\d+/\d+|stopping_early")
+_SNIFF_BYTES = 65536
 
 
 @dataclass
@@ -38,18 +43,32 @@ def submission_file(files: list[str]) -> str | None:
     return cands[0] if cands else None
 
 
-def log_files(files: list[str]) -> list[str]:
+def log_files(files: list[str], folder: Path | None = None) -> list[str]:
     out = []
     for f in files:
         name = f.rsplit("/", 1)[-1]
-        depth = f.count("/")
-        if depth > 2 or not is_marker(name):
-            continue
         low = name.lower()
-        if low.endswith((".md", ".json", ".py")):
+        if f.count("/") > 2 or low.endswith((".md", ".json", ".py")):
             continue
-        out.append(f)
+        if is_marker(name) or (folder is not None and low.endswith(".txt") and low != "requirements.txt" and _looks_like_log(folder / f)):
+            out.append(f)
     return out
+
+
+def _looks_like_log(path: Path) -> bool:
+    try:
+        if path.is_symlink():
+            return False
+        with open(path, "rb") as fh:
+            return bool(_LOG_CONTENT.search(fh.read(_SNIFF_BYTES)))
+    except OSError:
+        return False
+
+
+def seed_in_name(rel: str) -> int | None:
+    name = rel.rsplit("/", 1)[-1]
+    m = _SEED_IN_NAME.search(name) or _TRAILING_NUMBER.search(name)
+    return int(m.group(1)) if m else None
 
 
 def readme_file(files: list[str]) -> str | None:
@@ -72,11 +91,10 @@ def read_evidence(folder: RecordFolder) -> Evidence:
         except UnreadableFile as exc:
             problems.append(Problem(rf, str(exc)))
     logs = []
-    for rel in log_files(folder.files):
+    for rel in log_files(folder.files, folder.path):
         lf = read_log(folder.path / rel, folder.root, rel)
-        m = _SEED_IN_NAME.search(rel.rsplit("/", 1)[-1])
-        if m and lf.seed_from_name is None:
-            lf.seed_from_name = int(m.group(1))
+        if lf.seed_from_name is None:
+            lf.seed_from_name = seed_in_name(rel)
         problems.extend(lf.problems)
         logs.append(lf)
     code = read_code(folder.path, folder.root, folder.files, readme)

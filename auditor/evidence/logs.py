@@ -19,6 +19,7 @@ Contract: ``read_log(path, root, rel) -> LogFile``.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 
@@ -58,7 +59,8 @@ _SEPARATOR = re.compile(r"^={40,}\s*$")
 _CODE_START = re.compile(r'^(?:"""|\'\'\'|import [\w.]+|from [\w.]+ import |def \w+\(|class \w+[(:]|exec\()')
 _PYTHONISH = re.compile(
     r"^(?:\s|$|#|@|\)|\]|\}|\"\"\"|'''|(?:import|from|def|class|if|elif|else|try|except|finally|for|while|with|"
-    r"return|async|await|global|assert|raise|del|pass)\b|[A-Za-z_][\w.,\[\] ]*\s*[+\-*/|&]?=|[A-Za-z_][\w.]*\()"
+    r"return|async|await|global|assert|raise|del|pass)\b|[A-Za-z_][\w.,\[\] ]*\s*[+\-*/|&]?=|[A-Za-z_][\w.]*\(|"
+    r"[A-Za-z_]\w*\s*:\s*[A-Za-z_][\w\[\], .|\"']*\s*(?:=|$))"
 )
 _LOGLIKE = re.compile(
     r"^(?:[A-Za-z_][\w\-.]*:\S|[A-Za-z_][\w\-.]*: \d|Running |Hyperparameters:|Source code:|W\d{4} |\[W\d|NCCL|\d+/\d+ |"
@@ -101,29 +103,34 @@ def _code_block_end(lines: list[str], start: int) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # Line catalogue (records.md §3.2)
 _TRAIN = re.compile(r"^(?:step[:\s]\s*)?(\d+)/(\d+)\s+train_loss[:=]\s*([\d.]+|nan|inf)(.*)$", re.I)
-_TRAIN_TIME_MS = re.compile(r"train_time[:=]\s*([\d.]+)ms")
-_TRAIN_TIME_MIN = re.compile(r"train_time[:=]\s*([\d.]+)m\b")
-_STEP_AVG = re.compile(r"step_avg[:=]\s*([\d.]+)ms")
-_STEP_VAL = re.compile(r"^(?:step[:\s]\s*)?(\d+)(?:/(\d+))?\b.*?\bval_loss[:=]\s*([\d.]+).*?\bval_bpb[:=]\s*([\d.]+)")
+_TRAIN_TIME_MS = re.compile(r"train_time[:=]\s*(\d+(?:\.\d+)?)ms")
+_TRAIN_TIME_MIN = re.compile(r"train_time[:=]\s*(\d+(?:\.\d+)?)m\b")
+_STEP_AVG = re.compile(r"step_avg[:=]\s*(\d+(?:\.\d+)?)ms")
+_STEP_VAL = re.compile(r"^(?:step[:\s]\s*)?(\d+)(?:/(\d+))?\b.*?\bval_loss[:=]\s*(\d+(?:\.\d+)?).*?\bval_bpb[:=]\s*(\d+(?:\.\d+)?)")
 _EVAL = re.compile(
     r"^(?P<label>.*?)\s*\b(?:val_loss|loss)[:=]\s*(?P<loss>\d+\.\d+|\d+)[\s,|]+val_bpb[:=]\s*(?P<bpb>\d+\.\d+|\d+)(?P<rest>.*)$"
 )
 _EVAL_BPB_ONLY = re.compile(r"^(?P<label>[A-Za-z_][\w\-.+ ]*?)\s+val_bpb[:=]\s*(?P<bpb>\d+\.\d+)(?P<rest>.*)$")
+# "<label> key:value ... *_bpb:F ...": scores printed under other names (ngram_bpb, diffusion_pll_bpb, bpb)
+_EVAL_KV = re.compile(r"^(?P<label>[A-Za-z_][\w\-.+]*)\s+(?P<rest>(?:[\w\-.]+[:=]\s*\S+\s*)+)$")
+_BPB_TOKEN = re.compile(r"(?:^|\s)([\w\-.]*bpb)[:=]\s*(\d+\.\d+)")
+_LOSS_TOKEN = re.compile(r"(?:^|\s)([\w\-.]*loss)[:=]\s*(\d+\.\d+)")
+_NOT_SCORE_KEY = re.compile(r"delta|best|running|before|after|est_|_std|improv", re.I)
 # summary blocks ("---" then "val_bpb:          1.194716", "Quantized BPB: 1.027163", "- val_bpb: F")
 _EVAL_SUMMARY = re.compile(r"^\s*(?:[-*]\s*)?(?P<label>[A-Za-z][\w +\-()]*?)?\s*\b(?:val_bpb|BPB|bpb)\s*[:=]\s*(?P<bpb>\d+\.\d+)(?P<rest>.*)$")
-_EVAL_TIME = re.compile(r"eval_time[:=]\s*([\d.]+)ms")
-_ELAPSED = re.compile(r"elapsed[:=]\s*([\d.]+)s\b")
-_STOP = re.compile(r"stopping_early\b.*?train_time[^:]*:\s*([\d.]+)ms(?:.*?step:\s*(\d+)(?:/(\d+))?)?")
+_EVAL_TIME = re.compile(r"eval_time[:=]\s*(\d+(?:\.\d+)?)ms")
+_ELAPSED = re.compile(r"elapsed[:=]\s*(\d+(?:\.\d+)?)s\b")
+_STOP = re.compile(r"stopping_early\b.*?train_time[^:]*:\s*(\d+(?:\.\d+)?)ms(?:.*?step:\s*(\d+)(?:/(\d+))?)?")
 _STOP_STEP_ONLY = re.compile(r"stopping_early\b.*?step:\s*(\d+)(?:/(\d+))?")
 _SEED = re.compile(r"^\s*seed\s*[:=]\s*(\d+)\b", re.I)
 _WORLD = re.compile(r"^world_size:\s*(\d+)(?:\s+grad_accum_steps:\s*(\d+))?")
 _ITERS = re.compile(r"\biterations:\s*(\d+)")
-_MAXWALL = re.compile(r"\bmax_wallclock_seconds:\s*([\d.]+)")
-_GPTQ = re.compile(r"^gptq:reserving\s+([\d.]+)(ms|s)\b")
+_MAXWALL = re.compile(r"\bmax_wallclock_seconds:\s*(\d+(?:\.\d+)?)")
+_GPTQ = re.compile(r"^gptq:reserving\s+(\d+(?:\.\d+)?)(ms|s)\b")
 _TOKENIZER = re.compile(r"tokenizer_path=(\S+)")
 _TRAIN_SHARDS = re.compile(r"(?:^|\s|:)train_shards:\s*(\d+)")
 _VAL_TOKENS = re.compile(r"^(?:val_loader:.*?tokens:|val_tokens:\s*)(\d+)")
-_TOTAL_EVAL = re.compile(r"^total_eval_time:\s*([\d.]+)s")
+_TOTAL_EVAL = re.compile(r"^total_eval_time:\s*(\d+(?:\.\d+)?)s")
 _CODE_SIZE = re.compile(r"^Code size(?: \((\w+)\))?:\s*(\d+) bytes")
 _MODEL_SIZE = re.compile(r"^Serialized model ([^:\s][^:]*):\s*(\d+) bytes")
 _TOTAL_SIZE = re.compile(r"^Total submission size ([^:\s][^:]*):\s*(\d+) bytes")
@@ -162,11 +169,17 @@ _MARKER_KEYS = ("ngram", "n-gram", "pass", "rescor", "backoff", "ppm", "prefill"
                 "eval_only", "skipping", "traceback", "error", "memory")
 
 
+def _f(text: str) -> float:
+    """A matched number; absurd digit strings are capped instead of becoming inf (never raises)."""
+    return min(float(text), 1e18)
+
+
 def _num(text: str) -> float | None:
     try:
-        return float(text)
+        v = float(text)
     except ValueError:
         return None
+    return v if math.isfinite(v) else None
 
 
 class _RunBuilder:
@@ -236,7 +249,6 @@ def parse_log_text(text: str, lf: LogFile | None = None) -> LogFile:
     runs: list[_RunBuilder] = []
     cur = _RunBuilder(0, 1)
     runs.append(cur)
-    pending_code: list[EmbeddedCode] = []
     in_dump = False
     n = len(cleaned)
     i = 0
@@ -306,20 +318,20 @@ def parse_log_text(text: str, lf: LogFile | None = None) -> LogFile:
                 rest = m.group(4)
                 tm = _TRAIN_TIME_MS.search(rest)
                 if tm:
-                    run.train_time_ms = float(tm.group(1)) if not cur.stop_seen else run.train_time_ms
+                    run.train_time_ms = _f(tm.group(1)) if not cur.stop_seen else run.train_time_ms
                 else:
                     tm = _TRAIN_TIME_MIN.search(rest)
                     if tm and not cur.stop_seen:
-                        run.train_time_ms = float(tm.group(1)) * 60000.0
+                        run.train_time_ms = _f(tm.group(1)) * 60000.0
                 sa = _STEP_AVG.search(rest)
                 if sa:
-                    run.step_avg_ms = float(sa.group(1))
+                    run.step_avg_ms = _f(sa.group(1))
                 i += 1
                 continue
         if "stopping_early" in s:
             m = _STOP.search(s)
             if m:
-                ms = float(m.group(1))
+                ms = _f(m.group(1))
                 run.stop = SizeLine(value=int(round(ms)), line=lineno, text=lines[i], tag="train_time_ms")
                 run.train_time_ms = ms
                 if m.group(2):
@@ -337,7 +349,7 @@ def parse_log_text(text: str, lf: LogFile | None = None) -> LogFile:
             continue
         # --- evaluation lines ------------------------------------------------------------
         if "bpb" in s:
-            if _handle_eval(cur, s, lines[i], lineno, runs, boundary):
+            if _handle_eval(cur, s, lines[i], lineno, boundary):
                 i += 1
                 continue
         # --- sizes -----------------------------------------------------------------------
@@ -357,7 +369,7 @@ def parse_log_text(text: str, lf: LogFile | None = None) -> LogFile:
         r = b.run
         if not (b.has_training or b.has_eval or r.embedded_code or r.hyperparameters or r.seed is not None):
             continue
-        _finish_run(b, n)
+        _finish_run(b)
         out.append(r)
     # the last line of a run is where the next one starts
     for a, b2 in zip(out, out[1:]):
@@ -370,7 +382,7 @@ def parse_log_text(text: str, lf: LogFile | None = None) -> LogFile:
     return lf
 
 
-def _handle_eval(cur: _RunBuilder, s: str, raw: str, lineno: int, runs, boundary) -> bool:
+def _handle_eval(cur: _RunBuilder, s: str, raw: str, lineno: int, boundary) -> bool:
     run = cur.run
     # training-time validation: "step:N/M val_loss:F val_bpb:F ..." or late "N/M val_loss: F val_bpb: F"
     if s[0].isdigit() or s.startswith(("step", "Step")):
@@ -386,7 +398,7 @@ def _handle_eval(cur: _RunBuilder, s: str, raw: str, lineno: int, runs, boundary
             run.steps = max(run.steps or 0, step) if not cur.stop_seen else run.steps
             tm = _TRAIN_TIME_MS.search(s)
             if tm and not cur.stop_seen:
-                run.train_time_ms = float(tm.group(1))
+                run.train_time_ms = _f(tm.group(1))
             ev = EvalLine(label=f"step:{step}", val_bpb=_num(m.group(4)), val_loss=_num(m.group(3)), line=lineno,
                           text=raw, after_stop=cur.stop_seen)
             cur.last_step_val = ev
@@ -402,20 +414,29 @@ def _handle_eval(cur: _RunBuilder, s: str, raw: str, lineno: int, runs, boundary
         loss, bpb = _num(m.group("loss")), _num(m.group("bpb"))
     else:
         m = _EVAL_BPB_ONLY.match(s)
-        if not m or m.group("label").startswith("val_bpb"):
-            m = _EVAL_SUMMARY.match(s)
-            if not m:
+        kv = None if m else _EVAL_KV.match(s)
+        if kv is not None and not kv.group("label").startswith("val_bpb"):
+            toks = [t for t in _BPB_TOKEN.findall(" " + kv.group("rest")) if not _NOT_SCORE_KEY.search(t[0])]
+            if not toks:
                 return False
-        label = _label(m.group("label") or "val_bpb")
-        rest = m.group("rest")
-        loss, bpb = None, _num(m.group("bpb"))
+            label, rest = _label(kv.group("label")), kv.group("rest")
+            losses = [t for t in _LOSS_TOKEN.findall(" " + rest) if not _NOT_SCORE_KEY.search(t[0])]
+            loss, bpb = (_num(losses[-1][1]) if losses else None), _num(toks[-1][1])
+        else:
+            if not m or m.group("label").startswith("val_bpb"):
+                m = _EVAL_SUMMARY.match(s)
+                if not m:
+                    return False
+            label = _label(m.group("label") or "val_bpb")
+            rest = m.group("rest")
+            loss, bpb = None, _num(m.group("bpb"))
     if bpb is None:
         return False
     et = _EVAL_TIME.search(rest)
-    eval_ms = float(et.group(1)) if et else None
+    eval_ms = _f(et.group(1)) if et else None
     if eval_ms is None:
         el = _ELAPSED.search(rest)
-        eval_ms = float(el.group(1)) * 1000.0 if el else None
+        eval_ms = _f(el.group(1)) * 1000.0 if el else None
     run.evals.append(EvalLine(label=label, val_bpb=bpb, val_loss=loss, line=lineno, text=raw, eval_time_ms=eval_ms))
     cur.has_eval = True
     _handle_marker(run, s, raw, lineno)
@@ -490,7 +511,7 @@ def _handle_header(cur: _RunBuilder, s: str, lineno: int, boundary) -> bool:
         boundary("budget", lineno)
         m = _MAXWALL.search(s)
         if m:
-            cur.run.max_wallclock_seconds = float(m.group(1))
+            cur.run.max_wallclock_seconds = _f(m.group(1))
         m = _ITERS.search(s)
         if m:
             cur.run.iterations = int(m.group(1))
@@ -498,7 +519,7 @@ def _handle_header(cur: _RunBuilder, s: str, lineno: int, boundary) -> bool:
     if c0 == "g" and s.startswith("gptq:reserving"):
         m = _GPTQ.match(s)
         if m:
-            v = float(m.group(1))
+            v = _f(m.group(1))
             cur.run.gptq_reserve_s = v / 1000.0 if m.group(2) == "ms" else v
         _handle_marker(cur.run, s, s, lineno)
         return True
@@ -527,7 +548,7 @@ def _handle_header(cur: _RunBuilder, s: str, lineno: int, boundary) -> bool:
     if c0 == "t" and s.startswith("total_eval_time"):
         m = _TOTAL_EVAL.match(s)
         if m:
-            cur.run.total_eval_time_s = float(m.group(1))
+            cur.run.total_eval_time_s = _f(m.group(1))
             return True
     return False
 
@@ -559,8 +580,8 @@ def _fill_from_dump(run: RunLog) -> None:
     def geti(key: str) -> int | None:
         v = hp.get(key)
         try:
-            return int(float(v)) if v not in (None, "") else None
-        except ValueError:
+            return int(min(float(v), 1e18)) if v not in (None, "") else None
+        except (ValueError, OverflowError):
             return None
 
     if run.seed is None:
@@ -598,7 +619,7 @@ def pick_final(evals: list[EvalLine]) -> EvalLine | None:
     return last
 
 
-def _finish_run(b: _RunBuilder, n_lines: int) -> None:
+def _finish_run(b: _RunBuilder) -> None:
     run = b.run
     _fill_from_dump(run)
     # §3.4: only lines after the training loop count; without a stop line (the run ended on

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -172,11 +173,16 @@ def to_number(value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, bool) or value is None:
         return None, None if value is None else f"boolean {value!r} where a number belongs"
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, f"{value!r} is not a finite number"
         return value, None
     if isinstance(value, str):
         m = _NUMBER.match(value)
         if m:
-            return Num(m.group(1)), f"number written as a string ({value!r})"
+            n = Num(m.group(1))
+            if not math.isfinite(n):
+                return None, f"{value!r} is not a finite number"
+            return n, f"number written as a string ({value!r})"
         if _PLACEHOLDER.match(value):
             return None, f"placeholder {value!r}, not a number"
         m = _LEADING_NUMBER.match(value)

@@ -161,23 +161,41 @@ def summary_rows(rec: RecordResult) -> list[Row]:
     return rows
 
 
+NOT_COMPUTED = "not computed (no previous record: --against)"
+P_LABEL = f"p-values (README ≥{README_NATS} nats p<{README_P}, practice p<{PRACTICE_P})"
+
+
 def stats_lines(rec: RecordResult) -> list[tuple[str, str, bool | None]]:
-    """(label, value, passes) for the significance tests, both rulebooks; empty without stats."""
+    """(label, value, passes) for the seed spread and the significance tests under both rulebooks.
+
+    The p-values come from ``auditor.stats`` (one-sided Welch tests against ``--against``; the
+    README test already includes its 0.005-nat margin). Without a previous record they are "not
+    computed", said once, so a reviewer knows they were not silently passed."""
     st = rec.stats
-    if st is None:
-        return []
     out: list[tuple[str, str, bool | None]] = []
-    against = f" vs {st.against}" if st.against else ""
-    if finite(st.std_bpb) or st.n_seeds:
-        out.append(("seed spread", f"n={st.n_seeds}, mean {fmt_bpb(st.mean_bpb)}, std {st.std_bpb:.4f}" if finite(st.std_bpb)
-                    else f"n={st.n_seeds}, mean {fmt_bpb(st.mean_bpb)}", None))
+    if st is not None and st.n_seeds >= 2:
+        spread = f"n={st.n_seeds}, mean {fmt_bpb(st.mean_bpb)}"
+        if finite(st.std_bpb):
+            spread += f", std {st.std_bpb:.4f}"
+        out.append(("seed spread", spread, None))
+    if st is None or not (finite(st.p_readme) or finite(st.p_practice)):
+        problem = (st.extra.get("against_problem") if st is not None else None) or ""
+        why = f"not computed: {one_line(str(problem), 120)}" if problem else NOT_COMPUTED
+        out.append((P_LABEL, why, None))
+        return out
+    against = f" vs {st.against.rstrip('/').rsplit('/', 1)[-1]}" if st.against else ""
     if finite(st.delta_nats):
-        out.append(("Δ nats" + against, f"{st.delta_nats:+.4f}", None))
-    if finite(st.p_readme):
-        ok = st.p_readme < README_P and (not finite(st.delta_nats) or st.delta_nats >= README_NATS)
-        out.append((f"p, README rule (≥{README_NATS} nats, p<{README_P})", fmt_p(st.p_readme), ok))
-    if finite(st.p_practice):
-        out.append((f"p, practice since 2026-04-28 (p<{PRACTICE_P})", fmt_p(st.p_practice), st.p_practice < PRACTICE_P))
+        out.append(("Δ val_loss (nats)" + against, f"{st.delta_nats:+.4f}", None))
+    delta_bpb = st.extra.get("delta_bpb")
+    if finite(delta_bpb):
+        out.append(("Δ val_bpb" + against, f"{delta_bpb:+.4f}", None))
+    # Both rulebooks, always: one missing is "not computable" (e.g. no seed-to-seed spread), not absent.
+    for label, p, alpha in ((f"p, README rule (≥{README_NATS} nats, p<{README_P})", st.p_readme, README_P),
+                            (f"p, practice since 2026-04-28 (p<{PRACTICE_P})", st.p_practice, PRACTICE_P)):
+        if finite(p):
+            out.append((label, fmt_p(p), p < alpha))
+        else:
+            out.append((label, "not computable (fewer than 2 seeds or no spread)", None))
     return out
 
 

@@ -35,10 +35,30 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 def esc(text: Any) -> str:
     """Inline Markdown from untrusted text: one line, no markup, no HTML, no @-mentions."""
-    s = C.one_line(str(text), 2_000)
+    return _esc(C.one_line(str(text), 2_000))
+
+
+def _esc(s: str) -> str:
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return s.replace("@", "@\u2060")  # a word joiner after @ keeps GitHub from pinging anyone
+
+
+_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+
+
+def inline(text: Any) -> str:
+    """A message: `quoted code` becomes a code span (rules quote the submission's lines that
+    way), everything else is escaped like ``esc``. Code spans are literal in GFM: no HTML, no
+    mentions, no links inside them."""
+    s = C.one_line(str(text), 2_000)
+    out, pos = [], 0
+    for m in _SPAN.finditer(s):
+        out.append(_esc(s[pos:m.start()]))
+        out.append(code(m.group(1)))
+        pos = m.end()
+    out.append(_esc(s[pos:]))
+    return "".join(out)
 
 
 def code(text: Any) -> str:
@@ -84,7 +104,7 @@ def _reasons(report: Report) -> list[str]:
     lines = []
     for rec, f in picked[:MAX_REASONS]:
         where = f"{rec.path}/{C.location(f)}" if multi and f.file else (rec.path if multi else C.location(f))
-        lines.append(f"- {SEV_ICON[f.severity]} **{esc(f.rule)}** {code(where)}: {esc(f.message)}")
+        lines.append(f"- {SEV_ICON[f.severity]} **{esc(f.rule)}** {code(where)}: {inline(f.message)}")
     if len(picked) > MAX_REASONS:
         lines.append(f"- … and {len(picked) - MAX_REASONS} more {worst.value}s below")
     unreadable = sum(len(r.errors) for r in report.records) + len(report.errors)
@@ -145,13 +165,9 @@ def _table(rec: RecordResult) -> str:
             measured = esc(row.measured)
         cells = [row.name, esc(row.claimed), measured] + ([esc(v) for v in row.per_seed] if show_seeds else [])
         lines.append("| " + " | ".join(cells) + " |")
-    stats = C.stats_lines(rec)
-    if stats:
-        for label, value, ok in stats:
-            mark = "" if ok is None else (" ✅" if ok else " ❌")
-            lines.append("| " + " | ".join([esc(label), "", value + mark] + ([""] * len(seeds) if show_seeds else [])) + " |")
-    else:
-        lines.append("| " + " | ".join(["p-values (README p<0.01, practice p<0.25)", "", "not computed"] + ([""] * len(seeds) if show_seeds else [])) + " |")
+    for label, value, ok in C.stats_lines(rec):
+        mark = "" if ok is None else (" ✅" if ok else " ❌")
+        lines.append("| " + " | ".join([esc(label), "", esc(value) + mark] + ([""] * len(seeds) if show_seeds else [])) + " |")
     out = "\n".join(lines)
     spark = C.sparkline([s.val_bpb for s in seeds])
     if spark:
@@ -182,7 +198,7 @@ def _evidence(f: Finding) -> str:
 def _finding(f: Finding, group: C.RuleInfo) -> str:
     waived = f.waived is not None
     sev = f"~~{f.severity.value}~~ waived" if waived else f"**{f.severity.value}**"
-    head = f"- {SEV_ICON[f.severity] if not waived else '⚪'} {sev} {code(C.location(f))}: {esc(f.message)}"
+    head = f"- {SEV_ICON[f.severity] if not waived else '⚪'} {sev} {code(C.location(f))}: {inline(f.message)}"
     extra = []
     if waived:
         extra.append(f"waived: {esc(f.waived)}")
@@ -191,9 +207,9 @@ def _finding(f: Finding, group: C.RuleInfo) -> str:
     if f.reachability:
         extra.append(f"reachability: {esc(f.reachability)}")
     if f.note:
-        extra.append(f"note: {esc(f.note)}")
+        extra.append(f"note: {inline(f.note)}")
     if f.fix and f.fix != group.fix:
-        extra.append(f"fix: {esc(f.fix)}")
+        extra.append(f"fix: {inline(f.fix)}")
     if f.ruling and f.ruling != group.ruling:
         extra.append(link(f.ruling))
     parts = [head]
@@ -225,8 +241,8 @@ def _rule_groups(rec: RecordResult) -> list[str]:
         meta = []
         ruling = info.ruling or fs[0].ruling
         fix = info.fix or fs[0].fix
-        if fix:
-            meta.append(f"**Fix:** {esc(fix)}")
+        if fix and worst is not None and worst is not Severity.INFO:
+            meta.append(f"**Fix:** {inline(fix)}")
         if ruling:
             meta.append(f"**Why:** {link(ruling)}")
         chunks.append(head + ("\n\n" + " · ".join(meta) if meta else ""))

@@ -58,9 +58,10 @@ def _descriptor(info: C.RuleInfo) -> dict[str, Any]:
 
 
 def _fingerprint(rule: str, path: str, f: Finding) -> str:
-    # Rule + file + the first evidence line with whitespace normalised: stable when lines move.
-    anchor = " ".join((f.evidence[0] if f.evidence else f.message).split())
-    return hashlib.sha256(f"{rule}\0{path}\0{anchor}".encode("utf-8", "replace")).hexdigest()[:32]
+    # Rule + file + message + first evidence line, whitespace normalised, no line number: stable
+    # when lines move, distinct for two findings of one rule on one file.
+    norm = [" ".join(x.split()) for x in (f.message, f.evidence[0] if f.evidence else "")]
+    return hashlib.sha256("\0".join([rule, path, *norm]).encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _message(f: Finding, info: C.RuleInfo) -> str:
@@ -120,9 +121,16 @@ def sarif_log(report: Report) -> dict[str, Any]:
     index = {rid: i for i, rid in enumerate(ids)}
     results = []
     notifications = []
+    seen: dict[str, int] = {}
     for rec in C.records_by_verdict(report):
         for f in C.ordered_findings(rec):
-            results.append(_result(report, rec, f, index))
+            res = _result(report, rec, f, index)
+            # Exact duplicates (same rule, file, message, evidence) still need distinct fingerprints.
+            fp = res["partialFingerprints"]["pgolfFindingHash/v1"]
+            seen[fp] = seen.get(fp, 0) + 1
+            if seen[fp] > 1:
+                res["partialFingerprints"]["pgolfFindingHash/v1"] = f"{fp}:{seen[fp]}"
+            results.append(res)
         for p in rec.errors:
             notifications.append({"level": "warning", "message": {"text": f"{rec.path}: {C.one_line(p.line(), 1000)}"}})
     for p in report.errors:

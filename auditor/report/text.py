@@ -79,7 +79,8 @@ def _summary_table(rec: RecordResult, width: int) -> Table:
 
 def _stats(rec: RecordResult) -> Text | None:
     """The significance tests on their own lines: long labels would squeeze the table's numbers."""
-    lines = C.stats_lines(rec)
+    # Without --against every folder would repeat "not computed"; the terminal view stays quiet.
+    lines = [line for line in C.stats_lines(rec) if line[1] != C.NOT_COMPUTED]
     if not lines:
         return None
     out = Text()
@@ -123,7 +124,7 @@ def _finding(f: Finding) -> Group:
             if i < len(shown) - 1:
                 block.append("\n")
         if len(ev) > len(shown):
-            block.append(f"\n│ … {len(ev) - len(shown)} more lines (pgolf audit --format json has them all)", style="dim italic")
+            block.append(f"\n│ … {len(ev) - len(shown):,} more lines (pgolf audit --format json has them all)", style="dim italic")
         block.no_wrap = True
         block.overflow = "ellipsis"
         parts.append(Padding(block, (0, 0, 0, 4), expand=False))
@@ -134,12 +135,13 @@ def _finding(f: Finding) -> Group:
         details.append(("reachability", f.reachability))
     if f.note:
         details.append(("note", f.note))
-    fix = f.fix or info.fix
-    if fix:
-        details.append(("fix", fix))
-    ruling = f.ruling or info.ruling
-    if ruling:
-        details.append(("why", ruling))
+    if f.severity is not Severity.INFO or waived:  # an info finding says what was tolerated; nothing to fix
+        fix = f.fix or info.fix
+        if fix:
+            details.append(("fix", fix))
+        ruling = f.ruling or info.ruling
+        if ruling:
+            details.append(("why", ruling))
     for key, value in details:
         line = Text()
         line.append(f"{key}: ", style="dim")
@@ -176,21 +178,25 @@ def _record(console: Console, rec: RecordResult) -> None:
 
 
 def _batch_summary(console: Console, report: Report) -> None:
+    tops = {rec.path: next((f.rule for f in C.ordered_findings(rec) if f.waived is None and f.severity is not Severity.INFO), "")
+            for rec in report.records}
+    top_w = min(28, max(len(v) for v in tops.values()) if tops else 0)
+    fixed = 14 + 3 + 4 + 4 + 8 + 8 + top_w + 2 * 8  # every column but the folder, with padding
     t = Table(title="Summary (worst first)", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-              header_style="bold", expand=False)
-    t.add_column("verdict", no_wrap=True)
-    t.add_column("folder", no_wrap=True, overflow="ellipsis", ratio=1)
+              header_style="bold")
+    t.add_column("verdict", no_wrap=True, min_width=14)
+    t.add_column("folder", no_wrap=True, overflow="ellipsis", max_width=max(16, console.width - fixed - 10))
     t.add_column("err", justify="right", no_wrap=True, min_width=3)
     t.add_column("warn", justify="right", no_wrap=True, min_width=4)
     t.add_column("info", justify="right", no_wrap=True, min_width=4)
-    t.add_column("claimed", justify="right", no_wrap=True)
-    t.add_column("measured", justify="right", no_wrap=True)
-    tops = {rec.path: next((f.rule for f in C.ordered_findings(rec) if f.waived is None), "") for rec in report.records}
-    t.add_column("top finding", overflow="ellipsis", no_wrap=True, min_width=min(28, max(len(v) for v in tops.values()) if tops else 0))
+    t.add_column("claimed", justify="right", no_wrap=True, min_width=7)
+    t.add_column("measured", justify="right", no_wrap=True, min_width=8)
+    t.add_column("top finding", overflow="ellipsis", no_wrap=True, min_width=top_w)
     for rec in C.records_by_verdict(report):
         c = C.counts(rec)
-        t.add_row(_verdict_badge(rec.verdict), Text(rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path), str(c["error"] or ""), str(c["warning"] or ""), str(c["info"] or ""),
-                  C.fmt_bpb(rec.claims.val_bpb), C.fmt_bpb(rec.measured.val_bpb), Text(tops[rec.path]))
+        t.add_row(_verdict_badge(rec.verdict), Text(rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path), str(c["error"] or ""),
+                  str(c["warning"] or ""), str(c["info"] or ""), C.fmt_bpb(rec.claims.val_bpb), C.fmt_bpb(rec.measured.val_bpb),
+                  Text(tops[rec.path]))
     console.print(t)
 
 

@@ -25,13 +25,15 @@ PIP_NAMES = {
     "python_minifier": "python-minifier",
 }
 KNOWN_BINARIES = ("lrzip", "pyminify", "zstd", "brotli", "xz")
+BINARY_HINTS = {"lrzip": "apt-get install lrzip", "pyminify": "pip install python-minifier (it provides pyminify)"}
 
 
 @dataclass
 class ImportNeed:
     module: str  # top-level name
     line: int
-    optional: bool = False
+    optional: bool = False  # guarded by try/except ImportError
+    lazy: bool = False  # inside a function: needed only if that code path runs
 
 
 @dataclass
@@ -87,7 +89,10 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
         needs.syntax_error = f"line {exc.lineno}: {exc.msg}"
         return needs
     guarded = _guarded_lines(tree)
+    in_function = {sub.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for stmt in fn.body for sub in ast.walk(stmt) if isinstance(sub, (ast.Import, ast.ImportFrom))}
     seen: set[str] = set()
+    requires_cuda: list[int] = []
     stdlib = set(sys.stdlib_module_names)
     for node in ast.walk(tree):
         mods: list[str] = []
@@ -100,7 +105,7 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
             if top in stdlib or top in local_modules or top == "__future__" or top in seen:
                 continue
             seen.add(top)
-            needs.modules.append(ImportNeed(top, node.lineno, optional=node.lineno in guarded))
+            needs.modules.append(ImportNeed(top, node.lineno, optional=node.lineno in guarded, lazy=node.lineno in in_function))
         if isinstance(node, ast.Call):
             name = _env_name(node)
             if name and name not in needs.env_reads:
@@ -119,16 +124,19 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
                 needs.uses_cuda.append((node.lineno, val))
         if isinstance(node, ast.Attribute) and node.attr == "is_available" and ast.unparse(node.value).endswith("cuda"):
             needs.cpu_fallback = True
-        if isinstance(node, ast.Attribute) and node.attr == "cuda" and isinstance(getattr(node, "ctx", None), ast.Load):
-            pass
+        if isinstance(node, ast.Raise) and node.exc is not None and "cuda" in ast.unparse(node.exc).lower():
+            requires_cuda.append(node.lineno)  # `if not torch.cuda.is_available(): raise RuntimeError("CUDA is required")`
+    if requires_cuda:
+        needs.cpu_fallback = False
+        needs.uses_cuda.append((requires_cuda[0], "raise without CUDA"))
     needs.modules.sort(key=lambda n: n.line)
     needs.uses_cuda.sort()
     return needs
 
 
 def missing_modules(needs: ScriptNeeds) -> list[ImportNeed]:
-    """Required top-level modules this interpreter cannot find. ``find_spec`` on a top-level name
-    locates the module without executing it."""
+    """Top-level modules this interpreter cannot find (optional ones left out). ``find_spec`` on a
+    top-level name locates the module without executing it."""
     out = []
     for n in needs.modules:
         try:

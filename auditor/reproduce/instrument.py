@@ -20,6 +20,7 @@ from libcst.metadata import PositionProvider
 
 ACCUMULATOR = re.compile(r"(?i)(^|_)(nll|nlls|loss|losses|loss_sum|bits|neglog|logloss|xent|ce)(_|$|sum|total)|^(total|sum)_?(nll|loss|bits)")
 PER_TOKEN_ARRAY = re.compile(r"(?i)^(nll|nlls|losses|token_nll|per_token(_nll|_loss)?|scores|bits)$")
+PER_TOKEN_NAME = re.compile(r"(?i)^(nll|nlls|token_nll|per_token_(nll|loss)|losses|token_losses|bits)$")
 UPDATE_CALLS = {"update", "add", "observe", "step", "learn", "push", "increment", "record_token", "add_token", "update_cache"}
 TABLE = re.compile(r"(?i)(count|table|cache|freq|hist|ctx_|ngram)")
 RUNTIME = "auditor.reproduce.probe_runtime"
@@ -137,6 +138,9 @@ class _Transform(cst.CSTTransformer):
     def _classify(self, stmt: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression | None] | None:
         if isinstance(stmt, cst.AugAssign) and isinstance(stmt.operator, (cst.AddAssign, cst.SubtractAssign)):
             name = _target_name(stmt.target) or ""
+            per_token = _per_token_value(stmt.value)
+            if isinstance(per_token, cst.Name) and PER_TOKEN_NAME.match(per_token.value) and per_token is not stmt.value:
+                return "score", per_token  # sums[0] += nll.double().sum(): the per-token tensor, whatever the target
             if isinstance(stmt.target, cst.Subscript) and not self.acc.search(name):
                 return "update", None  # a table entry bumped: counts[key] += 1
             if self.acc.search(name) and not TABLE.search(name):

@@ -1,12 +1,11 @@
 """`pgolf reproduce` behind the CLI: plan → preflight → run each seed → verdict → report."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.model import Finding, Severity
+from auditor.model import Finding
 from auditor.report import render
 
 
@@ -121,7 +120,7 @@ def _execute(plan, o: ReproduceOptions, checks) -> int:
     if o.probe:
         from auditor.reproduce.probes import probe_record
 
-        probe_findings = probe_record(plan.record, sandbox=plan.sandbox, work=plan.run_dir / "probes").findings
+        probe_findings = probe_record(plan.record, sandbox=plan.sandbox, work=plan.run_dir / "probes", plan=plan).findings
     rec = build_result(plan, results, tolerance(plan, o.tolerance), _against(o.against), probe_findings)
     report = build_report(rec)
     for fmt, name in (("json", "report.json"), ("text", "report.txt"), ("markdown", "report.md")):
@@ -154,6 +153,3 @@ def parse_env(items: list[str]) -> dict[str, str]:
         out[k.strip()] = v
     return out
 
-
-def dump_json(obj) -> str:
-    return json.dumps(obj, indent=2)

@@ -249,7 +249,8 @@ def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int
     local = {p.stem for p in folder.path.glob("*.py")} | {p.name for p in folder.path.iterdir() if p.is_dir()}
     entry_text = ""
     if entry and (folder.path / entry).is_file():
-        cf = next((f for f in ev.code.files if f.role == "decoded"), None) or ev.code.get(entry)
+        # a self-extracting wrapper is scanned as the code it decodes to
+        cf = next((f for f in ev.code.files if f.role == "decoded" and f.decoded_from == entry), None) or ev.code.get(entry)
         entry_text = cf.text if cf else (folder.path / entry).read_text(encoding="utf-8", errors="replace")
     needs = scan_script(entry_text, local) if entry_text else ScriptNeeds()
 

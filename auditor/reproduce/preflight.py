@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.reproduce.imports import install_hint, missing_binaries, missing_modules
+from auditor.reproduce.imports import BINARY_HINTS, install_hint, missing_binaries, missing_modules
 from auditor.reproduce.plan import Plan
 
 SHARD_MAGIC = 20240520  # records.md §4.4: 256 int32 header, magic, version, token count; uint16 tokens
@@ -158,10 +158,11 @@ def _import_checks(plan: Plan) -> list[Check]:
     if plan.needs.syntax_error:
         out.append(Check("script", False, f"{plan.entry} does not parse: {plan.needs.syntax_error}", "fix the script"))
     for need in missing_modules(plan.needs):
-        out.append(Check("imports", False, f"{plan.entry}:{need.line} imports {need.module}, which is not installed",
-                         f"pip install {install_hint(need.module)}"))
+        lazy = " inside a function (needed only if that path runs)" if need.lazy else ""
+        out.append(Check("imports", False, f"{plan.entry}:{need.line} imports {need.module}{lazy}, which is not installed",
+                         f"pip install {install_hint(need.module)}", warning=need.lazy))
     for b, line in missing_binaries(plan.needs):
-        out.append(Check("binaries", False, f"{plan.entry}:{line} runs {b}, not on PATH", f"install {b} (apt-get install {b})"))
+        out.append(Check("binaries", False, f"{plan.entry}:{line} runs {b}, not on PATH", BINARY_HINTS.get(b, f"install {b}")))
     if not out and plan.needs.modules:
         out.append(Check("imports", True, f"{len(plan.needs.modules)} third-party module(s) importable: "
                          + ", ".join(n.module for n in plan.needs.modules[:8])))

@@ -5,6 +5,10 @@ Lives in the probe child process only. Values are flattened to floats (tensors a
 """
 from __future__ import annotations
 
+import atexit
+import json
+import os
+
 EVENTS: list[dict] = []
 _DEPTH = [0]  # > 0 while inside an instrumented update call: its internals are part of that update
 
@@ -73,3 +77,14 @@ def passthrough(value, loop: dict, line: int):
 def reset() -> None:
     EVENTS.clear()
     _DEPTH[0] = 0
+
+
+def _dump() -> None:
+    """Whole-script probes: the events go to $PGOLF_PROBE_OUT when the process ends (rank 0 only)."""
+    if os.environ.get("RANK", "0") == "0":
+        with open(os.environ["PGOLF_PROBE_OUT"], "w") as f:
+            json.dump(EVENTS, f)
+
+
+if os.environ.get("PGOLF_PROBE_OUT"):
+    atexit.register(_dump)

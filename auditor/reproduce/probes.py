@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -83,8 +83,6 @@ def _run_child(module: Path, function: str, calls: list[list[int]], vocab: int, 
     argv = [sys.executable, "-m", "auditor.reproduce.probe_child", str(spec_path), str(out_path)]
     if sandbox == "bwrap":
         argv = bwrap_argv(argv, workdir=work, writable=[work], readable=[Path(p) for p in extra_path])
-    import os
-
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
     out = run_limited(argv, cwd=work, env=env, limit_s=timeout_s, log_path=work / "child.log")
     if out.timed_out:
@@ -254,8 +252,9 @@ def scorer_files(folder: Path) -> list[tuple[Path, str]]:
 
 
 def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: str | None = None, timeout_s: float = 300.0,
-                 accumulator: str | None = None) -> ProbeOutcome:
-    """Probe a scorer file, or the scorer modules of a record folder; say why when there is none."""
+                 accumulator: str | None = None, plan=None, whole_script: bool = True) -> ProbeOutcome:
+    """Probe a scorer file, or the scorer modules of a record folder; without one, the record's
+    whole script when it runs on CPU (``probe_script``); say why when nothing can run."""
     target = Path(target)
     agg = ProbeOutcome(str(target))
     if target.is_file():
@@ -264,6 +263,20 @@ def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: s
     else:
         targets = [(p, function or f) for p, f in scorer_files(target)]
         root = target
+    if not targets and whole_script and (target / "train_gpt.py").is_file():
+        from auditor.reproduce.plan import PlanError, build_plan
+        from auditor.reproduce.probe_script import probe_script
+
+        try:
+            plan = plan or build_plan(target, run_dir=work / "plan", sandbox=sandbox)
+        except PlanError as exc:
+            plan = None
+            agg.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, "", None, f"cannot plan a run of {target}: {exc}", [], ""))
+        if plan is not None:
+            one = probe_script(plan, work / "script", sandbox=sandbox, timeout_s=timeout_s)
+            agg.findings += one.findings
+            agg.numbers[one.target] = one.numbers
+        return agg
     if not targets:
         entry = target / "train_gpt.py"
         why = (f"no scorer module here (a .py defining {', '.join(SCORER_FUNCTIONS)}()); {entry.name}'s evaluation runs inside the whole "

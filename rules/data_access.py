@@ -1,0 +1,184 @@
+"""What the record's code reads and when: training-data reads after the training loop, validation
+data fed to training, network access. Shared by DATA-* and NET-*; registers no rule.
+
+"After training" is found structurally: the training loop is the loop that calls ``.backward()`` and
+an optimizer ``.step()``; every call placed after that loop in the same function, and everything
+those calls reach in the name-based call graph (``rules.analysis``), runs after the 600 s window.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from rules.analysis import analyse
+from rules.analysis.index import FileFacts, FuncInfo, call_name
+
+TRAIN_NAME = re.compile(r"fineweb_train|(^|[._])train_(files|pattern|shards?|glob)\b|^train_loader$|(^|\.)train_loader\b", re.I)
+VAL_NAME = re.compile(r"fineweb_val_(?!bytes)|(^|[._])val_(files|pattern|tokens|data)\b", re.I)
+LOADER_CALL = re.compile(r"(Loader|TokenStream|DataLoader)$")
+CALIB_NAME = re.compile(r"hessian|calib|gptq", re.I)
+RESERVE = re.compile(r"GPTQ_RESERVE|gptq_reserve|reserve_s(ec(ond)?s?)?\b", re.I)
+NET_MODULES = {"urllib", "urllib.request", "urllib2", "requests", "http.client", "httpx", "aiohttp", "socket",
+               "huggingface_hub", "datasets", "wget", "ftplib", "paramiko", "boto3"}
+NET_CALLS = re.compile(r"(^|\.)(snapshot_download|hf_hub_download|from_pretrained|load_dataset|urlopen|urlretrieve|"
+                       r"create_connection|download_url_to_file|load_state_dict_from_url)$|^torch\.hub\.|^requests\.(get|post|request|Session)|"
+                       r"^httpx\.|^socket\.socket$")
+SHELL_NET = re.compile(r"\b(curl|wget|pip3?\s+install|git\s+clone|huggingface-cli|hf\s+download|aria2c|scp|rsync)\b")
+
+
+@dataclass
+class Access:
+    file: str
+    line: int
+    func: str  # enclosing function qualname ("" at module level)
+    kind: str  # "train-read" | "val-to-train" | "val-calibration" | "net-import" | "net-call" | "shell-net"
+    text: str  # the source line, verbatim
+    detail: str = ""
+    after_training: bool = False
+    reach: str | None = None  # rules.analysis reachability of the node
+    reach_why: str = ""
+
+
+@dataclass
+class TrainLoop:
+    file: str
+    func: str
+    start: int
+    end: int
+
+
+@dataclass
+class DataFacts:
+    loop: TrainLoop | None = None
+    post_funcs: set[str] = field(default_factory=set)
+    accesses: list[Access] = field(default_factory=list)
+    has_reserve: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def of(self, kind: str) -> list[Access]:
+        return [a for a in self.accesses if a.kind == kind]
+
+
+def data_facts(ctx) -> DataFacts:
+    return ctx.fact("data_access", _build)
+
+
+def _mentions(node: ast.AST, pat: re.Pattern) -> str | None:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and pat.search(n.value):
+            return n.value
+        if isinstance(n, ast.Name) and pat.search(n.id):
+            return n.id
+        if isinstance(n, ast.Attribute) and pat.search(n.attr):
+            return n.attr
+    return None
+
+
+def _find_loop(ff: FileFacts, fn: FuncInfo) -> tuple[int, int] | None:
+    best = None
+    for node in ast.walk(fn.node):
+        if not isinstance(node, (ast.For, ast.While)):
+            continue
+        names = {call_name(n.func).rsplit(".", 1)[-1] for n in ast.walk(node) if isinstance(n, ast.Call)}
+        if "backward" in names and "step" in names:
+            span = (node.lineno, getattr(node, "end_lineno", node.lineno) or node.lineno)
+            if best is None or span[1] - span[0] > best[1] - best[0]:
+                best = span
+    return best
+
+
+def _build(ctx) -> DataFacts:
+    facts = analyse(ctx)
+    out = DataFacts()
+    out.notes = dict(facts.notes)
+    # the training loop: the longest loop with backward() and step(), in a function that is not a TTT/eval helper
+    cands = []
+    for ff in facts.files:
+        for fn in ff.functions.values():
+            if re.search(r"ttt|eval|slot|calib|hessian|warmup", fn.qualname, re.I):
+                continue
+            span = _find_loop(ff, fn)
+            if span:
+                cands.append((span[1] - span[0], ff, fn, span))
+    post_calls: list[tuple[FileFacts, ast.Call]] = []
+    if cands:
+        _n, ff, fn, span = max(cands, key=lambda c: c[0])
+        out.loop = TrainLoop(ff.path, fn.qualname, span[0], span[1])
+        for short, call in fn.calls:
+            if call.lineno > span[1]:
+                post_calls.append((ff, call))
+                for target in facts.resolve(short, call, fn):
+                    for r in facts.reachable_from(target):
+                        out.post_funcs.add(r.qualname)
+    for ff in facts.files:
+        if ff.tree is None:
+            continue
+        if RESERVE.search(ff.text):
+            out.has_reserve = True
+        _scan(ff, facts, out)
+    return out
+
+
+def _scan(ff: FileFacts, facts, out: DataFacts) -> None:
+    loop = out.loop
+    for node in ast.walk(ff.tree):
+        line = getattr(node, "lineno", None)
+        if line is None:
+            continue
+        fn = ff.enclosing_function(node)
+        qual = fn.qualname if fn else ""
+        after = bool(loop) and (qual in out.post_funcs or (loop.file == ff.path and qual == loop.func and line > loop.end))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for m in mods:
+                if m in NET_MODULES or m.split(".")[0] in {"requests", "huggingface_hub", "urllib", "httpx", "aiohttp"}:
+                    out.accesses.append(_acc(ff, facts, node, qual, "net-import", f"imports {m}", after))
+            continue
+        if not isinstance(node, ast.Call):
+            continue
+        name = call_name(node.func)
+        if NET_CALLS.search(name):
+            out.accesses.append(_acc(ff, facts, node, qual, "net-call", f"calls {name}", after))
+        elif name.startswith(("subprocess.", "os.system", "os.popen")) or name in ("Popen", "check_call", "check_output", "system"):
+            lit = " ".join(n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+            m = SHELL_NET.search(lit)
+            if m:
+                out.accesses.append(_acc(ff, facts, node, qual, "shell-net", f"runs {m.group(0)!r} in a subprocess", after))
+        short = name.rsplit(".", 1)[-1]
+        # training data read: loader construction, next_batch on the train loader, glob/fromfile of train shards
+        if (LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch")) and _mentions(node, TRAIN_NAME):
+            if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node):
+                detail = _mentions(node, TRAIN_NAME) or ""
+                out.accesses.append(_acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after))
+        # validation data into training: a loader over val files inside the training function, or calibration on val
+        if LOADER_CALL.search(short) and _mentions(node, VAL_NAME) and not re.search(r"val|eval", short, re.I):
+            if loop and ff.path == loop.file and qual == loop.func and line <= loop.end:
+                out.accesses.append(_acc(ff, facts, node, qual, "val-to-train",
+                                         f"builds a training loader ({short}) over validation data ({_mentions(node, VAL_NAME)})", after))
+        if CALIB_NAME.search(short) and any(_mentions(a, VAL_NAME) for a in list(node.args) + [k.value for k in node.keywords]):
+            out.accesses.append(_acc(ff, facts, node, qual, "val-calibration",
+                                     f"calibrates ({short}) on validation data ({_mentions(node, VAL_NAME)})", after))
+
+
+def _just_counted(ff: FileFacts, node: ast.AST) -> bool:
+    """``len(glob(train_files))`` in a log line counts shards; it reads no tokens."""
+    p = ff.parent(node)
+    for _ in range(4):
+        if p is None:
+            return False
+        if isinstance(p, ast.Call) and call_name(p.func) in ("len", "sum", "log", "log0", "print", "logger.info"):
+            return True
+        if isinstance(p, (ast.JoinedStr, ast.FormattedValue)):
+            return True
+        p = ff.parent(p)
+    return False
+
+
+def _inside_training(loop: TrainLoop | None, ff: FileFacts, qual: str, line: int) -> bool:
+    return bool(loop) and loop.file == ff.path and qual == loop.func and loop.start <= line <= loop.end
+
+
+def _acc(ff: FileFacts, facts, node: ast.AST, qual: str, kind: str, detail: str, after: bool) -> Access:
+    r = facts.reach(node, ff)
+    return Access(ff.path, node.lineno, qual, kind, ff.line_text(node.lineno), detail, after, r.state, r.why)
