@@ -11,6 +11,7 @@ every machine has it, nothing is downloaded.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import sysconfig
@@ -22,6 +23,7 @@ import numpy as np
 from reference_impl.data import write_shard
 
 BOS_ID = 1
+BYTE_CHECK = "bytes_check.json"
 SKIP_STDLIB_DIRS = {"test", "tests", "idlelib", "site-packages", "dist-packages", "__pycache__", "lib2to3", "turtledemo"}
 
 
@@ -128,4 +130,17 @@ def build(docs: list[str], out: Path, name: str, vocab_size: int, val_fraction: 
     train = encode_docs(sp, train_docs)
     write_split(val, ds, "val", shard_tokens)
     write_split(train, ds, "train", shard_tokens)
+    check = {"val": byte_check(sp, val_docs, val), "train": byte_check(sp, train_docs, train)}
+    (ds / BYTE_CHECK).write_text(json.dumps(check, indent=2) + "\n", encoding="utf-8")
     return BuildResult(ds, tok_path, len(train), len(val), len(train_docs), len(val_docs))
+
+
+def byte_check(sp, docs: list[str], tokens: np.ndarray) -> dict:
+    """The proof a custom tokenizer owes: the byte tables count exactly the UTF-8 bytes of the
+    documents, and decoding the ids gives the documents back byte for byte."""
+    from reference_impl.data import byte_tables, target_bytes
+
+    tables = byte_tables(sp, sp.get_piece_size())
+    counted = int(target_bytes(tokens[:-1], tokens[1:], tables).sum()) if len(tokens) > 1 else 0
+    return {"docs": len(docs), "utf8_bytes": sum(len(d.encode("utf-8")) for d in docs), "table_bytes": counted,
+            "decode_exact_docs": sum(sp.decode(ids) == d for ids, d in zip(sp.encode(docs), docs))}

@@ -2,6 +2,7 @@
 once per seed with torchrun from inside that folder, and write README.md and submission.json."""
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import time
@@ -39,12 +40,37 @@ def prepare_data(p: Preset, data: Path, log=print) -> tuple[Path, Path, list[str
     return ds, tok, [cmd]
 
 
+def byte_check_note(ds: Path) -> str:
+    path = ds / corpus.BYTE_CHECK
+    if not path.is_file():
+        return ""
+    v = json.loads(path.read_text(encoding="utf-8"))["val"]
+    same = "=" if v["table_bytes"] == v["utf8_bytes"] else "!="
+    return (f"Byte accounting (custom tokenizer): on the val split the byte tables count {v['table_bytes']:,} bytes {same} "
+            f"the UTF-8 size of the {v['docs']} val documents ({v['utf8_bytes']:,} bytes), and decode(ids) reproduces "
+            f"{v['decode_exact_docs']} of {v['docs']} val documents byte for byte (checked by `pgolf data build`, "
+            f"`{ds.name}/{corpus.BYTE_CHECK}`).")
+
+
 def hardware(nproc: int) -> str:
     import torch
 
     if torch.cuda.is_available():
         return f"{nproc}x {torch.cuda.get_device_name(0)}"
     return f"CPU ({platform.machine()}, {nproc} process{'es' if nproc > 1 else ''}, gloo)"
+
+
+def record_info(preset: str, out: Path, data: Path, nproc: int, ds: Path, prelude: list[str], env: dict[str, str],
+                shown: dict[str, str]) -> RecordInfo:
+    p = PRESETS[preset]
+    return RecordInfo(
+        name=out.name,
+        blurb=f"pgolf reference implementation, preset `{preset}`: {p.notes}.",
+        track="10min_16mb",
+        hardware=hardware(nproc),
+        env=env, env_display=shown, prelude=["PGOLF_DATA=~/.cache/pgolf/data", *prelude], nproc=nproc,
+        byte_check=byte_check_note(ds),
+    )
 
 
 def train_record(preset: str, out: Path, data: Path, nproc: int | None = None, seeds: list[int] | None = None,
@@ -77,13 +103,7 @@ def train_record(preset: str, out: Path, data: Path, nproc: int | None = None, s
         raise RunError(str(e)) from None
     except subprocess.TimeoutExpired as e:
         raise RunError(f"a run exceeded --timeout {e.timeout}s") from None
-    info = RecordInfo(
-        name=out.name,
-        blurb=f"pgolf reference implementation, preset `{preset}`: {p.notes}.",
-        track="10min_16mb",
-        hardware=hardware(nproc),
-        env=env, env_display=shown, prelude=["PGOLF_DATA=~/.cache/pgolf/data", *prelude], nproc=nproc,
-    )
+    info = record_info(preset, out, data, nproc, ds, prelude, env, shown)
     sub = write_record(out, info, runs, keep_artifact)
     uni = [r.unigram_bpb for r in runs if r.unigram_bpb is not None]
     log(f"record: {out}")

@@ -91,6 +91,7 @@ def test_record_folder(record):
     assert "torchrun --standalone --nproc_per_node=2 train_gpt.py" in readme
     assert "VOCAB_SIZE=384" in readme and "DATA_PATH=$PGOLF_DATA/datasets/stdlib400k_sp384" in readme
     assert "unigram" in output
+    assert re.search(r"byte tables count ([\d,]+) bytes = the UTF-8 size of the \d+ val documents \(\1 bytes\)", readme)
 
 
 def test_log_lines_parse_like_records(record):
@@ -216,6 +217,9 @@ def test_data_build_cli(tmp_path):
         total += int(target_bytes(toks[:-1], toks[1:], tables).sum())
     assert n_docs == 30
     assert total == sum(len(t.encode("utf-8")) for t in docs.values())  # exact bytes, multi-byte UTF-8 included
+    check = json.loads((ds / "bytes_check.json").read_text())
+    assert check["val"]["table_bytes"] == check["val"]["utf8_bytes"] and check["val"]["decode_exact_docs"] == check["val"]["docs"]
+    assert check["train"]["utf8_bytes"] + check["val"]["utf8_bytes"] == total
     bad = CliRunner().invoke(app, ["data", "build", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 1 and "nope" in bad.output
 

@@ -105,6 +105,12 @@ def test_odd_report_sarif(tmp_path):
     ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
     assert "UNKNOWN-RULE" in ids
     assert len(by_rule["REPORT-CONSISTENCY"][0]["message"]["text"]) < 2_000  # 20,000 evidence lines are not copied in
+    # A file outside the record folder (a tokenizer in the user's cache) is no repository location:
+    # the result sits on the folder's submission.json and its message names the real file.
+    outside = by_rule["TOKENIZER-BPB-ACCOUNTING"][0]
+    assert outside["locations"][0]["physicalLocation"] == {"artifactLocation": {
+        "uri": "records/track_10min_16mb/2026-03-26%20%C3%9Cn%C3%AFcode%20%23folder%2520/submission.json", "uriBaseId": "%SRCROOT%"}}
+    assert outside["message"]["text"].startswith("/root/.cache/tok.model: custom tokenizer")
 
 
 def test_fingerprints_stable_and_distinct():

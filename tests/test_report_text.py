@@ -48,10 +48,16 @@ def test_odd_content_prints_verbatim_without_markup():
     out.encode("utf-8")
 
 
-def test_colour_only_when_asked():
+def test_colour_only_when_asked(monkeypatch):
     assert ANSI.search(render(odd_report(), "text", color=True, width=100))
     assert not ANSI.search(render(odd_report(), "text", color=False, width=100))
-    # Without a terminal (pytest captures stdout) the default is plain.
+    # Without a terminal (pytest captures stdout) the default is plain; FORCE_COLOR forces, NO_COLOR wins.
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert not ANSI.search(render(odd_report(), "text"))
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert ANSI.search(render(odd_report(), "text"))
+    monkeypatch.setenv("NO_COLOR", "1")
     assert not ANSI.search(render(odd_report(), "text"))
 
 

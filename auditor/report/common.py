@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -15,14 +16,12 @@ from pathlib import Path, PurePosixPath
 from auditor.model import VERDICT_FAIL, VERDICT_PASS, VERDICT_REVIEW, Finding, RecordResult, Report, Severity
 
 CAP_BYTES = 16_000_000
-CAP_SECONDS = 600.0
 # The two rulebooks of STATS-SIGNIFICANCE (rules.md §1.6): the README's and the one used in practice.
 README_P, README_NATS = 0.01, 0.005
 PRACTICE_P = 0.25
 
 VERDICT_RANK = {VERDICT_FAIL: 0, VERDICT_REVIEW: 1, VERDICT_PASS: 2}
 VERDICT_LABEL = {VERDICT_FAIL: "fail", VERDICT_REVIEW: "needs review", VERDICT_PASS: "pass"}
-SEVERITY_LABEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "info"}
 
 
 # --------------------------------------------------------------------------- verdicts and order
@@ -126,8 +125,9 @@ class Row:
     bad: bool = False  # over a cap or disagreeing with the claim
 
 
-def _flagged(rec: RecordResult, rule: str) -> bool:
-    return any(f.rule == rule and f.waived is None and f.severity.rank >= Severity.WARNING.rank for f in rec.findings)
+def _flagged(rec: RecordResult, rule: str, mentions: str = "") -> bool:
+    return any(f.rule == rule and f.waived is None and f.severity.rank >= Severity.WARNING.rank and mentions in f.message
+               for f in rec.findings)
 
 
 def summary_rows(rec: RecordResult) -> list[Row]:
@@ -138,13 +138,15 @@ def summary_rows(rec: RecordResult) -> list[Row]:
     a wallclock stop one step past 600 s or a mean that differs in the last printed digit."""
     c, m = rec.claims, rec.measured
     seeds = m.seeds
-    rows = [Row("val_bpb", fmt_bpb(c.val_bpb), fmt_bpb(m.val_bpb), [fmt_bpb(s.val_bpb) for s in seeds])]
+    rows = [Row("val_bpb", fmt_bpb(c.val_bpb), fmt_bpb(m.val_bpb), [fmt_bpb(s.val_bpb) for s in seeds],
+                bad=_flagged(rec, "REPORT-CONSISTENCY", "val_bpb"))]
     if finite(c.val_loss) or finite(m.val_loss) or any(finite(s.val_loss) for s in seeds):
         rows.append(Row("val_loss", fmt_bpb(c.val_loss), fmt_bpb(m.val_loss), [fmt_bpb(s.val_loss) for s in seeds]))
     total = m.bytes_total if finite(m.bytes_total) else _max(s.bytes_total for s in seeds)
     rows.append(Row("bytes total", fmt_bytes(c.bytes_total), fmt_bytes(total) + (f" ({m.bytes_source})" if m.bytes_source and finite(total) else ""),
                     [fmt_bytes(s.bytes_total) for s in seeds],
-                    bad=over_bytes(total) or any(over_bytes(s.bytes_total) for s in seeds) or _flagged(rec, "ARTIFACT-16MB")))
+                    bad=over_bytes(total) or any(over_bytes(s.bytes_total) for s in seeds) or _flagged(rec, "ARTIFACT-16MB")
+                    or _flagged(rec, "REPORT-CONSISTENCY", "bytes_total")))
     code = m.bytes_code if finite(m.bytes_code) else _max(s.bytes_code for s in seeds)
     rows.append(Row("bytes code", fmt_bytes(c.bytes_code), fmt_bytes(code), [fmt_bytes(s.bytes_code) for s in seeds]))
     if finite(m.bytes_model):
@@ -245,13 +247,23 @@ def repo_path(report: Report, rec: RecordResult, file: str = "") -> str:
     return "" if s == "." else s
 
 
+def inside_folder(file: str) -> bool:
+    """Finding files are relative to the record folder; one that is absolute or climbs out of it
+    (e.g. a tokenizer the logs name) is no place in the repository."""
+    if not file:
+        return False
+    p = posixpath.normpath(file.replace("\\", "/"))
+    return not (p.startswith("/") or p == ".." or p.startswith("../") or re.match(r"^[A-Za-z]:/", p) or "://" in p)
+
+
 def anchor_file(rec: RecordResult, f: Finding) -> tuple[str, int | None]:
-    """The file a finding is shown on. Folder-level findings have no file; annotations and code
-    scanning need one, so they go on the folder's submission.json (the record's manifest), or
-    stay on the folder when there is none."""
-    if f.file:
+    """The file a finding is shown on in the repository (SARIF, annotations). Folder-level findings
+    have no file, and a file outside the folder has no place in the checkout; annotations and code
+    scanning need one, so they go on the folder's submission.json (the record's manifest), or stay
+    on the folder when there is none. ``location(f)`` still names the real file in the message."""
+    if inside_folder(f.file):
         return f.file, (f.line if isinstance(f.line, int) and f.line >= 1 else None)
-    if rec.claims.file:
+    if rec.claims.file and inside_folder(rec.claims.file):
         return rec.claims.file, None
     return "", None
 

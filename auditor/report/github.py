@@ -37,6 +37,8 @@ def _message(rec: RecordResult, f: Finding, info: C.RuleInfo) -> str:
     lines = [f.message.strip() or info.title or f.rule]
     if not f.file:
         lines[0] = f"{rec.path.rstrip('/').rsplit('/', 1)[-1]}: {lines[0]}"  # a folder-level finding: say which folder
+    elif not C.inside_folder(f.file):
+        lines[0] = f"{C.location(f)}: {lines[0]}"  # outside the folder: the annotation's file cannot say it
     for ev in f.evidence[:MAX_EVIDENCE]:
         lines.append(f"  | {ev.rstrip()}")
     if len(f.evidence) > MAX_EVIDENCE:
@@ -77,7 +79,7 @@ def render(report: Report, **_: Any) -> str:
             else:
                 live.append((-f.severity.rank, annotation(report, rec, f)))
         for p in rec.errors:
-            live.append((-Severity.WARNING.rank, command("warning", f"unreadable: {p.message}", file=C.repo_path(report, rec, p.file) if _inside(p.file) else None,
+            live.append((-Severity.WARNING.rank, command("warning", f"unreadable: {p.message}", file=C.repo_path(report, rec, p.file) if C.inside_folder(p.file) else None,
                                                         title=f"pgolf: cannot read {C.one_line(p.file, 200)}")))
     for p in report.errors:
         live.append((-Severity.WARNING.rank, command("warning", C.one_line(p.line(), 2000), title="pgolf: cannot audit")))
@@ -94,7 +96,3 @@ def render(report: Report, **_: Any) -> str:
     out.append(total)
     return C.printable("\n".join(out) + "\n")
 
-
-def _inside(file: str) -> bool:
-    """Problem files are relative to the record folder unless they climb out of it."""
-    return bool(file) and not file.startswith(("/", "..")) and "://" not in file

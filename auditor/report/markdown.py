@@ -314,9 +314,9 @@ def render(report: Report, *, max_chars: int = GITHUB_COMMENT_LIMIT, **_: Any) -
                                      f"the details of {C.plural(n_folders, 'folder')}" if n_folders else "",
                                      C.plural(n_rows, "summary row") if n_rows else "") if x) or "some sections"
         body += (f"\n\n> [!NOTE]\n> Truncated to stay under GitHub's {max_chars:,}-character comment limit: {what} left out. "
-                 "The job summary and `pgolf audit --format json` have everything.")
+                 "`pgolf audit --format json` (the workflow's report artifact) has everything.")
     body += "\n\n" + footer + "\n"
     body = C.printable(body)
-    if len(body) > max_chars:  # only when even the head is larger than the limit (thousands of reasons cannot happen; keep a hard cap)
+    if len(body) > max_chars:  # the head alone is over a (tiny) limit: cut at a line, still say so
         body = body[: max_chars - 80].rsplit("\n", 1)[0] + "\n\n> [!NOTE]\n> Truncated at the comment limit.\n"
     return body

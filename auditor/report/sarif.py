@@ -24,8 +24,12 @@ MAX_MESSAGE_EVIDENCE = 5
 
 def uri(path: str) -> str:
     """A relative URI reference: spaces, '#', '%' and non-ASCII percent-encoded, '/' kept. A name
-    that was not valid UTF-8 on disk (carried as surrogates) is encoded as its original bytes."""
-    return quote(path, safe="/", errors="surrogateescape")
+    that was not valid UTF-8 on disk (carried as surrogates) is encoded as its original bytes; any
+    other lone surrogate becomes '?'."""
+    try:
+        return quote(path, safe="/", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return quote(path, safe="/", errors="replace")
 
 
 def _camel(rule_id: str) -> str:
@@ -66,6 +70,8 @@ def _fingerprint(rule: str, path: str, f: Finding) -> str:
 
 def _message(f: Finding, info: C.RuleInfo) -> str:
     parts = [f.message.strip() or info.title or f.rule]
+    if f.file and not C.inside_folder(f.file):
+        parts[0] = f"{C.location(f)}: {parts[0]}"  # outside the folder: the location cannot say it
     if f.evidence:
         shown = f.evidence[:MAX_MESSAGE_EVIDENCE]
         parts.append("Evidence:\n" + "\n".join(f"  {line.rstrip()}" for line in shown)

@@ -1,7 +1,7 @@
 """Terminal report (rich): per folder a summary table, then its findings with the evidence.
 
 Rendered into a string (``Console(file=StringIO())``) so the CLI decides where it goes. Colour is
-on when stdout is a terminal (rich's NO_COLOR / FORCE_COLOR still apply). Text from submissions is
+on when stdout is a terminal, or with FORCE_COLOR; never with NO_COLOR. Text from submissions is
 always wrapped in ``rich.text.Text``, never parsed as markup: a log line holding ``[red]`` is data.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ SEVERITY_MARK = {Severity.ERROR: "✖", Severity.WARNING: "▲", Severity.INFO: 
 
 def _console(color: bool | None, width: int | None) -> Console:
     tty = sys.stdout.isatty()
-    if color is None:
-        color = tty and "NO_COLOR" not in os.environ
+    if color is None:  # the conventions rich itself follows: NO_COLOR wins, FORCE_COLOR forces
+        color = (tty or bool(os.environ.get("FORCE_COLOR"))) and not os.environ.get("NO_COLOR")
     if width is None:
         cols = os.environ.get("COLUMNS", "")
         width = int(cols) if cols.isdigit() else (shutil.get_terminal_size((110, 24)).columns if tty else 110)
