@@ -27,6 +27,7 @@ from auditor.model import Problem, Report, Severity
 FAIL_ON = ("error", "warning", "info", "never")
 RULEBOOKS = ("2026-03-18", "2026-04-28")
 COMMENT_MARKER = "<!-- pgolf-report -->"
+STEP_SUMMARY_LIMIT = 1_000_000  # GitHub caps a step summary at 1 MiB
 COMMENT_LIMIT = 65_536  # GitHub's comment body limit, in characters
 ANNOTATIONS_SHOWN = 10  # per kind and step
 
@@ -79,11 +80,11 @@ def audit(inputs: dict) -> tuple[Report, str]:
     return build_report(disc, options, root=Path.cwd()), scope
 
 
-def _render(report: Report, fmt: str, problems: list[Problem]) -> str | None:
+def _render(report: Report, fmt: str, problems: list[Problem], **kw) -> str | None:
     from auditor.report import render
 
     try:
-        return render(report, fmt)
+        return render(report, fmt, **kw)
     except Exception as exc:  # one broken renderer must not lose the other outputs
         problems.append(Problem(f"--format {fmt}", f"could not render: {type(exc).__name__}: {exc}"))
         return None
@@ -170,6 +171,8 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"json": out_dir / "pgolf-report.json", "sarif": out_dir / "pgolf.sarif", "markdown": out_dir / "pgolf-report.md"}
     rendered = {fmt: _render(report, fmt, problems) for fmt in ("json", "sarif", "markdown", "github")}
+    # the step summary takes up to 1 MiB, so it carries every finding; the PR comment is capped lower
+    full_md = _render(report, "markdown", problems, max_chars=STEP_SUMMARY_LIMIT)
     for fmt in ("json", "sarif"):
         if rendered[fmt] is not None:
             files[fmt].write_text(rendered[fmt], encoding="utf-8")
@@ -188,7 +191,7 @@ def main() -> int:
     annotations = rendered["github"] or ""
     sys.stdout.write(annotations)
     counts = _annotation_counts(annotations)
-    summary = [md.rstrip("\n"), ""]
+    summary = [(md if verdict == "none" else (full_md or md)).rstrip("\n"), ""]
     hidden = {k: n - ANNOTATIONS_SHOWN for k, n in counts.items() if n > ANNOTATIONS_SHOWN}
     if hidden:
         summary.append("> GitHub shows the first 10 annotations of each kind on the diff; "

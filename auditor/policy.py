@@ -17,10 +17,18 @@ def apply_reachability(f: Finding, reach: str | None) -> Finding:
     return f
 
 
+def _self_suppressed_error(rec: RecordResult) -> bool:
+    from auditor.waivers import SUPPRESSED_PREFIX
+
+    return any(f.severity is Severity.ERROR and f.waived and f.waived.startswith(SUPPRESSED_PREFIX) for f in rec.findings)
+
+
 def verdict(rec: RecordResult) -> str:
+    """fail on a live error; needs-review on a warning, an unreadable item, or an error that only the
+    entrant's own inline suppression silences (a reviewer has not seen it); else pass."""
     worst = rec.worst()
     if worst is Severity.ERROR or (rec.errors and not rec.findings and not rec.claims.raw and not rec.measured.seeds):
         return VERDICT_FAIL if worst is Severity.ERROR else VERDICT_REVIEW
-    if worst is Severity.WARNING or rec.errors:
+    if worst is Severity.WARNING or rec.errors or _self_suppressed_error(rec):
         return VERDICT_REVIEW
     return VERDICT_PASS

@@ -143,7 +143,7 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
     """Audit every discovered folder; never raises for a folder's sake.
 
     ``worker_target`` replaces the workers' main loop (tests use it to make a worker hang or die);
-    it must be importable by reference and take ``(conn, options, memory_mb, caps, cwd, env)``."""
+    it must be importable by reference and take ``(conn, options, memory_mb, caps, cwd, env, runner_pid)``."""
     from auditor.pipeline import tool_info
 
     t0 = time.perf_counter()
@@ -193,10 +193,10 @@ def failed_record(folder: RecordFolder, message: str, seconds: float) -> RecordR
     return rec
 
 
-def _serve(conn, options, memory_mb, caps, cwd=None, env=None) -> None:  # the workers' target, by reference
+def _serve(conn, options, memory_mb, caps, cwd=None, env=None, runner_pid=None) -> None:  # workers' target
     from auditor.worker import serve
 
-    serve(conn, options, memory_mb, caps, cwd, env)
+    serve(conn, options, memory_mb, caps, cwd, env, runner_pid)
 
 
 class _Worker:
@@ -204,7 +204,7 @@ class _Worker:
         parent, child = ctx.Pipe()
         # A forkserver child inherits the server's working directory and environment, fixed when the
         # server started; relative paths (--against, the default waiver file) need this process's.
-        args = (child, options, memory_mb, caps, os.getcwd(), dict(os.environ))
+        args = (child, options, memory_mb, caps, os.getcwd(), dict(os.environ), os.getpid())
         self.proc = ctx.Process(target=target, args=args, daemon=True, name="pgolf-audit-worker")
         self.proc.start()
         child.close()

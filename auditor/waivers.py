@@ -64,6 +64,9 @@ class Waiver:
 
 # ---- suppressions --------------------------------------------------------------------------------
 
+# An inline suppression is written by the entrant, a waiver by a reviewer; policy tells them apart by this.
+SUPPRESSED_PREFIX = "suppressed at"
+
 def parse_suppressions(rel: str, text: str) -> list[Suppression]:
     out: list[Suppression] = []
     if "pgolf:" not in text:
@@ -218,7 +221,7 @@ def _apply(rec, ev, options) -> None:
         lines = by_file.get(f.file, {})
         for s in lines.get(f.line, []) + lines.get(f.line - 1, []):
             if s.reason and s.rules and _rule_matches(s.rules, f):
-                f.waived = f"suppressed at {s.file}:{s.line}: {s.reason}"
+                f.waived = f"{SUPPRESSED_PREFIX} {s.file}:{s.line}: {s.reason}"
                 break
 
     # The reviewed waiver file.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -134,8 +135,11 @@ def _entry_name(folder) -> str:
         return ""
 
 
-def adopt(cwd: str | None, env: dict[str, str] | None) -> None:
-    """Take the runner's working directory and environment (a forkserver child has the server's)."""
+def adopt(cwd: str | None, env: dict[str, str] | None, runner_pid: int | None = None) -> None:
+    """Take the runner's working directory and environment (a forkserver child has the server's),
+    and end this worker when the runner is gone (killed mid-run: no orphan keeps analysing)."""
+    if runner_pid:
+        threading.Thread(target=_watch_runner, args=(runner_pid,), daemon=True, name="pgolf-runner-watch").start()
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
@@ -146,9 +150,21 @@ def adopt(cwd: str | None, env: dict[str, str] | None) -> None:
             pass
 
 
-def serve(conn, options, memory_mb: int, caps, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+def _watch_runner(pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:  # exists but not ours to signal: still alive
+            pass
+
+
+def serve(conn, options, memory_mb: int, caps, cwd: str | None = None, env: dict[str, str] | None = None,
+          runner_pid: int | None = None) -> None:
     """Worker main loop (the target of the runner's processes)."""
-    adopt(cwd, env)
+    adopt(cwd, env, runner_pid)
     harden_process(memory_mb)
     warm()
     from auditor.runner import cap_record

@@ -184,11 +184,15 @@ def run_seed(folder: Path, env: dict[str, str], seed: int, nproc: int, timeout_s
     run_env = {**os.environ, **env, "SEED": str(seed), "RUN_ID": f"train_seed{seed}"}
     run_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     log = folder / f"train_seed{seed}.log"
-    t0 = time.time()
-    with open(log, "wb") as out:
-        proc = subprocess.run(torchrun_argv(nproc), cwd=folder, env=run_env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=timeout_s)
-    wall = time.time() - t0
+    for attempt in range(2):
+        t0 = time.time()
+        with open(log, "wb") as out:
+            proc = subprocess.run(torchrun_argv(nproc), cwd=folder, env=run_env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout_s)
+        wall = time.time() - t0
+        # --standalone picks a free port before binding it; another run can take it in between.
+        if proc.returncode == 0 or "Address already in use" not in log.read_text(errors="replace"):
+            break
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise ExportError(f"torchrun exited {proc.returncode} for seed {seed}; {log}:\n{tail}")

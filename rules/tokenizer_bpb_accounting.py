@@ -94,18 +94,25 @@ class TokenizerBpbAccounting(Rule):
                                    evidence=[ff.line_text(node.lineno)], note=facts.notes.get(ff.path), reachability=r.why or None)
         shipped = [f for f in ev.folder.files if f.lower().endswith((".model", ".vocab")) or f.lower().startswith("tokenizers/")]
         meta = [f for f in ev.folder.files if META.search(f.lower())]
-        logged = {r.tokenizer_path or r.hyperparameters.get("tokenizer_path", "") for lf in ev.logs for r in lf.runs} - {"", None}
+        # a tokenizer named only in a log lives outside the folder: the finding points at that log
+        logged: dict[str, str] = {}
+        for lf in ev.logs:
+            for r in lf.runs:
+                tp = r.tokenizer_path or r.hyperparameters.get("tokenizer_path", "")
+                if tp:
+                    logged.setdefault(tp, lf.path)
         custom = [f for f in shipped if f.rsplit("/", 1)[-1] not in CANONICAL and not f.lower().endswith((".md", ".json", ".py"))]
         custom += [p for p in logged if p.rsplit("/", 1)[-1] not in CANONICAL and p not in custom]
+        anchor = {c: logged.get(c, c) for c in custom}
         sidecar = bool(SIDECAR.search(alltext))
         caseops = [c for c in custom if CASEOPS.search(c)]
         for f in meta:
             yield self.finding(f, None, f"{f} ships byte metadata; the denominator then depends on it: show that it equals the UTF-8 "
                                "bytes of the val text (byte-fallback pieces = 1 byte)", severity=Severity.WARNING)
         if custom and caseops and sidecar and len(caseops) == len(custom):
-            yield self.finding(caseops[0], None, "lossless CaseOps tokenizer with a per-token byte sidecar (accepted by merge, #1729/#1736)",
+            yield self.finding(anchor[caseops[0]], None, "lossless CaseOps tokenizer with a per-token byte sidecar (accepted by merge, #1729/#1736)",
                                severity=Severity.INFO, evidence=caseops)
         elif custom:
-            yield self.finding(custom[0], None, "a custom tokenizer is used: the README requires proof that the byte count equals the "
+            yield self.finding(anchor[custom[0]], None, f"a custom tokenizer is used ({custom[0]}): the README requires proof that the byte count equals the "
                                "UTF-8 bytes of the original val text" + (" (a byte sidecar is read)" if sidecar else ""),
                                severity=Severity.WARNING, evidence=sorted(set(custom))[:6])

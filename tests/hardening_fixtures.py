@@ -99,7 +99,7 @@ def json_report(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(proc.stdout)
 
 
-def misbehaving_worker(conn, options, memory_mb, caps, cwd=None, env=None):
+def misbehaving_worker(conn, options, memory_mb, caps, cwd=None, env=None, runner_pid=None):
     """A worker main loop that hangs, crashes or exits on folders named for it, and otherwise
     audits like the real one (``auditor.worker.serve``): the runner must survive all three."""
     import signal
@@ -107,7 +107,7 @@ def misbehaving_worker(conn, options, memory_mb, caps, cwd=None, env=None):
 
     from auditor.worker import adopt, audit_one, harden_process
 
-    adopt(cwd, env)
+    adopt(cwd, env, runner_pid)
     harden_process(memory_mb)
     while True:
         task = conn.recv()

@@ -133,3 +133,36 @@ def test_scrub_drops_cwd_and_audited_folders_but_keeps_pgolf(tmp_path, monkeypat
     dropped = scrub_sys_path([folder])
     assert dropped == ["", str(tmp_path), str(folder / "sub")]
     assert sys.path == [own, "/usr/lib/python3"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_workers_end_when_the_runner_is_killed(tmp_path):
+    """`kill -9 pgolf` mid-run: its worker, busy on a hung folder, must not live on as an orphan."""
+    tree = tmp_path / "tree"
+    write_folder(tree, clean_record(), name="x_hang")
+    script = (
+        "import multiprocessing as mp, sys, threading, time\n"
+        "from auditor.context import AuditOptions\nfrom auditor.discover import discover\n"
+        "from auditor.runner import audit_folders\nfrom tests.hardening_fixtures import misbehaving_worker\n"
+        "def tell():\n    time.sleep(3)\n"
+        "    print(' '.join(str(p.pid) for p in mp.active_children() if p.name == 'pgolf-audit-worker'), flush=True)\n"
+        "threading.Thread(target=tell, daemon=True).start()\n"
+        f"audit_folders(discover([{str(tree)!r}]), AuditOptions(), jobs=1, timeout_s=600, worker_target=misbehaving_worker)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True, env=clean_env())
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert pids and all(_alive(p) for p in pids)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)

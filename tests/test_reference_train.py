@@ -44,7 +44,7 @@ def record(tmp_path_factory):
     out = root / "records" / "track_10min_16mb" / "2026-01-01_RefCi"
     res = CliRunner().invoke(app, ["train", "--preset", "ci", "--out", str(out), "--data", str(root / "data"), "--keep-artifact",
                                    "--timeout", "240"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 0, (res.output, repr(res.exception))
     return out, root / "data", res.output
 
 

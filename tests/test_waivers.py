@@ -153,3 +153,27 @@ def test_exit_code_ignores_waived_findings(tmp_path):
     doc = json.loads(after.stdout)
     waived = [f for f in doc["records"][0]["findings"] if f["rule"] == "SUBMISSION-FILES"]
     assert waived and waived[0]["waived"].endswith("reviewed")
+
+
+def test_self_suppressed_error_needs_review_but_reviewed_waiver_passes(tmp_path, monkeypatch):
+    """An entrant's inline suppression silences an error but leaves the record for a reviewer;
+    a waiver in the reviewed file (with who and why) lets it pass."""
+    from auditor.policy import verdict
+
+    monkeypatch.chdir(tmp_path)
+    only_good = "\n".join(CODE.splitlines()[:4]) + "\n"  # the one suppression that gives a reason
+    folder = write_folder(tmp_path, {**GOOD_FILES, "train_gpt.py": only_good})
+    rec = _apply(folder, [_finding(4)])
+    assert rec.findings[0].waived and rec.findings[0].waived.startswith(waivers.SUPPRESSED_PREFIX)
+    assert verdict(rec) == "needs-review"
+
+    (tmp_path / "pgolf-waivers.toml").write_text(textwrap.dedent("""\
+        [[waiver]]
+        folder = "records/track_10min_16mb/2026-01-01_Test"
+        rule = "NGRAM-TARGET-IN-KEY"
+        reason = "reviewed: the key holds the previous scored token"
+        who = "reviewer"
+    """))
+    rec2 = _apply(folder, [_finding(2)])
+    assert rec2.findings[0].waived and "waived by reviewer" in rec2.findings[0].waived
+    assert verdict(rec2) == "pass"

@@ -67,7 +67,7 @@ class Summaries:
     def __init__(self, facts: CodeFacts):
         self.facts = facts
         self._direct: dict[str, dict[str, list[ast.AST]]] = {}
-        self._trans: dict[tuple[str, str], bool] = {}
+        self._trans: dict[tuple[str, str], set[str]] = {}
 
     def direct(self, fn: FuncInfo) -> dict[str, list[ast.AST]]:
         d = self._direct.get(fn.qualname)
@@ -82,24 +82,29 @@ class Summaries:
             self._direct[fn.qualname] = d
         return d
 
-    def does(self, fn: FuncInfo, kind: str, _seen: frozenset = frozenset()) -> bool:
-        key = (fn.qualname, kind)
-        if key in self._trans:
-            return self._trans[key]
-        if fn.qualname in _seen:
-            return False
-        d = self.direct(fn)
-        res = bool(d[kind]) if kind != "train" else bool(d["backward"]) and bool(d["step"])
-        if not res and len(_seen) < 12:
-            if kind == "train" and (d["backward"] or d["step"]):
-                # backward here, step in a helper (or the reverse)
-                other = "step" if d["backward"] else "backward"
-                res = any(self.does(c, other, _seen | {fn.qualname}) for c in self.facts.callees(fn))
-            if not res:
-                res = any(self.does(c, kind, _seen | {fn.qualname}) for c in self.facts.callees(fn))
-        if not _seen:
-            self._trans[key] = res
-        return res
+    def does(self, fn: FuncInfo, kind: str) -> bool:
+        """Whether ``fn`` or anything it calls does ``kind`` ("train" = backward and step)."""
+        if kind == "train":
+            return self.does(fn, "backward") and self.does(fn, "step")
+        closed = self._closure(kind)
+        return fn.qualname in closed
+
+    def _closure(self, kind: str) -> set[str]:
+        key = ("closure", kind)
+        got = self._trans.get(key)
+        if got is None:
+            fns = list(self.facts.functions.values())
+            got = {f.qualname for f in fns if self.direct(f)[kind]}
+            callees = {f.qualname: [c.qualname for c in self.facts.callees(f)] for f in fns}
+            changed = True
+            while changed:
+                changed = False
+                for q, cs in callees.items():
+                    if q not in got and any(c in got for c in cs):
+                        got.add(q)
+                        changed = True
+            self._trans[key] = got
+        return got
 
     def stmt_does(self, stmt: ast.AST, kind: str, caller: FuncInfo | None) -> ast.AST | None:
         """The first node in ``stmt`` that does ``kind`` (directly or through a call)."""
