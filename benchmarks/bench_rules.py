@@ -107,6 +107,7 @@ def main() -> int:
                     print(f"  HEAD error: {d.name}: {f.rule} {f.file}:{f.line} {f.message[:120]}")
                 elif f.rule in MINE and f.severity.value == "warning":
                     n_warn += 1
+                    print(f"  HEAD warning: {d.name}: {f.rule} {f.file}:{f.line} {f.message[:140]}")
         print(f"merged HEAD folders: {n}; eval-integrity errors {n_err}, warnings {n_warn}")
     return 0
 

@@ -34,7 +34,8 @@ UNREADABLE = re.compile(
 CRASH = re.compile(r"could not finish|audit failed|audit stopped|worker process|could not be fully parsed|could not read the claims", re.I)
 
 
-def run_cli(paths: list[str], jobs: int, timeout_s: float, workdir: Path, cwd: Path | None = None) -> dict:
+def run_cli(paths: list[str], jobs: int, timeout_s: float, workdir: Path, cwd: Path | None = None,
+            only_rules: list[str] | None = None) -> dict:
     """Run `pgolf audit` once over ``paths``; returns the raw outputs and the wall time."""
     report, timings = workdir / "report.json", workdir / "timings.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PGOLF_")}
@@ -42,6 +43,8 @@ def run_cli(paths: list[str], jobs: int, timeout_s: float, workdir: Path, cwd: P
     exe = Path(sys.executable).parent / "pgolf"
     cmd = [str(exe) if exe.exists() else "pgolf", "audit", *paths, "--jobs", str(jobs), "--format", "json",
            "--output", str(report), "--fail-on", "never", "--quiet"]
+    for r in only_rules or []:
+        cmd += ["--rule", r]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd or workdir, capture_output=True, text=True, errors="backslashreplace", env=env)
     wall = time.perf_counter() - t0
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=120.0, help="per-folder time limit, seconds")
     ap.add_argument("--keep", help="copy report.json and timings.json to this folder")
+    ap.add_argument("--skip-rule", action="append", default=[], help="leave this rule out (repeatable)")
     args = ap.parse_args(argv)
     paths = list(args.paths)
     if args.prs:
@@ -100,14 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         paths = [str(CORPUS)]
     with tempfile.TemporaryDirectory(prefix="pgolf-soak-") as tmp:
-        out = run_cli(paths, args.jobs, args.timeout, Path(tmp))
+        only = None
+        if args.skip_rule:
+            import rules
+
+            skip = {r.upper() for r in args.skip_rule}
+            only = [r for r in rules.load_all() if r not in skip]
+        out = run_cli(paths, args.jobs, args.timeout, Path(tmp), only_rules=only)
         if args.keep:
             Path(args.keep).mkdir(parents=True, exist_ok=True)
             for name in ("report.json", "timings.json"):
                 if (Path(tmp) / name).exists():
                     shutil.copy(Path(tmp) / name, Path(args.keep) / name)
     s = summarise(out)
-    print(f"pgolf soak: {len(paths)} path(s), --jobs {args.jobs}, per-folder limit {args.timeout:g} s")
+    print(f"pgolf soak: {len(paths)} path(s), --jobs {args.jobs}, per-folder limit {args.timeout:g} s"
+          + (f", rules left out: {', '.join(args.skip_rule)}" if args.skip_rule else ""))
     for k, v in s.items():
         if isinstance(v, list) and v and isinstance(v[0], (list, tuple)):
             print(f"{k}:")

@@ -386,6 +386,23 @@ def eval_val(model, cache_nll, val_tokens):
     print(f"final_mix_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
 ''', "eval_val(model, lambda a, b: a.float(), val_tokens)")
 
+ILLEGAL_SAFETY_GATE = program('''
+
+def eval_val(model, cache_nll, val_tokens):
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        scored_nll = F.cross_entropy(model(x), y, reduction="none")
+        for t in range(256):
+            new_nll = cache_nll(x[:t + 1], y[t])
+            old_nll = scored_nll[t].item()
+            if new_nll < old_nll:
+                scored_nll[t] = new_nll
+        loss_sum += scored_nll.sum()
+    print(f"final_gate_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val(model, lambda a, b: 0.0, val_tokens)")
+
 ORACLE_EMA_SWA = program(_SCORE, '''ema_bpb = eval_val(model, val_tokens)
     swa_bpb = eval_val(model, val_tokens)
     if swa_bpb < ema_bpb:
@@ -420,3 +437,58 @@ def wrapped(source: str | dict) -> dict:
 
 
 UNDECODABLE_WRAPPER = 'import lzma, base64\nblob = open("blob.bin", "rb").read()\nexec(lzma.decompress(base64.b85decode(blob + b"' + "A" * 80 + '")))\n'
+
+
+RESCORE_AFTER_TTT = program(_SCORE + '''
+
+def eval_val_ttt(args, model, val_tokens, chunk=32768):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = 0.0
+    for ci in range((len(val_tokens) - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return loss_sum
+''', '''ttt_loss = eval_val_ttt(args, model, val_tokens)
+    print(f"legal_ttt val_loss:{ttt_loss:.4f} val_bpb:{ttt_loss:.4f}")
+    tcal_loss = eval_val(model, val_tokens)
+    print(f"final_ttt_exact val_loss:{tcal_loss:.4f} val_bpb:{tcal_loss:.4f}")''')
+
+PROBE_ON_VAL = program(_SCORE + '''
+
+def diagnostics(model, val_tokens, seq_len=1024):
+    with torch.no_grad():
+        h = model.hidden(val_tokens[:seq_len][None])
+    probe = torch.nn.Linear(h.shape[-1], 1024)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(10):
+        loss = F.cross_entropy(probe(h[0]), val_tokens[1:seq_len + 1])
+        opt.zero_grad(); loss.backward(); opt.step()
+    return float(loss)
+''', '''diag = diagnostics(model, val_tokens)
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
+
+
+WARMUP_ON_VAL_DISCARDED = program(_SCORE, '''for ctx_len in (256, 1024):
+        lora = torch.nn.Linear(64, 64)
+        wo = torch.optim.AdamW(lora.parameters(), lr=1e-4)
+        xw = val_tokens[:ctx_len][None]
+        yw = val_tokens[1:ctx_len + 1][None]
+        F.cross_entropy(model(xw, lora=lora), yw).backward()
+        wo.step()
+        del lora, wo
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
+
+INLINE_ADAPT_ON_VAL = program(_SCORE, '''opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for s in range(0, len(val_tokens) - 1025, 1024):
+        F.cross_entropy(model(val_tokens[s:s + 1024]), val_tokens[s + 1:s + 1025]).backward()
+        opt.step()
+        opt.zero_grad()
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')

@@ -56,6 +56,11 @@ class EvalCausal(Rule):
             if ff.parse_error:
                 yield self.finding(ff.path, None, f"code could not be checked: {ff.parse_error}", severity=Severity.WARNING,
                                    note=facts.notes.get(ff.path), fix="Ship source that parses as Python 3.")
+            elif ff.skipped_lines:
+                yield self.finding(ff.path, ff.skipped_lines[0],
+                                   f"{len(ff.skipped_lines)} line(s) use syntax newer than this Python and were skipped by the analysis",
+                                   severity=Severity.INFO, evidence=[f"{ff.path}:{ln}: {ff.line_text(ln)[:120]}" for ln in ff.skipped_lines[:3]],
+                                   note=facts.notes.get(ff.path), fix="Nothing to fix; run pgolf on Python 3.12+ to analyse them too.")
         tf = taint(facts)
         seen = set()
         for fn in facts.functions.values():

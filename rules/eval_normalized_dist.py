@@ -7,8 +7,10 @@ import re
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_BYTE_SPREAD, ILLEGAL_NGRAM, LEGAL_NGRAM, SLIDING_WINDOW, TILT_WITH_Z
 from rules.analysis import analyse, taint
+from rules.analysis.dataflow import IN, clean
+from rules.analysis.patterns import summaries
 from rules.analysis.patterns import walk_own
-from rules.analysis.report import code_finding, log_finding
+from rules.analysis.report import code_finding, log_finding, path_order, sink_order
 from rules.base import Invalid, Rule, Valid, register
 
 _PPM = re.compile(r"ppm", re.I)
@@ -49,8 +51,11 @@ class EvalNormalizedDist(Rule):
         facts = analyse(ctx)
         tf = taint(facts)
         done = set()
-        for s in sorted(tf.log_sinks.values(), key=lambda s: (s.ff.path, s.line)):
-            kpaths = sorted((p for k, p in s.labels if k == "K"), key=len, reverse=True)
+        for s in sorted(tf.log_sinks.values(), key=lambda s: sink_order(facts, s)):
+            own = [p for k, p in s.labels if k == "K" and not (p and p[-1].startswith(IN))]
+            if not own and not summaries(facts).direct(s.fn)["score"]:
+                continue  # a generic helper (``logsumexp``) that a caller's value reached; the caller's sink is reported
+            kpaths = sorted((clean(p) for k, p in s.labels if k == "K"), key=lambda p: path_order(s, p))
             if not kpaths or (s.ff.path, s.fn.qualname) in done:
                 continue
             done.add((s.ff.path, s.fn.qualname))
@@ -73,10 +78,35 @@ class EvalNormalizedDist(Rule):
                 yield log_finding(self, ppm, "the logs show a byte-level PPM mixture stage that the shipped code does not contain",
                                   rule_id="REPORT-CONSISTENCY",
                                   fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
-            yield log_finding(self, ppm, "the logs show a byte-level PPM mixture ([ppm_mix]) feeding the reported score; "
-                                         "byte mixtures are not normalized over the token vocabulary (C2)")
+            reported = _reported_from(ctx, facts, ppm)
+            yield log_finding(self, ppm, "the logs show a byte-level PPM mixture "
+                              + ("that produced the reported score" if reported else "(not the reported score)")
+                              + "; byte mixtures are not normalized over the token vocabulary (C2)",
+                              severity=None if reported else Severity.WARNING)
 
 
 def _is_reciprocal(node) -> bool:
     return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.left, ast.Constant) \
         and node.left.value in (1, 1.0) and not isinstance(node.right, ast.Constant)
+
+
+_BPB = re.compile(r"val_bpb[:=]\s*([0-9.]+)")
+
+
+def _reported_from(ctx, facts, lines) -> bool:
+    """Whether the reported number comes from the stage these log lines belong to: a final line of
+    a log is one of them (or says ppm), or the claimed val_bpb equals one of their values."""
+    stage = {(l.file, l.line) for l in lines}
+    for f in facts.logs.finals:
+        if (f.file, f.line) in stage or "ppm" in f.text.lower():
+            return True
+    claim = ctx.evidence.claims.val_bpb
+    for l in lines:
+        m = _BPB.search(l.text)
+        if m and claim is not None:
+            try:
+                if abs(float(m.group(1).rstrip(".")) - claim) < 5e-4:
+                    return True
+            except ValueError:
+                pass
+    return False

@@ -5,8 +5,9 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_TWO_PASS, LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW
+from rules._eval_cases import ILLEGAL_TWO_PASS, RESCORE_AFTER_TTT, LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW
 from rules.analysis import analyse
+from rules.analysis.facts import print_fragments as _print_fragments
 from rules.analysis.index import call_name
 from rules.analysis.patterns import ACC_NAME, is_score_accum, walk_own
 from rules.analysis.report import code_finding, log_finding
@@ -45,6 +46,7 @@ class EvalSinglePass(Rule):
         Invalid({"train_gpt.py": SLIDING_WINDOW,
                  "train_seed1.log": "ngram_pass2: rescoring first 50 chunks with full cache...\nngram_pass2:done bpb=0.13\n"},
                 note="the logs show a rescoring pass that the shipped code lacks"),
+        Invalid(RESCORE_AFTER_TTT, note="the TTT-adapted model rescores the whole validation set and that is reported"),
     ]
 
     def check(self, ctx):
@@ -66,9 +68,18 @@ class EvalSinglePass(Rule):
                     if any(n.lineno <= ln <= getattr(n, "end_lineno", n.lineno) for ln in reported):
                         continue
                     r = facts.reach(n.body[0], ff)
+                    r = r if r.state else facts.reach(n, ff)
                     yield code_finding(self, facts, ff, n,
                                        f"a second scoring pass behind `{ff.line_text(n.lineno)[:100]}` feeds the metric",
-                                       reach=r if r.state else facts.reach(n, ff), path=[f"{fn.qualname}:{n.lineno}"])
+                                       reach=r, path=[f"{fn.qualname}:{n.lineno}"])
+                    frags = _print_fragments(n.body)
+                    if r.state is None and frags and facts.logs.lines and not facts._block_logged(ff, n.body):
+                        yield code_finding(self, facts, ff, n,
+                                           f"under its defaults the shipped code runs this pass and prints `{frags[0][:60]}`, "
+                                           "but no log shows it: the logs were not produced by this code as configured",
+                                           rule_id="REPORT-CONSISTENCY", severity=Severity.WARNING,
+                                           fix="Ship the code that produced the logs (or document the env that disables the pass).")
+        yield from self._rescore_after_ttt(facts)
         marks = facts.logs.markers.get("ngram_pass2") or []
         if marks:
             if not code_has_pass2:
@@ -76,6 +87,15 @@ class EvalSinglePass(Rule):
                                   rule_id="REPORT-CONSISTENCY",
                                   fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
             yield log_finding(self, marks, "the logs show a second pass rescoring validation tokens that feeds the reported score")
+
+
+    def _rescore_after_ttt(self, facts):
+        for drv, ff, c1, t1, c2, rep, shared in _rescore_after_ttt_calls(facts):
+            yield code_finding(self, facts, ff, c2,
+                               f"`{ff.line_text(c2.lineno)[:100]}` rescores the validation set with {', '.join(sorted(shared))} "
+                               f"after {t1.qualname} (line {c1.lineno}) trained it on those tokens; line {rep.lineno} reports this second pass",
+                               path=[f"{drv.qualname}:{c1.lineno}", f"{t1.qualname}:{t1.line}", f"{drv.qualname}:{c2.lineno}",
+                                     f"{drv.qualname}:{rep.lineno}"], extra_lines=[c1.lineno, rep.lineno])
 
 
 def _names(node) -> list[str]:
@@ -121,3 +141,63 @@ def _scores_inside(body) -> bool:
             if is_score_accum(x):
                 return True
     return False
+
+
+_NOT_MODEL = re.compile(r"^(args|h|hp|hparams|cfg|config|device|rank|world_size|log\w*|val\w*|\w*_lut|stride|batch_seqs|seq_len|eval_seq_len)$")
+
+
+def _rescore_after_ttt_calls(facts):
+    """(driver, ttt_call, ttt_fn, rescore_call, report_node): a later full scoring pass of the same
+    model after a TTT pass adapted it on the validation stream, printed as the result."""
+    from rules._eval_common import in_loop
+    from rules.analysis.patterns import VAL_NAME, mentions, summaries
+
+    s = summaries(facts)
+    finals = {ll.text.split()[0].rstrip(":") for ll in facts.logs.finals if ll.text.split()}
+    for drv in facts.functions.values():
+        ff = facts.file_of(drv)
+        calls = sorted((n for n in walk_own(drv.node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+        ttt = None
+        for c in calls:
+            if in_loop(ff, c, drv.node):
+                continue
+            if not (any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords)):
+                continue
+            short = call_name(c.func).rsplit(".", 1)[-1]
+            for t in facts.resolve(short, c, drv):
+                if t is drv:
+                    continue
+                if s.does(t, "train") and s.does(t, "ngscore"):
+                    ttt = (c, t)
+                    break
+                if ttt and s.does(t, "score") and not s.does(t, "train") and c.lineno > ttt[0].lineno:
+                    shared = _model_args(c) & _model_args(ttt[0])
+                    if not shared:
+                        break
+                    rep = _reported_after(ff, drv, c, finals)
+                    if rep is not None:
+                        yield drv, ff, ttt[0], ttt[1], c, rep, shared
+                    break
+
+
+def _model_args(call) -> set[str]:
+    return {a.id for a in call.args if isinstance(a, ast.Name) and not _NOT_MODEL.match(a.id)}
+
+
+def _reported_after(ff, drv, call, finals):
+    stmt = ff.parent(call)
+    while stmt is not None and not isinstance(stmt, ast.stmt):
+        stmt = ff.parent(stmt)
+    outs = set()
+    if isinstance(stmt, ast.Assign):
+        outs = {n.id for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    if not outs:
+        return None
+    for n in walk_own(drv.node):
+        if isinstance(n, ast.JoinedStr) and n.lineno > call.lineno:
+            used = {x.id for x in ast.walk(n) if isinstance(x, ast.Name)}
+            lit = "".join(v.value for v in n.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
+            label = lit.split()[0].rstrip(":") if lit.split() else ""
+            if used & outs and ((finals and label in finals) or (not finals and ("exact" in lit or "final" in lit))):
+                return n
+    return None

@@ -6,6 +6,7 @@ import re
 from auditor.model import Severity
 from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM
 from rules.analysis import analyse, taint
+from rules.analysis.dataflow import clean
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
@@ -46,7 +47,7 @@ class NgramHashedCache(Rule):
             if u.fn.qualname in seen:
                 continue
             seen.add(u.fn.qualname)
-            hp = sorted((p for k, p in u.labels if k == "H"), key=len, reverse=True)
+            hp = sorted((clean(p) for k, p in u.labels if k == "H"), key=len, reverse=True)
             yield code_finding(self, facts, u.ff, u.node,
                                f"`{u.ff.line_text(u.line)[:100]}` fills a hashed table keyed by (context, target) at eval time"
                                + ("; reads of it feed the scored probability" if feeds else ""),

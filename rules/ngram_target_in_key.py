@@ -4,7 +4,8 @@ from __future__ import annotations
 from auditor.model import Severity
 from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, ILLEGAL_NGRAM_README_ON, LEGAL_NGRAM, wrapped
 from rules.analysis import analyse, taint
-from rules.analysis.report import code_finding, worst_reach
+from rules.analysis.dataflow import clean
+from rules.analysis.report import code_finding, path_order, sink_order, worst_reach
 from rules.base import Invalid, Rule, Valid, register
 
 
@@ -43,21 +44,17 @@ class NgramTargetInKey(Rule):
     def check(self, ctx):
         facts = analyse(ctx)
         tf = taint(facts)
-        sink_paths: dict[tuple, list] = {}
-        for s in tf.log_sinks.values():
-            for kind, path in s.labels:
-                if kind == "K":
-                    sink_paths.setdefault(path[-3:] if len(path) >= 3 else path, []).append((s, path))
         seen = set()
         for kr in tf.key_reads.values():
             hits = []
             for s in tf.log_sinks.values():
                 for kind, path in s.labels:
-                    if kind == "K" and tuple(path[-len(kr.hash_path):]) == tuple(kr.hash_path):
-                        hits.append((s, path))
+                    hp = clean(kr.hash_path)
+                    if kind == "K" and clean(path)[-len(hp):] == hp:
+                        hits.append((s, clean(path)))
             if not hits:
                 continue
-            s, path = max(hits, key=lambda h: len(h[1]))
+            s, path = min(hits, key=lambda h: (sink_order(facts, h[0]), path_order(h[0], h[1])))
             key = (kr.ff.path, kr.line)
             if key in seen:
                 continue

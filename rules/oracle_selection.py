@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_MIN_NLL, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW
+from rules._eval_cases import ILLEGAL_MIN_NLL, ILLEGAL_SAFETY_GATE, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW
 from rules.analysis import analyse
 from rules.analysis.index import call_name
 from rules.analysis.patterns import is_score_accum, walk_own
@@ -37,6 +37,7 @@ class OracleSelection(Rule):
 
     VALID = [Valid(LEGAL_NGRAM), Valid(SLIDING_WINDOW)]
     INVALID = [Invalid(ILLEGAL_MIN_NLL, note="per-token min of two NLLs feeds the score"),
+               Invalid(ILLEGAL_SAFETY_GATE, note="if new_nll < old_nll: keep the better one (the #659 gate)"),
                Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score")]
 
     def check(self, ctx):
@@ -45,7 +46,6 @@ class OracleSelection(Rule):
             ff = facts.file_of(fn)
             for n in walk_own(fn.node):
                 if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min") and len(n.args) >= 2:
-                    names = " ".join(ast.unparse(a) for a in n.args[:2])
                     if all(LOSSY.search(ast.unparse(a)) for a in n.args[:2]):
                         stmt = _stmt(ff, n)
                         feeds = stmt is not None and is_score_accum(stmt)
@@ -53,14 +53,28 @@ class OracleSelection(Rule):
                                            f"`{ff.line_text(n.lineno)[:100]}` takes the minimum of alternative losses"
                                            + (" and accumulates it into the score" if feeds else ""),
                                            severity=None if feeds else Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
-                        _ = names
                 if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1 \
                         and isinstance(n.test.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)):
                     left, right = ast.unparse(n.test.left), ast.unparse(n.test.comparators[0])
+                    if LOSSY.search(left) and LOSSY.search(right) and _keeps_smaller(n, left, right):
+                        yield code_finding(self, facts, ff, n,
+                                           f"`{ff.line_text(n.lineno)[:100]}` keeps whichever loss is smaller for the scored "
+                                           "token (an oracle \"safety gate\" that looks at the target)",
+                                           path=[f"{fn.qualname}:{n.lineno}"])
+                        continue
                     if VALSCORE.search(left) and VALSCORE.search(right):
                         yield code_finding(self, facts, ff, n,
                                            f"`{ff.line_text(n.lineno)[:100]}` chooses between runs by their validation score",
                                            severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+
+
+def _keeps_smaller(n: ast.If, left: str, right: str) -> bool:
+    for st in n.body:
+        if isinstance(st, ast.Assign) and ast.unparse(st.value) in (left, right):
+            tgt = ast.unparse(st.targets[0])
+            if LOSSY.search(tgt) and tgt not in (left, right):
+                return True
+    return False
 
 
 def _stmt(ff, node):

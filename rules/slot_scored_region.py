@@ -65,7 +65,6 @@ class SlotScoredRegion(Rule):
                     continue
                 if not (d["backward"] or s.does(fn, "backward")):
                     continue
-                src = ast.unparse(fn.node)
                 back = [b for b in d["backward"]]
                 back_text = " ".join(ff.line_text(b.lineno) for b in back)
                 contested = bool(CONTEXT_ONLY.search(back_text))
@@ -76,5 +75,4 @@ class SlotScoredRegion(Rule):
                 yield code_finding(self, facts, ff, n, msg, severity=Severity.WARNING if contested else None,
                                    path=[f"{fn.qualname}:{n.lineno}"] + [f"{fn.qualname}:{b.lineno}" for b in back[:1]],
                                    extra_lines=[b.lineno for b in back[:1]])
-                _ = src
                 break

@@ -51,7 +51,7 @@ class TokenizerBpbAccounting(Rule):
     """
 
     id = "TOKENIZER-BPB-ACCOUNTING"
-    code = "PG701"
+    code = "PG801"
     title = "the BPB byte count is not proven"
     family = "tokenizer"
     ruling = "https://github.com/openai/parameter-golf/pull/1806"

@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_PREQUANT, LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT
+from rules._eval_cases import ILLEGAL_PREQUANT, LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, PROBE_ON_VAL, WARMUP_ON_VAL_DISCARDED, INLINE_ADAPT_ON_VAL, wrapped
 from rules._eval_common import in_loop
 from rules.analysis import analyse
 from rules.analysis.index import call_name
@@ -35,27 +35,39 @@ class TttPrequant(Rule):
     fix = "Remove the pre-eval adaptation on val tokens; adapt only inside a score-first TTT loop on already-scored chunks."
     default_severity = Severity.ERROR
 
-    VALID = [Valid(LEGAL_TTT), Valid(PHASED_TTT), Valid(LEGAL_WARMUP_TRAIN, note="warmup on training batches")]
-    INVALID = [Invalid(ILLEGAL_PREQUANT, note="AdamW epochs on val_tokens, then save, then score")]
+    VALID = [Valid(LEGAL_TTT), Valid(PHASED_TTT), Valid(LEGAL_WARMUP_TRAIN, note="warmup on training batches"),
+             Valid(PROBE_ON_VAL, note="a diagnostic probe trained on val: no scoring state changes (info)")]
+    INVALID = [Invalid(ILLEGAL_PREQUANT, note="AdamW epochs on val_tokens, then save, then score"),
+               Invalid(wrapped(ILLEGAL_PREQUANT), note="inside an lzma wrapper"),
+               Invalid(INLINE_ADAPT_ON_VAL, note="inline AdamW steps on the model over val tokens, then scoring"),
+               Invalid(WARMUP_ON_VAL_DISCARDED, expect=Severity.WARNING,
+                       note="compile warmup on val tokens with a discarded adapter: contested (#1530), warning")]
 
     def check(self, ctx):
         facts = analyse(ctx)
         s = summaries(facts)
         for drv in list(facts.functions.values()):
             ff = facts.file_of(drv)
+            yield from self._inline_adaptation(facts, s, drv, ff)
             calls = sorted((n for n in walk_own(drv.node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
             trainers, scorers = [], []
             for c in calls:
                 short = call_name(c.func).rsplit(".", 1)[-1]
-                for t in facts.resolve(short, c, drv):
+                cands = list(facts.resolve(short, c, drv))
+                for a in c.args:  # functions passed as values: timed_eval("x", eval_val, ...)
+                    if isinstance(a, ast.Name):
+                        cands += [f for f in facts.by_short.get(a.id, []) if not f.cls]
+                valish = any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords)
+                if not valish:
+                    continue
+                for t in cands:
                     if t is drv:
                         continue
+                    trains = s.does(t, "train")
                     if s.does(t, "score"):
-                        if any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords):
-                            scorers.append(c)
+                        scorers.append(c)
                         break
-                    if s.does(t, "train") and not TRAIN_DATA.search(" ".join(sorted(t.refs))) and \
-                            (any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords)):
+                    if trains and not TRAIN_DATA.search(" ".join(sorted(t.refs))):
                         if not in_loop(ff, c, drv.node):
                             trainers.append((c, t))
                         break
@@ -63,6 +75,12 @@ class TttPrequant(Rule):
                 if not any(sc.lineno > c.lineno for sc in scorers):
                     continue
                 first = min(sc.lineno for sc in scorers if sc.lineno > c.lineno)
+                if _throwaway_optimizer(t):
+                    yield code_finding(self, facts, ff, c,
+                                       f"`{ff.line_text(c.lineno)[:100]}` takes gradient steps on validation tokens in {t.qualname}, "
+                                       "but only on parameters it creates itself (a probe or throwaway adapter): nothing that "
+                                       "scores survives", severity=Severity.INFO, path=[f"{drv.qualname}:{c.lineno}", f"{t.qualname}:{t.line}"])
+                    continue
                 doc = ast.get_docstring(t.node) or ""
                 warm = bool(WARMUP.search(t.short) or WARMUP.search(doc[:200]))
                 msg = (f"`{ff.line_text(c.lineno)[:100]}` runs gradient steps on validation tokens ({t.qualname}) "
@@ -72,3 +90,117 @@ class TttPrequant(Rule):
                 yield code_finding(self, facts, ff, c, msg, severity=Severity.WARNING if warm else None,
                                    path=[f"{drv.qualname}:{c.lineno}", f"{t.qualname}:{t.line}", f"{drv.qualname}:{first}"],
                                    extra_lines=[first])
+
+
+    def _inline_adaptation(self, facts, s, drv, ff):
+        for loop, step, root, first in _inline_adapt_loops(facts, s, drv, ff):
+            src = _loop_local(loop, root) if root else None
+            fresh = src is not None and _fresh(src)
+            msg = (f"the loop at line {loop.lineno} takes optimizer steps (`{ff.line_text(step.lineno)[:60]}`) on validation "
+                   f"tokens before they are scored at line {first}")
+            if fresh:
+                msg += (f"; it trains a throwaway {root} created in the loop (a compile warmup): contested when no "
+                        "surviving state changes (#1530, rules.md §2)")
+            yield code_finding(self, facts, ff, loop, msg, severity=Severity.WARNING if fresh else None,
+                               path=[f"{drv.qualname}:{loop.lineno}", f"{drv.qualname}:{step.lineno}", f"{drv.qualname}:{first}"],
+                               extra_lines=[step.lineno, first])
+
+
+def _inline_adapt_loops(facts, s, drv, ff):
+    """Outermost loops in ``drv`` that take optimizer steps on val tokens (not training batches)
+    and come before a scoring call in the same function: (loop, step_call, opt_root, first_score_line)."""
+    from rules._eval_common import ancestors
+
+    score_lines = []
+    for c in walk_own(drv.node):
+        if isinstance(c, ast.Call):
+            short = call_name(c.func).rsplit(".", 1)[-1]
+            if any(t is not drv and s.does(t, "score") for t in facts.resolve(short, c, drv)):
+                if any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords):
+                    score_lines.append(c.lineno)
+    if not score_lines:
+        return
+    assigns = {}
+    for n in walk_own(drv.node):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            assigns.setdefault(n.targets[0].id, n.value)
+    for loop in walk_own(drv.node):
+        if not isinstance(loop, (ast.For, ast.While)):
+            continue
+        if any(isinstance(a, (ast.For, ast.While)) for a in ancestors(ff, loop, drv.node)):
+            continue
+        text = ast.unparse(loop)
+        if TRAIN_DATA.search(text) or not mentions(loop, VAL_NAME):
+            continue
+        steps = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                 and n.func.attr == "step" and isinstance(n.func.value, ast.Name)]
+        backs = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"]
+        if not steps or not backs:
+            continue
+        if s.stmt_does(loop, "score", drv) is not None:
+            continue  # the loop scores as it adapts: a TTT eval loop, ordered by TTT-SCORE-FIRST
+        end = getattr(loop, "end_lineno", loop.lineno)
+        later = [ln for ln in score_lines if ln > end]
+        if not later:
+            continue
+        opt = steps[0].func.value.id
+        ctor = assigns.get(opt)
+        root = None
+        if ctor is None:
+            for n in ast.walk(loop):
+                if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == opt for t in n.targets):
+                    ctor = n.value
+        if isinstance(ctor, ast.Call) and ctor.args:
+            names = [x.id for x in ast.walk(ctor.args[0]) if isinstance(x, ast.Name)]
+            root = names[0] if names else None
+        yield loop, steps[0], root, min(later)
+
+
+def _fresh(v) -> bool:
+    """A value built here from scratch: a new module or tensor (its shape may come from the model)."""
+    if isinstance(v, ast.Call):
+        name = call_name(v.func)
+        if isinstance(v.func, ast.Attribute) and v.func.attr in ("to", "cuda", "float", "requires_grad_"):
+            return _fresh(v.func.value)
+        return name.startswith(("nn.", "torch.nn.")) or bool(re.search(
+            r"(zeros|ones|randn|rand|empty|full|Linear|Embedding|LoRA|Lora|Adapter|Parameter)$", name))
+    return False
+
+
+def _loop_local(loop, name):
+    for n in ast.walk(loop):
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in n.targets):
+            return n.value
+    return None
+
+
+def _throwaway_optimizer(t) -> bool:
+    """Every optimizer in ``t`` updates parameters built inside ``t`` (``probe = nn.Linear(...)``),
+    none derived from its arguments (the model)."""
+    local: dict[str, ast.AST] = {}
+    opts = []
+    for n in walk_own(t.node):
+        if isinstance(n, ast.Assign):
+            for tg in n.targets:
+                for x in ast.walk(tg):
+                    if isinstance(x, ast.Name):
+                        local.setdefault(x.id, n.value)
+        if isinstance(n, ast.Call) and re.search(r"(Adam\w*|SGD|RMSprop|LBFGS|Lion|Muon)$", call_name(n.func)) and n.args:
+            opts.append(n.args[0])
+    if not opts:
+        return False
+    params = set(t.params)
+
+    def from_params(expr, depth=0) -> bool:
+        if depth > 6:
+            return True
+        for x in ast.walk(expr):
+            if isinstance(x, ast.Name):
+                if x.id in params or x.id == "self":
+                    return True
+                v = local.get(x.id)
+                if v is not None and v is not expr and not _fresh(v) and from_params(v, depth + 1):
+                    return True
+        return False
+
+    return not any(from_params(o) for o in opts)

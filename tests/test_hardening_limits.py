@@ -139,8 +139,6 @@ def test_codecs_bomb_is_contained_by_the_worker_memory_cap(tmp_path):
     assert bomb.verdict != "pass" and any(w in said for w in ("not expanded", "memory", "MemoryError")), said
 
 
-@pytest.mark.xfail(reason="auditor/evidence/code.py: codecs.decode(..., 'bz2'/'zlib') is not size-capped "
-                          "(reported to the lead; the runner's worker memory cap contains it meanwhile)", strict=False)
 def test_codecs_decode_is_capped_in_the_code_reader(tmp_path):
     folder = write_folder(tmp_path, {"train_gpt.py": _codecs_bomb(8, 10)})  # 80 MB > the 64 MB cap
     bundle = read_code(folder, folder, ["train_gpt.py"], None)

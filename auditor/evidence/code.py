@@ -448,8 +448,8 @@ def _capped(out: bytes) -> bytes:
 def _capped_lzma(data: bytes, **kw) -> bytes:
     fmt = kw.get("format", lzma.FORMAT_AUTO)
     filters = kw.get("filters")
-    dec = lzma.LZMADecompressor(format=fmt, filters=filters) if fmt == lzma.FORMAT_RAW else lzma.LZMADecompressor(format=fmt)
-    return _capped(dec.decompress(data, max_length=MAX_DECOMPRESSED_BYTES + 1))
+    return _capped_streams(data, lambda: lzma.LZMADecompressor(format=fmt, filters=filters) if fmt == lzma.FORMAT_RAW
+                           else lzma.LZMADecompressor(format=fmt))
 
 
 def _capped_zlib(data: bytes, wbits: int = 15, *a) -> bytes:
@@ -457,7 +457,25 @@ def _capped_zlib(data: bytes, wbits: int = 15, *a) -> bytes:
 
 
 def _capped_bz2(data: bytes) -> bytes:
-    return _capped(bz2.BZ2Decompressor().decompress(data, max_length=MAX_DECOMPRESSED_BYTES + 1))
+    return _capped_streams(data, bz2.BZ2Decompressor)
+
+
+def _capped_streams(data: bytes, make) -> bytes:
+    """Like lzma/bz2.decompress, which read concatenated streams, but stop at the cap over all of them
+    (a bomb of many small streams is as big as one large one)."""
+    out: list[bytes] = []
+    total = 0
+    while data:
+        dec = make()
+        chunk = dec.decompress(data, max_length=MAX_DECOMPRESSED_BYTES + 1 - total)
+        out.append(chunk)
+        total += len(chunk)
+        if total > MAX_DECOMPRESSED_BYTES:
+            _capped(b"".join(out))  # raises DecodeRefused
+        if not dec.eof:
+            break
+        data = dec.unused_data
+    return b"".join(out)
 
 
 def _capped_gzip(data: bytes) -> bytes:
@@ -493,6 +511,11 @@ def _bytes_of(x) -> bytes:
 def _codec(s, enc="utf-8", *a):
     if enc not in ("base64", "hex", "zlib", "bz2", "utf-8", "utf8", "rot13", "rot_13", "latin-1"):
         raise DecodeRefused(f"codec {enc}")
+    # the compressing codecs go through the same capped decompressors as the direct calls
+    if enc == "zlib":
+        return _capped_zlib(_bytes_of(s))
+    if enc == "bz2":
+        return _capped_bz2(_bytes_of(s))
     return codecs.decode(s, enc)
 
 

@@ -21,6 +21,7 @@ Public API (stable; other rules may import it)::
     facts.config.field_value("ngram_eval")    # (value, {"default"|"readme"|"log"})
     facts.logs                                # LogFacts: lines, finals, markers, key/values
     taint(facts)                              # rules.analysis.dataflow.TaintFacts (built on demand)
+    patterns.summaries(facts).does(fn, kind)  # kind: "train" | "score" | "ngscore" | "cache" | "backward" | "step"
 
 Design (why stdlib ``ast`` and not libcst metadata): on PR #864's 2,227-line file ``ast.parse``
 takes 0.05 s, ``libcst.parse_module`` 0.35 s and libcst's Scope/QualifiedName providers 3.6 s,

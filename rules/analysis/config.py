@@ -80,15 +80,17 @@ def evaluate(node: ast.AST, cfg: RunConfig, sources: set[str], depth: int = 0):
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Attribute):
-        if node.attr in cfg.defaults or node.attr in cfg.logged:
+        if node.attr in cfg.defaults:
             val, srcs = cfg.field_value(node.attr)
             sources.update(srcs)
             return val
         return UNKNOWN
     if isinstance(node, ast.Name):
+        if node.id == "__name__":
+            return "__main__"
         if node.id in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[node.id]
-        if node.id in cfg.defaults or node.id in cfg.logged:
+        if node.id in cfg.defaults:
             val, srcs = cfg.field_value(node.id)
             sources.update(srcs)
             return val

@@ -27,9 +27,16 @@ from rules.analysis.index import FileFacts, FuncInfo, call_name
 Label = tuple  # (kind, path)
 T = ("T", ())
 S = ("S", ())
+P = ("P", ())  # positions of targets (``arange(s + 1, e + 1)``); indexing the token stream with them gives targets
+
+
+def _plus_one(e) -> bool:
+    return any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Add) and isinstance(b.right, ast.Constant)
+               and b.right.value == 1 for b in ast.walk(e))
 
 TARGET_NAME = re.compile(
     r"^(y|yb|ys|yy|y_\w+|\w+_y|tgt\w*|\w*_tgts?|targets?|targets?_\w+|\w+_targets?|target_ids|gold\w*|next_toks?|next_tokens?|true_tok\w*)$")
+NOT_TARGET = re.compile(r"_(end|start|len|length|pos|positions?|idx|index|count|size|dim|shape|bytes|lr|dir|path|file|name|type|num|n|max|min|step|steps|offset|s|e|lo|hi)$|^(y|tgt|target)_(lo|hi|start|end)", re.I)
 VAL_TOKENS = re.compile(r"(val\w*tok|tokens?(_np|_t|_arr)?$|^toks?$|val_np|val_data|val_ids|stream|^seq$|^ids$|^chunk$|^window$|^buf$|^data$)", re.I)
 TABLE_NAME = re.compile(r"(count|table|tbl|cache|freq|hist|bucket|ngram|gram|full|ctx|hash|trie|memo|store)", re.I)
 PROB_NAME = re.compile(r"(prob|logp|log_p|logit|lprob|lp$|^lp|nll|dist|softmax|scores?$|p_nn|p_model|q$)", re.I)
@@ -43,7 +50,8 @@ HASH_OPS = (ast.BitXor, ast.Mult, ast.Add, ast.Mod, ast.BitAnd, ast.LShift, ast.
 LOG_CALLS = {"log", "log2", "log10", "log1p", "nan_to_num_log"}
 OPAQUE_BASES = ("Module", "Optimizer", "Function", "Dataset")
 KEEP_CLASSES = re.compile(r"(ngram|gram|cache|mix|expert|ppm|slot|hint|tilt|table|count|backoff|lookup|oracle)", re.I)
-MAX_PATH = 6
+MAX_PATH = 10
+IN = "@in:"  # marks a label that entered a function through an argument at this call site
 
 
 @dataclass
@@ -93,6 +101,11 @@ def paths(labels, kind: str) -> list[tuple]:
     return sorted({l[1] for l in labels if l[0] == kind}, key=len, reverse=True)
 
 
+def clean(path: tuple) -> tuple:
+    """A label path as shown to people: the call-site markers removed."""
+    return tuple(p for p in path if not p.startswith(IN))
+
+
 def _is_opaque(facts: CodeFacts, fn: FuncInfo) -> bool:
     if not fn.cls:
         return False
@@ -113,6 +126,13 @@ class _FnPass:
         self.source_ctx = True
 
     # --- helpers -------------------------------------------------------------------------
+    def sink(self, table: dict, node, labels: frozenset):
+        old = table.get(id(node))
+        if old is None:
+            table[id(node)] = Sink(self.fn, self.ff, node, node.lineno, labels)
+        elif not labels <= old.labels:
+            old.labels = old.labels | labels
+
     def site(self, node) -> str:
         return f"{self.fn.qualname}:{getattr(node, 'lineno', self.fn.line)}"
 
@@ -155,7 +175,7 @@ class _FnPass:
 
     def ev_Name(self, node: ast.Name):
         labels = self.env.get(node.id, frozenset())
-        if self.source_ctx and TARGET_NAME.match(node.id):
+        if self.source_ctx and TARGET_NAME.match(node.id) and not NOT_TARGET.search(node.id):
             labels = labels | {T}
         return labels
 
@@ -167,7 +187,8 @@ class _FnPass:
         base = self.ev(node.value)
         if node.attr == "T":
             return base
-        if TARGET_NAME.match(node.attr) and self.source_ctx and not isinstance(node.value, ast.Call):
+        if TARGET_NAME.match(node.attr) and not NOT_TARGET.search(node.attr) and self.source_ctx \
+                and not isinstance(node.value, ast.Call):
             base = base | {T}
         return base
 
@@ -189,10 +210,18 @@ class _FnPass:
 
     def ev_Subscript(self, node: ast.Subscript):
         base = self.ev(node.value)
-        idx = self.ev(node.slice)
+        parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        idx = frozenset()
+        for part in parts:  # slices are ranges of positions, not keys
+            lab = self.ev(part)
+            if not isinstance(part, ast.Slice):
+                idx |= lab
         out = base
         if self.source_ctx and self._target_slice(node):
             out = out | {T}
+        if P in idx and isinstance(node.value, ast.Name) and VAL_TOKENS.search(node.value.id):
+            out = out | {T}
+        idx = idx - {P}
         if not idx:
             return out
         tname = call_name(node.value).rsplit(".", 1)[-1] if not isinstance(node.value, ast.Subscript) else \
@@ -213,7 +242,7 @@ class _FnPass:
         return out | keep
 
     def ev_BinOp(self, node: ast.BinOp):
-        a, b = self.ev(node.left), self.ev(node.right)
+        a, b = self.ev(node.left) - {P}, self.ev(node.right) - {P}  # pos - k: context positions
         out = a | b
         if isinstance(node.op, HASH_OPS):
             # one side is the target, the other is not the same target: a target-keyed combination
@@ -230,8 +259,6 @@ class _FnPass:
             for side in (a, b):
                 if has(side, "H"):
                     out = out | {l for l in side if l[0] == "H"}
-        if isinstance(node.op, ast.Pow) and isinstance(node.right, (ast.BinOp,)) and isinstance(node.right.op, ast.Div):
-            pass
         return out
 
     def ev_Call(self, node: ast.Call):
@@ -241,15 +268,31 @@ class _FnPass:
         kws = {k.arg: self.ev(k.value) for k in node.keywords}
         recv = self.ev(node.func.value) if isinstance(node.func, ast.Attribute) else frozenset()
         everything = recv.union(*args, *kws.values()) if (args or kws) else recv
+        if short == "arange" and node.args and self.source_ctx and _plus_one(node.args[0]):
+            return frozenset({P})  # positions of the next tokens: the scored targets' positions
         if short in NO_TAINT_CALLS:
             return frozenset()
         if (name.endswith("add.at") or short in ("bincount", "scatter_add_", "index_add_", "scatter_add", "index_put_")) \
                 and has(everything, "H"):
-            self.tf.hashed_updates.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, everything))
+            self.sink(self.tf.hashed_updates, node, everything)
         if short in LOG_CALLS and (args or recv):
             inner = everything
             if has(inner, "K") or has(inner, "H"):
-                self.tf.log_sinks.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, inner))
+                self.sink(self.tf.log_sinks, node, inner)
+        if short in ("append", "extend", "insert", "appendleft") and isinstance(node.func, ast.Attribute):
+            root = node.func.value
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id != "self":
+                self.bind(root.id, frozenset().union(*args) if args else frozenset())
+            return frozenset()
+        if short == "get" and args and isinstance(node.func, ast.Attribute) and (has(args[0], "T") or has(args[0], "H")) \
+                and not has(recv, "T") and not self._read_for_update(node):
+            hp = paths(args[0], "H")
+            hp = hp[0] if hp else (self.site(node),)
+            if id(node) not in self.tf.key_reads:
+                self.tf.key_reads[id(node)] = KeyRead(self.fn, self.ff, node, node.lineno, hp, bool(paths(args[0], "H")))
+            return recv | {("K", hp)}
         targets = self.facts.resolve(short, node, self.fn) if short not in ("get", "items", "append", "to", "float") else []
         targets = [t for t in targets if t.qualname in self.tf.analysed]
         if targets:
@@ -264,14 +307,31 @@ class _FnPass:
         if short in ("where",) and node.args:
             cond = args[0]
             if has(cond, "T") and not has(cond, "S"):
-                self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+                self.sink(self.tf.conditions, node, cond)
         return everything
 
+    def _read_for_update(self, node: ast.Call) -> bool:
+        """``counts[y] = counts.get(y, 0) + 1``: reading the old count to write it back."""
+        p = self.ff.parent(node)
+        while p is not None and not isinstance(p, ast.stmt):
+            p = self.ff.parent(p)
+        if isinstance(p, ast.Assign) and len(p.targets) == 1 and isinstance(p.targets[0], ast.Subscript):
+            return ast.unparse(p.targets[0].value) == ast.unparse(node.func.value)
+        return False
+
     def _hop(self, labels: frozenset, call: ast.Call) -> frozenset:
-        """Labels returned through a call get the call site prepended to their path."""
+        """Labels returned through a call get the call site prepended to their path. Labels that
+        entered the callee through an argument go back only to the call site they came from
+        (one level of call-site sensitivity: a shared helper does not leak one caller's keys
+        into another caller)."""
         out = set()
         site = self.site(call)
+        marker = IN + site
         for kind, path in labels:
+            if path and path[-1].startswith(IN):
+                if path[-1] == marker:
+                    out.add((kind, path[:-1]))
+                continue
             if kind in ("H", "K") and len(path) < MAX_PATH and (not path or path[0] != site):
                 out.add((kind, (site,) + path))
             else:
@@ -283,6 +343,11 @@ class _FnPass:
         if t.cls and params and params[0] in ("self", "cls"):
             params = params[1:]
         pm = self.tf.params.setdefault(t.qualname, {})
+        marker = IN + self.site(call)
+        args = [frozenset((k, p + (marker,)) if k in ("H", "K") and len(p) < MAX_PATH else (k, p) for k, p in lab)
+                for lab in args]
+        kws = {k: frozenset((kk, p + (marker,)) if kk in ("H", "K") and len(p) < MAX_PATH else (kk, p) for kk, p in lab)
+               for k, lab in kws.items()}
         for i, lab in enumerate(args):
             if i < len(params) and lab:
                 self._merge_param(pm, params[i], lab)
@@ -306,7 +371,7 @@ class _FnPass:
     def ev_IfExp(self, node: ast.IfExp):
         cond = self.ev(node.test)
         if has(cond, "T"):
-            self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+            self.sink(self.tf.conditions, node, cond)
         return self.ev(node.body) | self.ev(node.orelse)
 
     def _comp(self, node):
@@ -379,13 +444,13 @@ class _FnPass:
             if isinstance(node.target, ast.Name):
                 self.bind(node.target.id, lab)
                 if has(lab, "K") and not isinstance(node.op, (ast.BitXor,)):
-                    self.tf.log_sinks.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, lab)) \
+                    self.sink(self.tf.log_sinks, node, lab) \
                         if re.search(r"(loss|nll|bits|bpb)", node.target.id, re.I) else None
             # subscript / attribute targets are table updates: never taint the table
             if isinstance(node.target, ast.Subscript):
                 idx = self.ev(node.target.slice)
                 if has(idx, "H"):
-                    self.tf.hashed_updates.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, idx))
+                    self.sink(self.tf.hashed_updates, node, idx)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
             self.assign(node.target, self.ev(node.iter))
             self.block(node.body)
@@ -397,7 +462,7 @@ class _FnPass:
         elif isinstance(node, ast.If):
             cond = self.ev(node.test)
             if has(cond, "T") and not has(cond, "S"):
-                self.tf.conditions.setdefault(id(node), Sink(self.fn, self.ff, node, node.lineno, cond))
+                self.sink(self.tf.conditions, node, cond)
             self.block(node.body)
             self.block(node.orelse)
         elif isinstance(node, (ast.With, ast.AsyncWith)):

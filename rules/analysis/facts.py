@@ -194,6 +194,11 @@ class CodeFacts:
         return self._cache[key]
 
 
+def print_fragments(block: list[ast.stmt]) -> list[str]:
+    """First literal fragment (>= 8 chars) of each print/log call in ``block``."""
+    return _print_fragments(block)
+
+
 def _print_fragments(block: list[ast.stmt]) -> list[str]:
     out: list[str] = []
     for stmt in block:
@@ -218,9 +223,15 @@ def build_code_facts(files: list[FileFacts], notes: dict[str, str], config: RunC
             cf.by_short.setdefault(fn.short, []).append(fn)
             for short, call in fn.calls:
                 cf.call_sites.setdefault(short, []).append((ff, fn, call))
+                for a in call.args:  # a function passed as a value runs where it is passed
+                    if isinstance(a, ast.Name) and a.id != short:
+                        cf.call_sites.setdefault(a.id, []).append((ff, fn, call))
             cf.all_refs |= fn.refs
         for short, call in ff.top_calls:
             cf.call_sites.setdefault(short, []).append((ff, None, call))
+            for a in call.args:
+                if isinstance(a, ast.Name) and a.id != short:
+                    cf.call_sites.setdefault(a.id, []).append((ff, None, call))
         cf.all_refs |= ff.top_refs
         for name, ed in ff.fields.items():
             config.defaults.setdefault(name, ed)

@@ -62,6 +62,7 @@ class FileFacts:
     fields: dict[str, EnvDefault] = field(default_factory=dict)  # config field / module name -> default
     top_calls: list[tuple[str, ast.Call]] = field(default_factory=list)  # calls outside any function
     top_refs: set[str] = field(default_factory=set)
+    skipped_lines: list[int] = field(default_factory=list)  # lines this Python could not parse (e.g. 3.12 f-strings)
 
     def line_text(self, line: int | None) -> str:
         if line is None or not (1 <= line <= len(self.lines)):
@@ -224,8 +225,11 @@ def _index(path: str, text: str, sha: str) -> FileFacts:
     try:
         ff.tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        ff.parse_error = f"does not parse as Python: {getattr(exc, 'msg', None) or type(exc).__name__}"
-        return ff
+        ff.tree, skipped = _parse_skipping(text)
+        if ff.tree is None:
+            ff.parse_error = f"does not parse as Python: {getattr(exc, 'msg', None) or type(exc).__name__}"
+            return ff
+        ff.skipped_lines = skipped
     try:
         _Indexer(ff).visit(ff.tree)
     except RecursionError:
@@ -236,6 +240,29 @@ def _index(path: str, text: str, sha: str) -> FileFacts:
         if got and got[0] not in ff.env:
             ff.env[got[0]] = EnvDefault(got[0], got[1], getattr(node, "lineno", 0), None)
     return ff
+
+
+def _parse_skipping(text: str, max_skips: int = 200):
+    """Parse code written for a newer Python (PEP 701 f-strings such as ``f'{d['k']}'``) by
+    replacing each line the parser rejects with ``pass`` at the same indent. Returns (tree, lines)."""
+    lines = text.split("\n")
+    skipped: list[int] = []
+    for _ in range(max_skips):
+        try:
+            return ast.parse("\n".join(lines)), skipped
+        except SyntaxError as exc:
+            ln = exc.lineno
+            if not ln or ln > len(lines) or ln in skipped:
+                return None, skipped
+            raw = lines[ln - 1]
+            if raw.rstrip().endswith((":", "(", "[", "{", ",", "\\")):
+                return None, skipped  # a compound statement or a continued line: not safe to blank
+            indent = raw[: len(raw) - len(raw.lstrip())]
+            lines[ln - 1] = indent + "pass"
+            skipped.append(ln)
+        except (ValueError, RecursionError, MemoryError):
+            return None, skipped
+    return None, skipped
 
 
 _cache: OrderedDict[str, FileFacts] = OrderedDict()

@@ -11,15 +11,20 @@ from auditor.fs import UnreadableFile, read_text
 
 # stage markers the eval-integrity rules care about: kind -> pattern
 MARKERS: dict[str, re.Pattern] = {
-    "ngram_pass2": re.compile(r"ngram_pass2|pass\s*2\b.*rescor|rescor(?:e|ing)\b.*(?:chunk|cache|pass)|two[_-]?pass.*(?:done|bpb)", re.I),
-    "ppm_mix": re.compile(r"\[ppm_mix\]|\bppm[_-]?(?:mix|d)\b.*(?:bpb|loss|byte)", re.I),
+    "ngram_pass2": re.compile(r"ngram_pass2(?!\s*=)|pass\s*2\b.*rescor|rescor(?:e|ing)\b.*(?:chunk|cache|pass)|two[_-]?pass.*(?:done|bpb)", re.I),
+    "ppm_mix": re.compile(r"\[ppm_mix\]|\bppm[_-]?(?:mix\w*|d)\b.*(?:bpb|loss|byte)", re.I),
     "ngram_prefill_train": re.compile(r"prefill\w*.*train|train\w*.*prefill|prefill.*fineweb_train|pre-?fill(?:ed|ing)? .*from .*(?:train|shard)", re.I),
-    "ngram_eval": re.compile(r"ngram|n-gram", re.I),
-    "ttt": re.compile(r"\bttt\b|test[-_ ]time", re.I),
-    "slot": re.compile(r"\bslot\b", re.I),
 }
 
-_FINAL = re.compile(r"val_bpb[:=]\s*([0-9.]+)")
+# a marker's pattern only runs on lines holding one of its hints (logs can be megabytes)
+_MARKER_HINTS = {
+    "ngram_pass2": ("pass2", "pass 2", "rescor", "two_pass", "two-pass", "twopass"),
+    "ppm_mix": ("ppm",),
+    "ngram_prefill_train": ("prefill", "pre-fill"),
+}
+_KV_HEAD_LINES = 400
+# logs often embed the source: a line of code that prints a marker is not the marker
+_CODE_LINE = re.compile(r"""(\b(print|log\w*|info|write)\s*\(|\bf["']|\bdef\s|\breturn\b|^\s*(if|elif|for|while|with)\b.*:\s*$|^\s*#)""")
 _KV = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]{1,60})\s*[:=]\s*([^\s,;]+)")
 
 
@@ -33,25 +38,41 @@ class LogLine:
 @dataclass
 class LogFacts:
     files: list[str] = field(default_factory=list)
-    lines: list[LogLine] = field(default_factory=list)  # all lines, capped per file
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (file, text) as read
     markers: dict[str, list[LogLine]] = field(default_factory=dict)
     finals: list[LogLine] = field(default_factory=list)  # the last val_bpb line of each log
-    kv: dict[str, str] = field(default_factory=dict)  # key=value / key: value pairs seen in the logs
+    kv: dict[str, str] = field(default_factory=dict)  # key=value / key: value pairs of the dumps
+
+    @property
+    def lines(self) -> bool:
+        """Truthy when any log text was read (kept for callers that test ``if logs.lines``)."""
+        return any(t for _, t in self.texts)
 
     def has(self, kind: str) -> bool:
         return bool(self.markers.get(kind))
 
     def search(self, needle: str, limit: int = 3) -> list[LogLine]:
         out = []
-        for ll in self.lines:
-            if needle in ll.text:
-                out.append(ll)
-                if len(out) >= limit:
-                    break
+        for name, text in self.texts:
+            pos = text.find(needle)
+            while pos >= 0 and len(out) < limit:
+                ll = _line_at(name, text, pos)
+                if not _CODE_LINE.search(ll.text):  # the embedded source printing it is not the print
+                    out.append(ll)
+                pos = text.find(needle, pos + 1)
+            if len(out) >= limit:
+                break
         return out
 
 
-MAX_LINES_PER_LOG = 200_000
+def _line_at(name: str, text: str, pos: int) -> LogLine:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    end = len(text) if end < 0 else end
+    return LogLine(name, text.count("\n", 0, pos) + 1, text[start:end].rstrip())
+
+
+MAX_MARKERS_PER_KIND = 20
 
 
 def read_log_facts(evidence) -> LogFacts:
@@ -66,30 +87,60 @@ def read_log_facts(evidence) -> LogFacts:
             for k, v in (run.hyperparameters or {}).items():
                 lf_out.kv.setdefault(str(k), str(v))
             for kind, items in (run.markers or {}).items():
-                for (ln, text) in items:
-                    lf_out.markers.setdefault(kind, []).append(LogLine(lf.path, ln, text))
+                if kind not in MARKERS:
+                    continue
+                for item in items:
+                    try:
+                        ln, mtext = item
+                    except (TypeError, ValueError):
+                        continue
+                    if MARKERS[kind].search(str(mtext)) and not _CODE_LINE.search(str(mtext)):
+                        lf_out.markers.setdefault(kind, []).append(LogLine(lf.path, ln, str(mtext)))
         try:
             text = read_text(folder.path / lf.path, folder.root).text
         except UnreadableFile:
             continue
-        last_final = None
-        for i, line in enumerate(text.split("\n")[:MAX_LINES_PER_LOG], 1):
-            if not line:
-                continue
-            ll = LogLine(lf.path, i, line.rstrip())
-            lf_out.lines.append(ll)
-            if "val_bpb" in line and _FINAL.search(line):
-                last_final = ll
-            for kind, pat in MARKERS.items():
-                if pat.search(line):
-                    lf_out.markers.setdefault(kind, []).append(ll)
-            if len(line) < 400:
+        lf_out.texts.append((lf.path, text))
+        low = text.lower()
+        for kind, pat in MARKERS.items():
+            found = lf_out.markers.setdefault(kind, [])
+            starts: set[int] = set()
+            for hint in _MARKER_HINTS.get(kind, ()):
+                pos = low.find(hint)
+                while pos >= 0 and len(starts) < 10 * MAX_MARKERS_PER_KIND:
+                    starts.add(text.rfind("\n", 0, pos) + 1)
+                    pos = low.find(hint, pos + 1)
+            for st in sorted(starts):
+                if len(found) >= MAX_MARKERS_PER_KIND:
+                    break
+                ll = _line_at(lf.path, text, st)
+                if pat.search(ll.text) and not _CODE_LINE.search(ll.text) and \
+                        not any(x.line == ll.line and x.file == ll.file for x in found):
+                    found.append(ll)
+        head = text[: _nth_newline(text, _KV_HEAD_LINES)]
+        for line in head.split("\n"):
+            if len(line) < 400 and ("=" in line or ":" in line):
                 for k, v in _KV.findall(line):
                     lf_out.kv.setdefault(k, v)
-        final = parsed_final or last_final
+        final = parsed_final
+        if final is None:
+            for m in _FINAL_LINE.finditer(text):
+                final = m
+            final = _line_at(lf.path, text, final.start()) if final is not None else None
         if final:
             lf_out.finals.append(final)
+    lf_out.markers = {k: v for k, v in lf_out.markers.items() if v}
     return lf_out
+
+
+_FINAL_LINE = re.compile(r"^.*val_bpb[:=]\s*[0-9.]+.*$", re.M)
+def _nth_newline(text: str, n: int) -> int:
+    pos = -1
+    for _ in range(n):
+        pos = text.find("\n", pos + 1)
+        if pos < 0:
+            return len(text)
+    return pos
 
 
 _ENV_ASSIGN = re.compile(r"(?<![\w-])([A-Z][A-Z0-9_]{1,60})=(\"[^\"]*\"|'[^']*'|[^\s\\`]+)")

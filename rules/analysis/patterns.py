@@ -72,13 +72,19 @@ class Summaries:
     def direct(self, fn: FuncInfo) -> dict[str, list[ast.AST]]:
         d = self._direct.get(fn.qualname)
         if d is None:
-            d = {"backward": [], "step": [], "cache": [], "score": []}
+            d = {"backward": [], "step": [], "cache": [], "score": [], "ngscore": []}
+            ff = self.facts.file_of(fn)
+            back_names = {b.func.value.id for b in _walk_own(fn.node) if isinstance(b, ast.Call)
+                          and isinstance(b.func, ast.Attribute) and b.func.attr == "backward" and isinstance(b.func.value, ast.Name)}
+            fn_nograd = any(_NOGRAD.search(ast.unparse(dec)) for dec in getattr(fn.node, "decorator_list", []))
             for n in _walk_own(fn.node):
                 k = update_kind(n)
                 if k:
                     d[k].append(n)
-                if is_score_accum(n):
+                if is_score_accum(n) and not _logs_training_loss(n, back_names):
                     d["score"].append(n)
+                    if fn_nograd or _under_nograd(ff, n, fn.node):
+                        d["ngscore"].append(n)
             self._direct[fn.qualname] = d
         return d
 
@@ -123,6 +129,26 @@ class Summaries:
                     if self.does(c, kind):
                         return n
         return None
+
+
+def _logs_training_loss(node, back_names: set[str]) -> bool:
+    """``epoch_loss += loss.item()`` where ``loss.backward()`` ran: bookkeeping of a training loss."""
+    value = node.value if isinstance(node, ast.AugAssign) else getattr(node, "value", None)
+    if value is None:
+        return False
+    return any(isinstance(x, ast.Name) and x.id in back_names for x in ast.walk(value))
+
+
+_NOGRAD = re.compile(r"(no_grad|inference_mode|set_grad_enabled\(False\))")
+
+
+def _under_nograd(ff, node, stop) -> bool:
+    p = ff.parent(node)
+    while p is not None and p is not stop:
+        if isinstance(p, (ast.With, ast.AsyncWith)) and any(_NOGRAD.search(ast.unparse(i.context_expr)) for i in p.items):
+            return True
+        p = ff.parent(p)
+    return False
 
 
 def _walk_own(fn_node: ast.AST):

@@ -47,3 +47,27 @@ def log_finding(rule, lines: list[LogLine], message: str, *, severity: Severity 
 
 def fn_line(fn) -> str:
     return f"{fn.qualname}:{fn.line}"
+
+
+def sink_order(facts: CodeFacts, sink) -> tuple:
+    """Sort key preferring sinks that run under the logged configuration and sit in a function
+    that accumulates the score (not a generic helper that a tainted argument reached)."""
+    from rules.analysis.patterns import summaries
+
+    r = facts.reach(sink.node, sink.ff)
+    scoring = bool(summaries(facts).direct(sink.fn)["score"])
+    return (_RANK[r.state], not scoring, sink.ff.path, sink.line)
+
+
+def path_order(sink, path: tuple) -> tuple:
+    """Prefer the helper path whose first hop is the call just before the sink in its function
+    (flow-insensitive taint merges every call site of a helper into one variable)."""
+    first = path[0] if path else ""
+    fn, _, ln = first.rpartition(":")
+    try:
+        line = int(ln)
+    except ValueError:
+        return (2, 0, -len(path))
+    if fn == sink.fn.qualname and line <= sink.line:
+        return (0, sink.line - line, -len(path))
+    return (1, abs(line - sink.line), -len(path))
