@@ -37,7 +37,7 @@ def _console(color: bool | None, width: int | None) -> Console:
         color = (tty or bool(os.environ.get("FORCE_COLOR"))) and not os.environ.get("NO_COLOR")
     if width is None:
         cols = os.environ.get("COLUMNS", "")
-        width = int(cols) if cols.isdigit() else (shutil.get_terminal_size((110, 24)).columns if tty else 110)
+        width = int(cols) if cols.isdigit() else (shutil.get_terminal_size((110, 24)).columns if tty else 132)
     return Console(file=io.StringIO(), force_terminal=color, no_color=not color, color_system="standard" if color else None,
                    width=max(60, width), highlight=False, emoji=False, soft_wrap=False, legacy_windows=False)
 
@@ -181,17 +181,20 @@ def _batch_summary(console: Console, report: Report) -> None:
     tops = {rec.path: next((f.rule for f in C.ordered_findings(rec) if f.waived is None and f.severity is not Severity.INFO), "")
             for rec in report.records}
     top_w = min(28, max(len(v) for v in tops.values()) if tops else 0)
-    fixed = 14 + 3 + 4 + 4 + 8 + 8 + top_w + 2 * 8  # every column but the folder, with padding
+    fixed = 14 + 3 + 4 + 4 + 8 + 8 + min(top_w, 12) + 2 * 8  # every column but the folder, with padding; "top finding" may shrink
     t = Table(title="Summary (worst first)", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
               header_style="bold")
     t.add_column("verdict", no_wrap=True, min_width=14)
-    t.add_column("folder", no_wrap=True, overflow="ellipsis", max_width=max(16, console.width - fixed - 10))
+    names = [rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path for rec in report.records]
+    # the folder name is what a reviewer scans for: keep it whole (up to 56 chars), squeeze "top finding" instead
+    name_w = min(max([len(n) for n in names] + [6]), 56, max(16, console.width - fixed - 2))
+    t.add_column("folder", no_wrap=True, overflow="ellipsis", min_width=name_w, max_width=max(16, console.width - fixed - 2))
     t.add_column("err", justify="right", no_wrap=True, min_width=3)
     t.add_column("warn", justify="right", no_wrap=True, min_width=4)
     t.add_column("info", justify="right", no_wrap=True, min_width=4)
     t.add_column("claimed", justify="right", no_wrap=True, min_width=7)
     t.add_column("measured", justify="right", no_wrap=True, min_width=8)
-    t.add_column("top finding", overflow="ellipsis", no_wrap=True, min_width=top_w)
+    t.add_column("top finding", overflow="ellipsis", no_wrap=True, min_width=min(top_w, 12))
     for rec in C.records_by_verdict(report):
         c = C.counts(rec)
         t.add_row(_verdict_badge(rec.verdict), Text(rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path), str(c["error"] or ""),
