@@ -41,6 +41,23 @@ class Discovery:
 
 
 _LOGISH_TXT = re.compile(r"(log|train|seed|run|eval|out)", re.I)
+# .txt files whose names say nothing (byte_jepa_896d14l_2000.txt) are logs when their text looks like one
+_LOG_CONTENT = re.compile(rb"val_bpb|val_loss|train_loss|step:\d+/\d+|stopping_early")
+_SNIFF_BYTES = 65536
+
+
+def looks_like_log(path: Path) -> bool:
+    """A .txt file (not requirements.txt) whose first 64 KB read like a train log."""
+    low = path.name.lower()
+    if not low.endswith(".txt") or low == "requirements.txt":
+        return False
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            return bool(_LOG_CONTENT.search(fh.read(_SNIFF_BYTES)))
+    except OSError:
+        return False
 
 
 def is_marker(name: str) -> bool:
@@ -126,7 +143,7 @@ def _direct_markers(d: Path) -> bool:
         for child in d.iterdir():
             if child.is_symlink():
                 continue
-            if child.is_file() and is_marker(child.name):
+            if child.is_file() and (is_marker(child.name) or looks_like_log(child)):
                 return True
             if child.is_dir() and child.name == "logs":
                 if any(is_marker(c.name) for c in child.iterdir() if c.is_file() and not c.is_symlink()):
@@ -163,10 +180,35 @@ def _search_tree(top: Path, root: Path, cwd: Path, out: Discovery, depth: int = 
             continue
         if _is_container(child) and not _direct_markers(child):
             _search_tree(child, root, cwd, out, depth + 1)
-        elif _direct_markers(child):
+        elif _direct_markers(child) or (_is_record_name(child, top) and _nested_markers(child)):
             out.folders.append(_make_folder(child, root, cwd))
         else:
             _search_tree(child, root, cwd, out, depth + 1)
+
+
+_DATED = re.compile(r"^\d{4}[-_]\d{2}[-_]\d{2}")
+
+
+def _is_record_name(d: Path, parent: Path) -> bool:
+    """A folder directly in a track directory, or named like one (YYYY-MM-DD_…), is a record folder
+    even when its files sit in sub-folders (``logs/``, ``wandb/``): its sub-folders belong to it."""
+    return parent.name in CANONICAL_TRACKS or bool(_DATED.match(d.name))
+
+
+def _nested_markers(d: Path, depth: int = 3) -> bool:
+    if depth == 0:
+        return False
+    try:
+        for child in d.iterdir():
+            if child.is_symlink():
+                continue
+            if child.is_file() and (is_marker(child.name) or looks_like_log(child)):
+                return True
+            if child.is_dir() and not child.name.startswith(".") and _nested_markers(child, depth - 1):
+                return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def discover(paths: list[str | Path], cwd: Path | None = None) -> Discovery:

@@ -17,6 +17,8 @@ BPB_TABLE = re.compile(r"(bytes|byte_|leading_space|space_lut)", re.I)
 MIX_NAME = re.compile(r"^(p|q|prob\w*|p_\w+|\w+_p|mix\w*|alpha\w*|lam\w*|weight\w*|w|g|gate\w*|logits?\w*|nll\w*|loss\w*)$", re.I)
 
 
+_FSTRING = re.compile(r"\b[rRbBuU]?[fF][rR]?[\"\']")  # PEP 701 f-strings are what older Pythons reject
+
 @register
 class EvalCausal(Rule):
     """At a scored position t the predictive distribution may depend only on the artifact and
@@ -55,6 +57,13 @@ class EvalCausal(Rule):
         for ff in facts.files:
             if ff.parse_error:
                 yield self.finding(ff.path, None, f"code could not be checked: {ff.parse_error}", severity=Severity.WARNING,
+                                   note=facts.notes.get(ff.path), fix="Ship source that parses as Python 3.")
+            elif ff.skipped_lines and not all(_FSTRING.search(ff.line_text(ln)) for ln in ff.skipped_lines):
+                # a skipped line that is not a newer-Python f-string hides code the analysis never saw
+                odd = [ln for ln in ff.skipped_lines if not _FSTRING.search(ff.line_text(ln))]
+                yield self.finding(ff.path, odd[0], f"code could not be checked: {len(odd)} line(s) do not parse as Python and were "
+                                   "skipped by the analysis", severity=Severity.WARNING,
+                                   evidence=[f"{ff.path}:{ln}: {ff.line_text(ln)[:120]}" for ln in odd[:3]],
                                    note=facts.notes.get(ff.path), fix="Ship source that parses as Python 3.")
             elif ff.skipped_lines:
                 yield self.finding(ff.path, ff.skipped_lines[0],

@@ -34,18 +34,25 @@ def _run_with_tty_stderr(args: list[str], cwd: Path) -> tuple[int, bytes, bytes]
     os.close(slave)
     err = b""
     out_chunks = []
+    watch = [master, proc.stdout]
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([master, proc.stdout], [], [], 0.2)
+    while watch and time.monotonic() < deadline:
+        r, _, _ = select.select(watch, [], [], 0.2)
         if master in r:
             try:
-                err += os.read(master, 65536)
-            except OSError:
-                pass
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal; a closed pty stays "readable" forever
+                data = b""
+            if data:
+                err += data
+            else:
+                watch.remove(master)
         if proc.stdout in r:
             chunk = proc.stdout.read1(65536)
             if chunk:
                 out_chunks.append(chunk)
+            else:
+                watch.remove(proc.stdout)
         if proc.poll() is not None and not r:
             break
     out_chunks.append(proc.stdout.read())

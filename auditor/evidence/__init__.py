@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.discover import RecordFolder, is_marker
+from auditor.discover import RecordFolder, is_marker, looks_like_log
 from auditor.evidence.code import CodeBundle, read_code
 from auditor.evidence.logs import read_log
 from auditor.evidence.submission import read_claims
@@ -15,9 +15,6 @@ from auditor.model import Claims, LogFile, Problem
 _SEED_IN_NAME = re.compile(r"seed[_\-]?(\d+)", re.I)
 # ternary_log_1337.txt, log_42.out: a trailing number of two or more digits is a seed; train0.txt is a run index
 _TRAILING_NUMBER = re.compile(r"[_\-](\d{2,})\.(?:log|txt|out)$", re.I)
-# .txt files whose names say nothing (logs/ablation_qat_30pct_v3.txt) are logs when their text looks like one
-_LOG_CONTENT = re.compile(rb"val_bpb|val_loss|train_loss|step:\d+/\d+|stopping_early")
-_SNIFF_BYTES = 65536
 
 
 @dataclass
@@ -50,19 +47,9 @@ def log_files(files: list[str], folder: Path | None = None) -> list[str]:
         low = name.lower()
         if f.count("/") > 2 or low.endswith((".md", ".json", ".py")):
             continue
-        if is_marker(name) or (folder is not None and low.endswith(".txt") and low != "requirements.txt" and _looks_like_log(folder / f)):
+        if is_marker(name) or (folder is not None and looks_like_log(folder / f)):
             out.append(f)
     return out
-
-
-def _looks_like_log(path: Path) -> bool:
-    try:
-        if path.is_symlink():
-            return False
-        with open(path, "rb") as fh:
-            return bool(_LOG_CONTENT.search(fh.read(_SNIFF_BYTES)))
-    except OSError:
-        return False
 
 
 def seed_in_name(rel: str) -> int | None:

@@ -54,7 +54,8 @@ def _build(ctx: "AuditContext") -> CodeFacts:
     files: list[FileFacts] = []
     notes: dict[str, str] = {}
     for cf in ev.code.python_sources():
-        ff = file_facts(cf.path, cf.text)
+        # compat_text: the code reader rewrote 3.12 f-string quotes (same line numbers) so this Python parses it
+        ff = file_facts(cf.path, getattr(cf, "compat_text", None) or cf.text)
         files.append(ff)
         if cf.decoded_from:
             chain = " → ".join(cf.wrapper_chain) if cf.wrapper_chain else "a wrapper"
