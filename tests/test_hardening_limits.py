@@ -12,7 +12,6 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
 
 from auditor.context import AuditOptions
 from auditor.discover import discover

@@ -34,28 +34,25 @@ def _run_with_tty_stderr(args: list[str], cwd: Path) -> tuple[int, bytes, bytes]
     os.close(slave)
     err = b""
     out_chunks = []
-    watch = [master, proc.stdout]
+    streams = {master, proc.stdout}
     deadline = time.monotonic() + 240
-    while watch and time.monotonic() < deadline:
-        r, _, _ = select.select(watch, [], [], 0.2)
+    while streams and time.monotonic() < deadline:
+        r, _, _ = select.select(list(streams), [], [], 0.2)
         if master in r:
             try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal; a closed pty stays "readable" forever
-                data = b""
-            if data:
-                err += data
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                chunk = b""
+            if chunk:
+                err += chunk
             else:
-                watch.remove(master)
+                streams.discard(master)
         if proc.stdout in r:
             chunk = proc.stdout.read1(65536)
             if chunk:
                 out_chunks.append(chunk)
             else:
-                watch.remove(proc.stdout)
-        if proc.poll() is not None and not r:
-            break
-    out_chunks.append(proc.stdout.read())
+                streams.discard(proc.stdout)
     os.close(master)
     return proc.wait(), b"".join(out_chunks), err
 
