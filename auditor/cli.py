@@ -48,6 +48,7 @@ def audit(
     jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
     waivers: Optional[Path] = typer.Option(None, "--waivers", help="Reviewed waiver file (default: pgolf-waivers.toml if present)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-folder time limit in seconds (default 120, or PGOLF_FOLDER_TIMEOUT)."),
 ) -> None:
     """Audit record folders and report findings."""
     from auditor import runner
@@ -68,7 +69,7 @@ def audit(
         raise typer.Exit(2)
     code = runner.run_audit(
         paths=list(paths or []), fmt=fmt, output=output, fail_on=fail_on, changed=changed, against=list(against),
-        rulebook=rulebook, only_rules=list(rule), jobs=jobs, waivers=waivers, quiet=quiet,
+        rulebook=rulebook, only_rules=list(rule), jobs=jobs, waivers=waivers, quiet=quiet, folder_timeout=timeout,
     )
     raise typer.Exit(code)
 

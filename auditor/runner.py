@@ -93,7 +93,8 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
     from auditor.report import render
 
     try:
-        text = render(report, fmt)
+        # a file written from a terminal must not carry colour codes
+        text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
     except Exception as exc:  # a renderer bug: say so in one line; the JSON report is the fallback
         _stderr_line(f"pgolf: the {fmt} renderer failed ({type(exc).__name__}: {exc}); writing JSON instead")
         text = render(report, "json")
@@ -111,7 +112,8 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
     for path in run.failed:
         _stderr_line(f"pgolf: {path}: not fully audited (see its errors in the report)")
     if not report.records:
-        return 2
+        # a branch that touches no record folder has nothing to audit: that is not an error
+        return 0 if changed and not report.errors else 2
     code = report.exit_code(None if fail_on == "never" else Severity.parse(fail_on))
     # A folder that could not be audited must not pass silently (a hostile one could time out on purpose).
     if run.failed and fail_on != "never":
