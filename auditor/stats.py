@@ -12,7 +12,10 @@ parsed a second way.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +91,55 @@ def load_previous(path: str, base: Path | None = None):
     if not p.exists():
         return None, f"{path}: no such folder"
     disc = discover([p])
-    if len(disc.folders) != 1:
-        return None, f"{path}: expected one record folder, found {len(disc.folders)}"
-    folder = disc.folders[0]
+    if len(disc.folders) == 1:
+        folder = disc.folders[0]
+        return folder.display, measure(read_evidence(folder))
+    if not disc.folders:
+        return None, f"{path}: no record folder found"
+    # a records tree: the previous record is the leaderboard frontier before this folder's date
+    chosen = previous_in_tree(str(p.resolve()), base)
+    if chosen is None:
+        return None, f"{path}: no record in this tree is dated on or before {base.name if base else 'this folder'} with a claimed score"
+    folder = next(f for f in disc.folders if str(f.path.resolve()) == chosen)
     return folder.display, measure(read_evidence(folder))
+
+
+_DATE = re.compile(r"^(\d{4})[-_](\d{2})[-_](\d{2})")
+
+
+@lru_cache(maxsize=8)
+def _tree_claims(tree: str) -> tuple[tuple[str, str, str | None, float], ...]:
+    """(folder, date, track, claimed val_bpb) of every dated record folder in a tree with a numeric claim.
+    Read once per tree: a batch audit asks for the same tree once per folder."""
+    from auditor.discover import discover
+    from auditor.evidence import submission_file
+    from auditor.evidence.submission import read_claims
+
+    out = []
+    for f in discover([tree]).folders:
+        m = _DATE.match(f.path.name)
+        sub = submission_file(f.files)
+        if not m or not sub:
+            continue
+        claims = read_claims(f.path / sub, f.root, sub)
+        if claims.val_bpb is not None:
+            out.append((str(f.path.resolve()), "-".join(m.groups()), f.track, claims.val_bpb))
+    return tuple(out)
+
+
+def previous_in_tree(tree: str, current: Path | None) -> str | None:
+    """The record a new one is compared with on the leaderboard: among the other folders of the same
+    track dated on or before it (a folder name carries a day, not an hour, so same-day records count as
+    earlier), the one with the lowest claimed val_bpb (the frontier when it was opened)."""
+    from auditor.discover import track_of
+
+    m = _DATE.match(current.name) if current else None
+    date = "-".join(m.groups()) if m else None
+    track = track_of(current) if current else None
+    here = str(current.resolve()) if current else None
+    cands = [c for c in _tree_claims(tree)
+             if c[0] != here and (date is None or c[1] <= date) and (track is None or c[2] in (None, track))]
+    return min(cands, key=lambda c: c[3])[0] if cands else None
 
 
 def compute(ctx) -> Stats | None:

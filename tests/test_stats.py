@@ -72,3 +72,22 @@ def test_against_a_missing_folder_is_one_line(tmp_path):
     rec = audit_one(new, against=[str(tmp_path / "nope")], only_rules={"STATS-SIGNIFICANCE"})
     hits = [f for f in rec.findings if f.rule == "STATS-SIGNIFICANCE"]
     assert hits and "no such folder" in hits[0].message
+
+
+def test_against_a_records_tree_picks_the_frontier_on_or_before_the_date(tmp_path):
+    """--against TREE: the previous record is the lowest claimed val_bpb of the same track dated on or
+    before the audited folder (leaderboard order), never a later or a worse one, never itself."""
+    def folder(name, claim, seeds, track="track_10min_16mb"):
+        files = {f"train_seed{s}.log": baseline_log(s, b, l) for s, (b, l) in seeds.items()}
+        files["submission.json"] = '{"author": "a", "val_bpb": %s}' % claim
+        return write_folder(tmp_path, files, name=name, track=track)
+
+    folder("2026-04-01_Older", 1.0900, PR1493)
+    best = folder("2026-04-02_Frontier", 1.0810, PR1493)
+    folder("2026-04-05_Later", 1.0700, PR1493)  # after the audited folder: not the comparison
+    folder("2026-04-01_OtherTrack", 1.0000, PR1493, track="track_non_record_16mb")
+    new = folder("2026-04-03_New", 1.0798, PR1514)
+    rec = audit_one(new, against=[str(tmp_path / "records")], only_rules={"STATS-SIGNIFICANCE"})
+    assert rec.stats.against.endswith("2026-04-02_Frontier"), rec.stats.against
+    assert round(rec.stats.p_practice, 3) == 0.020
+    assert best.name in rec.stats.against
