@@ -60,6 +60,15 @@ def hardware(nproc: int) -> str:
     return f"CPU ({platform.machine()}, {nproc} process{'es' if nproc > 1 else ''}, gloo)"
 
 
+def _home_relative(path: Path) -> str:
+    """The data root the README's commands use: the one this run used (``--data``), shown with ``~``
+    when it is under the home directory, so a reproducer finds the same files."""
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
 def record_info(preset: str, out: Path, data: Path, nproc: int, ds: Path, prelude: list[str], env: dict[str, str],
                 shown: dict[str, str]) -> RecordInfo:
     p = PRESETS[preset]
@@ -68,7 +77,7 @@ def record_info(preset: str, out: Path, data: Path, nproc: int, ds: Path, prelud
         blurb=f"pgolf reference implementation, preset `{preset}`: {p.notes}.",
         track="10min_16mb",
         hardware=hardware(nproc),
-        env=env, env_display=shown, prelude=["PGOLF_DATA=~/.cache/pgolf/data", *prelude], nproc=nproc,
+        env=env, env_display=shown, prelude=[f"PGOLF_DATA={_home_relative(data)}", *prelude], nproc=nproc,
         byte_check=byte_check_note(ds),
     )
 

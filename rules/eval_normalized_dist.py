@@ -5,9 +5,12 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_BYTE_SPREAD, ILLEGAL_NGRAM, LEGAL_NGRAM, SLIDING_WINDOW, TILT_WITH_Z
+from rules._eval_cases import (ILLEGAL_BYTE_SPREAD, ILLEGAL_HASHED_ROW_RATIO, ILLEGAL_NGRAM, LEGAL_EXACT_ROW_RATIO,
+                               LEGAL_HASHED_ROW_NORMALIZED, LEGAL_HASHED_ROW_OWN_SUM, LEGAL_NGRAM, SLIDING_WINDOW,
+                               TILT_WITH_Z)
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import IN, clean
+from rules.analysis.hashed_rows import find_hashed_row_ratios
 from rules.analysis.patterns import summaries
 from rules.analysis.patterns import walk_own
 from rules.analysis.report import code_finding, log_finding, path_order, sink_order
@@ -20,7 +23,9 @@ _PPM = re.compile(r"ppm", re.I)
 class EvalNormalizedDist(Rule):
     """The score at position t must be −log p_t(y[t]) for a distribution over the whole token
     vocabulary that sums to 1. Count ratios computed for the realized token only, scalar mixtures
-    of a gathered target probability with such a ratio, byte-spread ``p ** (1/n)`` and byte-level
+    of a gathered target probability with such a ratio, the target's count gathered from a hashed
+    vocabulary row (``tbl[(ctx_h[:, None] * M + arange(V)[None, :]) % B]``) divided by anything but
+    that row's own sum (a separately hashed context count), byte-spread ``p ** (1/n)`` and byte-level
     PPM mixtures are not. Softmax/log_softmax over V, convex mixtures of full-vocab distributions
     and exponential tilts with an explicit normalizer Z are.
 
@@ -41,9 +46,14 @@ class EvalNormalizedDist(Rule):
         Valid(LEGAL_NGRAM, note="convex mixture of two full-vocab distributions"),
         Valid(TILT_WITH_Z, note="tilt with explicit normalizer Z uses the target only as 1[y==hint]"),
         Valid(SLIDING_WINDOW, note="cross_entropy over the vocab"),
+        Valid(LEGAL_HASHED_ROW_OWN_SUM, note="hashed row: the target's count divided by the row's own sum"),
+        Valid(LEGAL_HASHED_ROW_NORMALIZED, note="hashed row normalized over the vocab, then the target gathered"),
+        Valid(LEGAL_EXACT_ROW_RATIO, note="exact (non-hashed) bigram counts: the context total is the row sum"),
     ]
     INVALID = [
         Invalid(ILLEGAL_NGRAM, note="count ratio for the target only, mixed into the score"),
+        Invalid(ILLEGAL_HASHED_ROW_RATIO, line=28,
+                note="target's count from a hashed vocabulary row divided by a separately hashed context count"),
         Invalid(ILLEGAL_BYTE_SPREAD, note="token probability spread over bytes as p ** (1/n) and mixed with a byte PPM"),
     ]
 
@@ -62,6 +72,16 @@ class EvalNormalizedDist(Rule):
             yield code_finding(self, facts, s.ff, s.node,
                                f"the scored value at {s.fn.qualname}:{s.line} is built from a count ratio read for the "
                                "target token only (never normalized over the vocabulary)", path=list(kpaths[0]))
+        for hr in find_hashed_row_ratios(facts, tf):
+            if (hr.ff.path, hr.fn.qualname) in done:
+                continue
+            done.add((hr.ff.path, hr.fn.qualname))
+            yield code_finding(self, facts, hr.ff, hr.ratio,
+                               f"the scored value at {hr.fn.qualname}:{hr.ratio.lineno} divides the target's count, gathered "
+                               f"from a hashed vocabulary row (line {hr.lines[1]}), by a count that is not that row's sum; "
+                               "with hash collisions the probabilities over the vocabulary do not sum to 1",
+                               extra_lines=[ln for ln in hr.lines if ln != hr.ratio.lineno],
+                               path=[f"{hr.fn.qualname}:{ln}" for ln in hr.lines])
         code_has_ppm = False
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
