@@ -44,6 +44,9 @@ def _nvidia_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
 
 
+_PGOLF_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the auditor package
+
+
 def bwrap_argv(argv: Sequence[str], *, workdir: Path, writable: Sequence[Path], readable: Sequence[Path] = ()) -> list[str]:
     """The bwrap command line around ``argv``. Later binds win, so /tmp is private and the bound
     directories are visible even when they live under /tmp."""
@@ -51,7 +54,8 @@ def bwrap_argv(argv: Sequence[str], *, workdir: Path, writable: Sequence[Path], 
            "--tmpfs", "/dev/shm"]
     for dev in _nvidia_devices():
         out += ["--dev-bind", dev, dev]
-    for p in readable:
+    # pgolf itself (the probe runtime imports it) may live under /tmp, which the sandbox replaces
+    for p in [*readable, _PGOLF_ROOT]:
         if Path(p).exists():
             out += ["--ro-bind", str(p), str(p)]
     for p in writable:
