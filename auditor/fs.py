@@ -155,8 +155,12 @@ def _is_binary(data: bytes) -> bool:
         return False
     if b"\x00" in sample:
         return True
-    ctrl = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    # count control bytes in C rather than a Python loop (this runs on every file an audit reads)
+    ctrl = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     return ctrl > 0.1 * len(sample)
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or 13 < b)
 
 
 def safe_walk(root: Path, max_depth: int = 12):
