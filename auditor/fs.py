@@ -141,10 +141,25 @@ def _normalise_newlines(text: str, repairs: list[str]) -> str:
 
 def read_text(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> TextFile:
     data = read_bytes(path, root, max_bytes)
+    key = (str(path), len(data), hashlib.sha256(data).hexdigest())
+    hit = _recent.get(key)
+    if hit is not None:  # the log parser and the log-evidence analysis read the same files
+        return hit
     if _is_binary(data):
         raise UnreadableFile("binary content, not text")
     text, enc, repairs = decode_text(data)
-    return TextFile(text, len(data), enc, hashlib.sha256(data).hexdigest(), repairs)
+    tf = TextFile(text, len(data), enc, key[2], repairs)
+    if len(data) <= _RECENT_MAX_BYTES:
+        _recent[key] = tf
+        while len(_recent) > _RECENT_ENTRIES:
+            _recent.pop(next(iter(_recent)))
+    return tf
+
+
+# A few recently decoded files, keyed by their bytes' hash (so an edited file is never served stale).
+_RECENT_ENTRIES = 32
+_RECENT_MAX_BYTES = 4 * 1024 * 1024
+_recent: dict[tuple[str, int, str], TextFile] = {}
 
 
 def _is_binary(data: bytes) -> bool:
