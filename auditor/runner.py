@@ -94,7 +94,10 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
 
     try:
         # a file written from a terminal must not carry colour codes
-        text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
+        if changed and not report.records and not report.errors and fmt == "text":
+            text = f"no record folder changed since {changed}; nothing to audit\n"
+        else:
+            text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
     except Exception as exc:  # a renderer bug: say so in one line; the JSON report is the fallback
         _stderr_line(f"pgolf: the {fmt} renderer failed ({type(exc).__name__}: {exc}); writing JSON instead")
         text = render(report, "json")

@@ -36,6 +36,8 @@ def test_changed_with_no_record_folder_is_not_an_error(tmp_path):
     proc = _run(["audit", "--changed", "HEAD", "-f", "json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["records"] == []
+    text = _run(["audit", "--changed", "HEAD"], tmp_path)
+    assert text.returncode == 0 and text.stdout == "no record folder changed since HEAD; nothing to audit\n"
 
 
 def test_text_written_to_a_file_has_no_colour_codes(tmp_path):
