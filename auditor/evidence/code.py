@@ -218,26 +218,24 @@ class _Reader:
         return data, text
 
     def add_python(self, rel: str, role: str, reached_from: str | None = None) -> None:
+        cf = self._add(rel, role, reached_from)
+        if cf is not None:
+            self.follow(cf, depth=0)
+
+    def add_native(self, rel: str, reached_from: str) -> None:
+        self._add(rel, "native", reached_from)  # counted, never followed: the analysis reads Python only
+
+    def _add(self, rel: str, role: str, reached_from: str | None) -> CodeFile | None:
         if rel in self.seen:
-            return
+            return None
         self.seen.add(rel)
         loaded = self.load(rel)
         if loaded is None:
-            return
+            return None
         data, text = loaded
         cf = CodeFile(rel, text, hashlib.sha256(data).hexdigest(), len(data), role, reached_from=reached_from)
         self.bundle.files.append(cf)
-        self.follow(cf, depth=0)
-
-    def add_native(self, rel: str, reached_from: str) -> None:
-        if rel in self.seen:
-            return
-        self.seen.add(rel)
-        loaded = self.load(rel)
-        if loaded is None:
-            return
-        data, text = loaded
-        self.bundle.files.append(CodeFile(rel, text, hashlib.sha256(data).hexdigest(), len(data), "native", reached_from=reached_from))
+        return cf
 
     def follow(self, cf: CodeFile, depth: int) -> None:
         tree, err, compat = parse_python(cf.text)
@@ -441,8 +439,12 @@ class _Handle:
 
 def _capped(out: bytes) -> bytes:
     if len(out) > MAX_DECOMPRESSED_BYTES:
-        raise DecodeRefused(f"decompresses to more than {MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB; not expanded")
+        _refuse_bomb()
     return out
+
+
+def _refuse_bomb():
+    raise DecodeRefused(f"decompresses to more than {MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB; not expanded")
 
 
 def _capped_lzma(data: bytes, **kw) -> bytes:
@@ -471,7 +473,7 @@ def _capped_streams(data: bytes, make) -> bytes:
         out.append(chunk)
         total += len(chunk)
         if total > MAX_DECOMPRESSED_BYTES:
-            _capped(b"".join(out))  # raises DecodeRefused
+            _refuse_bomb()
         if not dec.eof:
             break
         data = dec.unused_data
