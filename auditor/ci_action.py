@@ -22,10 +22,8 @@ import os
 import sys
 from pathlib import Path
 
-from auditor.model import Problem, Report, Severity
-
-FAIL_ON = ("error", "warning", "info", "never")
-RULEBOOKS = ("2026-03-18", "2026-04-28")
+from auditor.model import Problem, Report
+from auditor.policy import DEFAULT_FAIL_ON, DEFAULT_RULEBOOK, FAIL_ON, RULEBOOKS
 COMMENT_MARKER = "<!-- pgolf-report -->"
 STEP_SUMMARY_LIMIT = 1_000_000  # GitHub caps a step summary at 1 MiB
 COMMENT_LIMIT = 65_536  # GitHub's comment body limit, in characters
@@ -41,10 +39,10 @@ def _env(name: str, default: str = "") -> str:
 
 
 def read_inputs() -> dict:
-    fail_on = _env("PGOLF_FAIL_ON", "error").lower() or "error"
+    fail_on = _env("PGOLF_FAIL_ON", DEFAULT_FAIL_ON).lower() or DEFAULT_FAIL_ON
     if fail_on not in FAIL_ON:
         raise InputError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
-    rulebook = _env("PGOLF_RULEBOOK", RULEBOOKS[-1]) or RULEBOOKS[-1]
+    rulebook = _env("PGOLF_RULEBOOK", DEFAULT_RULEBOOK) or DEFAULT_RULEBOOK
     if rulebook not in RULEBOOKS:
         raise InputError(f"rulebook must be one of {', '.join(RULEBOOKS)}, not {rulebook!r}")
     base = _env("PGOLF_BASE")
@@ -64,12 +62,15 @@ def read_inputs() -> dict:
     }
 
 
-def audit(inputs: dict) -> tuple[Report, str]:
-    """Run the audit in the workspace; returns the report and a sentence saying what was audited."""
+def audit(inputs: dict, **runner_kw) -> tuple[Report, str, list[str]]:
+    """Run the audit in the workspace, each folder in an isolated worker with the limits of
+    ``pgolf audit`` (``PGOLF_FOLDER_TIMEOUT``, ``PGOLF_WORKER_MEMORY_MB``, the output caps); returns
+    the report, a sentence saying what was audited, and the folders whose audit did not finish."""
     from auditor.context import AuditOptions
     from auditor.discover import changed_folders, discover
-    from auditor.pipeline import build_report
+    from auditor.runner import run_isolated, scrub_sys_path
 
+    scrub_sys_path([])
     options = AuditOptions(rulebook=inputs["rulebook"], waivers_file=inputs["waivers"])
     if inputs["base"]:
         disc, changed = changed_folders(inputs["paths"], inputs["base"])
@@ -77,7 +78,8 @@ def audit(inputs: dict) -> tuple[Report, str]:
     else:
         disc = discover(inputs["paths"] or ["."])
         scope = "record folders under " + ", ".join(f"`{p}`" for p in (inputs["paths"] or ["."]))
-    return build_report(disc, options, root=Path.cwd()), scope
+    run = run_isolated(disc, options, root=Path.cwd(), **runner_kw)
+    return run.report, scope, run.failed
 
 
 def _render(report: Report, fmt: str, problems: list[Problem], **kw) -> str | None:
@@ -143,7 +145,8 @@ def _set_outputs(values: dict[str, str]) -> None:
     _append(path, lines)
 
 
-def main() -> int:
+def main(**runner_kw) -> int:
+    """``runner_kw`` goes to the isolated runner (tests replace the worker to provoke a hang)."""
     try:
         inputs = read_inputs()
     except InputError as exc:
@@ -154,13 +157,13 @@ def main() -> int:
     except OSError as exc:
         print(f"::error title=pgolf::cannot enter the workspace {inputs['workspace']}: {exc.strerror or exc}")
         return 2
-    report, scope = audit(inputs)
+    report, scope, failed = audit(inputs, **runner_kw)
     from auditor.report import common as C
+    from auditor.runner import exit_code
 
-    fail_on = None if inputs["fail_on"] == "never" else Severity.parse(inputs["fail_on"])
     problems: list[Problem] = []
     if report.records:
-        code = report.exit_code(fail_on)
+        code = exit_code(report, inputs["fail_on"], failed)
         verdict = C.overall_verdict(report)
     elif inputs["base"] and not report.errors:
         code, verdict = 0, "none"  # a PR that touches no record folder has nothing to audit

@@ -51,7 +51,7 @@ def audit(
     timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-folder time limit in seconds (default 120, or PGOLF_FOLDER_TIMEOUT)."),
 ) -> None:
     """Audit record folders and report findings."""
-    from auditor import runner
+    from auditor import cli_audit
 
     from auditor.report import FORMATS
 
@@ -67,7 +67,7 @@ def audit(
     if not paths and not changed:
         _err("give at least one path (a record folder, a records/ tree or a checkout), or --changed BASE")
         raise typer.Exit(2)
-    code = runner.run_audit(
+    code = cli_audit.run_audit(
         paths=list(paths or []), fmt=fmt, output=output, fail_on=fail_on, changed=changed, against=list(against),
         rulebook=rulebook, only_rules=list(rule), jobs=jobs, waivers=waivers, quiet=quiet, folder_timeout=timeout,
     )

@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from auditor.discover import _is_container  # the one definition of "records/, track_*/, ..."
-
-FAIL_ON = ("error", "warning", "info", "never")
+from auditor.policy import DEFAULT_FAIL_ON, FAIL_ON
 
 
 def record_folder_of(path: Path) -> Path | None:
@@ -36,9 +35,10 @@ def folders_for(filenames: list[str]) -> list[Path]:
     return list(seen)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, **runner_kw) -> int:
+    """``runner_kw`` goes to the isolated runner (tests replace the worker to provoke a hang)."""
     ap = argparse.ArgumentParser(prog="pgolf-pre-commit", description="Audit the record folders that hold the given files.")
-    ap.add_argument("--fail-on", default="error", choices=FAIL_ON)
+    ap.add_argument("--fail-on", default=DEFAULT_FAIL_ON, choices=FAIL_ON)
     ap.add_argument("--format", default="text", choices=("text", "markdown", "json"))
     ap.add_argument("--waivers", default=None)
     ap.add_argument("filenames", nargs="*")
@@ -49,17 +49,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # nothing under a record folder changed
     from auditor.context import AuditOptions
     from auditor.discover import discover
-    from auditor.model import Severity
-    from auditor.pipeline import build_report
+    from auditor.limits import HUMAN_FORMATS
     from auditor.report import render
+    from auditor.runner import exit_code, run_isolated, scrub_sys_path
 
-    report = build_report(discover([str(f) for f in folders]), AuditOptions(waivers_file=args.waivers), root=Path.cwd())
+    scrub_sys_path([])
+    # the same isolated workers, limits and caps as `pgolf audit`
+    run = run_isolated(discover([str(f) for f in folders]), AuditOptions(waivers_file=args.waivers),
+                       human=args.format in HUMAN_FORMATS, root=Path.cwd(), **runner_kw)
+    report = run.report
     sys.stdout.write(render(report, args.format))
     for p in report.errors:
         print(f"pgolf: {p.line()}", file=sys.stderr)
+    for path in run.failed:
+        print(f"pgolf: {path}: not fully audited (see its errors in the report)", file=sys.stderr)
     if not report.records:
         return 2
-    return report.exit_code(None if args.fail_on == "never" else Severity.parse(args.fail_on))
+    return exit_code(report, args.fail_on, run.failed)
 
 
 if __name__ == "__main__":

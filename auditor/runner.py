@@ -1,60 +1,37 @@
-"""`pgolf audit` behind the CLI: discovery, isolated parallel workers, progress, capped output, exit code.
-
-Every record folder is audited in a worker process (``auditor.worker``), never in this one, so that
-a hostile folder can only take down its own worker: an analysis that runs past the per-folder time
-limit is killed, a worker that dies (recursion, memory cap, a crash in native code) is replaced, and
-either way the folder gets one clear line in the report and the run goes on. ``--jobs N`` runs N
-workers at once; results are put back in discovery order, so the report does not depend on N.
+"""The isolated runner: every record folder is audited in a worker process (``auditor.worker``),
+never in the calling one, so that a hostile folder can only take down its own worker: an analysis
+that runs past the per-folder time limit is killed, a worker that dies (recursion, memory cap, a
+crash in native code) is replaced, and either way the folder gets one clear line in the report and
+the run goes on. ``jobs`` workers run at once; results are put back in discovery order, so the
+report does not depend on ``jobs``. ``pgolf audit``, the GitHub Action and the pre-commit hook all
+audit through ``run_isolated`` with the limits of ``auditor.limits``.
 
 Nothing from the audited tree is ever imported: workers start with ``-P`` (``PYTHONSAFEPATH``) and
-this process drops the working directory and audited folders from ``sys.path`` before it imports
-anything lazily (``python -m auditor`` run from inside a hostile checkout would otherwise import its
-``rules/`` package). Reports are capped (findings per rule and per folder, evidence lines, text
-length) and, for the human formats, stripped of terminal control characters.
+the caller drops the working directory and audited folders from ``sys.path`` (``scrub_sys_path``)
+before it imports anything lazily (``python -m auditor`` run from inside a hostile checkout would
+otherwise import its ``rules/`` package).
 """
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
-import re
 import sys
 import time
 import types
-from collections import Counter, deque
+from collections import deque
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from enum import Enum
+from dataclasses import dataclass
 from multiprocessing.connection import wait as _wait_any
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from auditor.context import AuditOptions
-from auditor.discover import Discovery, RecordFolder, changed_folders, discover
-from auditor.model import VERDICT_REVIEW, Problem, RecordResult, Report, Severity
+from auditor.discover import Discovery, RecordFolder
+from auditor.limits import (  # noqa: F401  (Caps, cap_* and sanitize re-exported for older callers)
+    DEFAULT_FOLDER_TIMEOUT_S, Caps, cap_record, cap_report, folder_timeout, in_process_requested, sanitize, worker_memory_mb,
+)
+from auditor.model import VERDICT_REVIEW, Problem, RecordResult, Report
 from auditor.worker import FileTiming
-
-DEFAULT_FOLDER_TIMEOUT_S = 120.0  # a real folder audits in well under a second
-DEFAULT_WORKER_MEMORY_MB = 4096
-ENV_TIMEOUT = "PGOLF_FOLDER_TIMEOUT"  # seconds per folder
-ENV_MEMORY = "PGOLF_WORKER_MEMORY_MB"  # address-space cap of a worker; 0 = none
-ENV_IN_PROCESS = "PGOLF_IN_PROCESS"  # "1": audit in this process (debugging; no isolation, no time limit)
-ENV_TIMINGS_FILE = "PGOLF_TIMINGS_FILE"  # write per-file timings of the run to this JSON file
-HUMAN_FORMATS = ("text", "markdown", "github")
-
-
-@dataclass
-class Caps:
-    """Output caps: a folder with a million findings still gives a readable, bounded report."""
-
-    findings_per_rule: int = 50  # per folder
-    findings_per_record: int = 300
-    evidence_lines: int = 20
-    evidence_chars: int = 500
-    text_chars: int = 2000  # message, fix, note
-    path_steps: int = 50
-    errors_per_record: int = 100
-    report_errors: int = 1000
 
 
 @dataclass
@@ -65,77 +42,17 @@ class AuditRun:
     seconds: float
     jobs: int
 
+    def exit_code(self, fail_on: str) -> int:
+        return exit_code(self.report, fail_on, self.failed)
 
-# --- the command ------------------------------------------------------------------------------
 
-def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_rules, jobs, waivers, quiet,
-              folder_timeout: float | None = None) -> int:
-    options = AuditOptions(against=against, rulebook=rulebook, only_rules=set(r.upper() for r in only_rules) or None,
-                           waivers_file=str(waivers) if waivers else None)
-    scrub_sys_path([])
-    try:
-        if changed:
-            disc, _ = changed_folders(paths, changed)
-        else:
-            disc = discover(paths)
-    except Exception as exc:  # discovery must not end in a traceback either
-        _stderr_line(f"pgolf: discovery failed: {type(exc).__name__}: {exc}")
-        return 2
-    scrub_sys_path([f.path for f in disc.folders])
-    timeout = folder_timeout if folder_timeout is not None else _env_float(ENV_TIMEOUT, DEFAULT_FOLDER_TIMEOUT_S)
-    want_timings = bool(os.environ.get(ENV_TIMINGS_FILE))
-    with progress_bar(len(disc.folders), quiet) as progress:
-        run = audit_folders(disc, options, jobs=jobs, timeout_s=timeout, progress=progress, timings=want_timings)
-    report = run.report
-    if want_timings:
-        _write_timings(Path(os.environ[ENV_TIMINGS_FILE]), run)
-    cap_report(report, Caps(), human=fmt in HUMAN_FORMATS)
-    from auditor.report import render
+def exit_code(report: Report, fail_on: str, failed: list[str]) -> int:
+    """0 or 1 as ``--fail-on`` asks; a folder that could not be audited never passes silently
+    (a hostile one could time out on purpose)."""
+    from auditor.model import Severity
 
-    try:
-        # a file written from a terminal must not carry colour codes
-        if changed and not report.records and not report.errors and fmt == "text":
-            text = f"no record folder changed since {changed}; nothing to audit\n"
-        else:
-            text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
-    except Exception as exc:  # a renderer bug: say so in one line; the JSON report is the fallback
-        _stderr_line(f"pgolf: the {fmt} renderer failed ({type(exc).__name__}: {exc}); writing JSON instead")
-        text = render(report, "json")
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates from odd file names
-    if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            _stderr_line(f"pgolf: cannot write {output}: {exc.strerror or exc}")
-            return 2
-    else:
-        _write_stdout(text)
-    for p in report.errors:
-        _stderr_line(f"pgolf: {p.line()}")
-    for path in run.failed:
-        _stderr_line(f"pgolf: {path}: not fully audited (see its errors in the report)")
-    if not report.records:
-        # a branch that touches no record folder has nothing to audit: that is not an error
-        return 0 if changed and not report.errors else 2
     code = report.exit_code(None if fail_on == "never" else Severity.parse(fail_on))
-    # A folder that could not be audited must not pass silently (a hostile one could time out on purpose).
-    if run.failed and fail_on != "never":
-        code = max(code, 1)
-    return code
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
+    return max(code, 1) if failed and fail_on != "never" else code
 
 
 # --- auditing many folders ----------------------------------------------------------------------
@@ -153,9 +70,9 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
 
     t0 = time.perf_counter()
     caps = caps or Caps()
-    memory_mb = _env_int(ENV_MEMORY, DEFAULT_WORKER_MEMORY_MB) if memory_mb is None else memory_mb
+    memory_mb = worker_memory_mb(memory_mb)
     if in_process is None:
-        in_process = os.environ.get(ENV_IN_PROCESS) == "1"
+        in_process = in_process_requested()
     jobs = max(1, os.cpu_count() or 1) if jobs <= 0 else jobs
     report = Report(tool=tool_info(), errors=list(disc.problems), root=str(root or Path.cwd()))
     folders = disc.folders
@@ -188,6 +105,17 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
         _WorkerPool(min(jobs, n), options, memory_mb, caps, timeout_s, worker_target or _serve).run(folders, timings, done)
     report.records = [r for r in results if r is not None]
     return AuditRun(report, all_timings, failed, time.perf_counter() - t0, jobs)
+
+
+def run_isolated(disc: Discovery, options: AuditOptions, *, jobs: int = 1, timeout_s: float | None = None,
+                 human: bool = False, **kw) -> AuditRun:
+    """The one way an entry point audits: workers with the time and memory limits of
+    ``auditor.limits`` (the caller's, else the environment's, else the defaults), then the report
+    capped (and, for the human formats, sanitised)."""
+    scrub_sys_path([f.path for f in disc.folders])
+    run = audit_folders(disc, options, jobs=jobs, timeout_s=folder_timeout(timeout_s), **kw)
+    cap_report(run.report, kw.get("caps") or Caps(), human=human)
+    return run
 
 
 def failed_record(folder: RecordFolder, message: str, seconds: float) -> RecordResult:
@@ -367,185 +295,3 @@ def _resolve(p: Path) -> Path:
         return p.resolve()
     except (OSError, RuntimeError, ValueError):
         return p
-
-
-# --- progress -------------------------------------------------------------------------------------
-
-@contextmanager
-def progress_bar(total: int, quiet: bool):
-    """A rich progress bar on stderr when many folders are audited and stderr is a terminal."""
-    if quiet or total < 2 or not _isatty(sys.stderr):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
-    task = bar.add_task("", total=total)
-
-    def update(done: int, n: int, label: str) -> None:
-        bar.update(task, completed=done, description=_clean(label.rsplit("/", 1)[-1], True)[:60])
-
-    with bar:
-        yield update
-
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-# --- output caps and sanitising -------------------------------------------------------------------
-
-def cap_record(rec: RecordResult, caps: Caps) -> RecordResult:
-    """Bound one folder's findings and errors; what is dropped is counted in one line. Idempotent."""
-    if getattr(rec, "_capped", None) == caps:
-        return rec
-    order = sorted(rec.findings, key=lambda f: (f.waived is not None, -f.severity.rank))  # stable: keeps rule order
-    kept, per_rule, dropped = [], Counter(), Counter()
-    for f in order:
-        if per_rule[f.rule] >= caps.findings_per_rule or len(kept) >= caps.findings_per_record:
-            dropped[f.rule] += 1
-            continue
-        per_rule[f.rule] += 1
-        kept.append(f)
-    if dropped:
-        kept_ids = {id(f) for f in kept}
-        rec.findings = [f for f in rec.findings if id(f) in kept_ids]
-    for f in rec.findings:
-        f.message = _cut(f.message, caps.text_chars)
-        f.fix = _cut(f.fix, caps.text_chars)
-        f.note = _cut(f.note, caps.text_chars) if f.note else f.note
-        more = len(f.evidence) - caps.evidence_lines
-        f.evidence = [_cut(e, caps.evidence_chars) for e in f.evidence[: caps.evidence_lines]]
-        if more > 0:
-            f.evidence.append(f"… {more} more lines not shown")
-        f.path = [_cut(p, caps.evidence_chars) for p in f.path[: caps.path_steps]]
-    extra = len(rec.errors) - caps.errors_per_record
-    rec.errors = rec.errors[: caps.errors_per_record]
-    for p in rec.errors:
-        p.file, p.message = _cut(p.file, caps.evidence_chars), _cut(p.message, caps.text_chars)
-    if extra > 0:
-        rec.errors.append(Problem(rec.path, f"{extra} more unreadable items not shown (report cap)"))
-    if dropped:
-        which = ", ".join(f"{r} ×{c}" for r, c in sorted(dropped.items()))
-        rec.errors.append(Problem(rec.path, f"{sum(dropped.values())} more findings not shown (report caps: "
-                                            f"{caps.findings_per_rule} per rule, {caps.findings_per_record} per folder): {which}"))
-    rec._capped = caps  # travels with the record (pickled __dict__), so the parent does not cap twice
-    return rec
-
-
-def cap_report(report: Report, caps: Caps, human: bool = False) -> Report:
-    for rec in report.records:
-        cap_record(rec, caps)
-    extra = len(report.errors) - caps.report_errors
-    report.errors = report.errors[: caps.report_errors]
-    if extra > 0:
-        report.errors.append(Problem(".", f"{extra} more problems not shown (report cap)"))
-    for p in report.errors:
-        p.file, p.message = _cut(p.file, caps.evidence_chars), _cut(p.message, caps.text_chars)
-    if human:
-        sanitize(report)
-    return report
-
-
-def _cut(text: str, limit: int) -> str:
-    if not isinstance(text, str) or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
-# C0/C1 controls (ANSI escapes, carriage returns that redraw a terminal line), bidi overrides
-# ("Trojan Source"), and lone surrogates from undecodable file names.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_UNSAFE_NL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_MULTILINE_FIELDS = {"message", "fix", "ruling", "note"}  # rule-written text may span lines
-
-
-def _escape(m: re.Match) -> str:
-    ch = m.group(0)
-    o = ord(ch)
-    if ch == "\n":
-        return "\\n"
-    if 0xDC80 <= o <= 0xDCFF:  # surrogateescape of an undecodable byte
-        return f"\\x{o - 0xDC00:02x}"
-    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
-
-
-def _clean(text: str, one_line: bool) -> str:
-    return (_UNSAFE_NL if one_line else _UNSAFE).sub(_escape, text)
-
-
-def sanitize(obj: Any, field_name: str = "", depth: int = 0) -> Any:
-    """Escape terminal control characters in every string of a report (human formats only: JSON
-    and SARIF escape them already). Mutates dataclasses in place; returns the cleaned value."""
-    if depth > 20:
-        return obj
-    if isinstance(obj, Enum):
-        return obj
-    if isinstance(obj, str):
-        return _clean(obj, field_name not in _MULTILINE_FIELDS)
-    if is_dataclass(obj) and not isinstance(obj, type):
-        for f in fields(obj):
-            if f.name == "raw":  # the parsed submission.json, never rendered as is
-                continue
-            setattr(obj, f.name, sanitize(getattr(obj, f.name), f.name, depth + 1))
-        return obj
-    if isinstance(obj, list):
-        return [sanitize(v, field_name, depth + 1) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(sanitize(v, field_name, depth + 1) for v in obj)
-    if isinstance(obj, dict):
-        return {sanitize(k, "key", depth + 1): sanitize(v, field_name, depth + 1) for k, v in obj.items()}
-    return obj
-
-
-# --- writing ----------------------------------------------------------------------------------------
-
-def _stderr_line(line: str) -> None:
-    try:
-        sys.stderr.write(_clean(line, True) + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def _write_stdout(text: str) -> None:
-    """Write the report as UTF-8 whatever the locale; a closed pipe (``| head``) is not an error."""
-    try:
-        buf = getattr(sys.stdout, "buffer", None)
-        if buf is not None:
-            sys.stdout.flush()
-            buf.write(text.encode("utf-8", "backslashreplace"))
-            buf.flush()
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    except BrokenPipeError:
-        try:  # keep the interpreter from complaining when it flushes stdout at exit
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-    except (OSError, ValueError):
-        pass
-
-
-def timings_json(run: AuditRun) -> dict[str, Any]:
-    return {
-        "folders": len(run.report.records),
-        "failed": list(run.failed),
-        "seconds": round(run.seconds, 3),
-        "jobs": run.jobs,
-        "timings": [asdict(t) for t in run.timings],
-    }
-
-
-def _write_timings(path: Path, run: AuditRun) -> None:
-    try:
-        path.write_text(json.dumps(timings_json(run), ensure_ascii=True), encoding="utf-8")
-    except OSError as exc:
-        _stderr_line(f"pgolf: cannot write {path}: {exc.strerror or exc}")

@@ -167,7 +167,7 @@ def serve(conn, options, memory_mb: int, caps, cwd: str | None = None, env: dict
     adopt(cwd, env, runner_pid)
     harden_process(memory_mb)
     warm()
-    from auditor.runner import cap_record
+    from auditor.limits import cap_record
 
     while True:
         try:

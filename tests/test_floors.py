@@ -1,0 +1,122 @@
+"""One-way floors (issue 11): every entry point audits through the isolated runner with the same
+limits; measurement does not depend on which rules run; a finding's code is its rule's."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ci_helpers import clean_record
+from tests.helpers import write_folder
+
+REPO = Path(__file__).resolve().parents[1]
+MEMORY_MB = 3000  # not the default (4096): shows the entry point took the environment's limit
+
+
+# ---- worker targets (importable by reference: the runner starts them in fresh processes) ----------
+
+def hanging_code_reader(conn, options, memory_mb, caps, cwd=None, env=None, runner_pid=None):
+    """The real worker, with a code reader that never returns on folders named ``*hang``."""
+    import auditor.evidence as ev
+    from auditor.worker import serve
+
+    real = ev.read_code
+
+    def read_code(path, *args, **kw):
+        if Path(path).name.endswith("hang"):
+            time.sleep(3600)
+        return real(path, *args, **kw)
+
+    ev.read_code = read_code
+    serve(conn, options, memory_mb, caps, cwd, env, runner_pid)
+
+
+def limit_reporting_worker(conn, options, memory_mb, caps, cwd=None, env=None, runner_pid=None):
+    """The real worker's limits and audit; each record also says the address-space cap it ran under."""
+    import resource
+
+    from auditor.model import Problem
+    from auditor.worker import adopt, audit_one, harden_process
+
+    adopt(cwd, env, runner_pid)
+    harden_process(memory_mb)
+    while (task := conn.recv()) is not None:
+        index, folder, want = task
+        rec, err, timings = audit_one(folder, options, want)
+        rec.errors.append(Problem("limits", f"RLIMIT_AS={resource.getrlimit(resource.RLIMIT_AS)[0]}"))
+        conn.send((index, rec, err, timings))
+
+
+# ---- the GitHub Action and the pre-commit hook use the isolated runner ----------------------------
+
+def _two_folders(tmp_path: Path) -> Path:
+    write_folder(tmp_path, clean_record(), name="2026-01-01_Ok")
+    write_folder(tmp_path, clean_record(), name="2026-01-02_Xhang")
+    return tmp_path / "records"
+
+
+def _action_env(monkeypatch, tmp_path: Path, records: Path) -> Path:
+    out = tmp_path / "out"
+    for k, v in {"GITHUB_WORKSPACE": str(tmp_path), "PGOLF_PATHS": str(records), "PGOLF_OUTPUT_DIR": str(out),
+                 "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "outputs.txt"),
+                 "PGOLF_FOLDER_TIMEOUT": "2", "PGOLF_WORKER_MEMORY_MB": str(MEMORY_MB)}.items():
+        monkeypatch.setenv(k, v)
+    for k in ("PGOLF_BASE", "PGOLF_FAIL_ON", "PGOLF_RULEBOOK", "PGOLF_WAIVERS", "PGOLF_DEFER_EXIT", "GITHUB_EVENT_PATH",
+              "PGOLF_IN_PROCESS"):
+        monkeypatch.delenv(k, raising=False)
+    return out
+
+
+def test_action_cuts_off_a_folder_that_hangs_the_code_reader(tmp_path, monkeypatch, capsys):
+    from auditor import ci_action
+
+    records = _two_folders(tmp_path)
+    out = _action_env(monkeypatch, tmp_path, records)
+    t0 = time.monotonic()
+    code = ci_action.main(worker_target=hanging_code_reader)
+    assert time.monotonic() - t0 < 60
+    assert code == 1  # a folder that could not be audited never passes
+    report = json.loads((out / "pgolf-report.json").read_text())
+    recs = {Path(r["path"]).name: r for r in report["records"]}
+    assert recs["2026-01-01_Ok"]["verdict"] == "pass"
+    hung = recs["2026-01-02_Xhang"]
+    assert hung["verdict"] == "needs-review"
+    assert hung["errors"][-1]["message"].startswith("audit stopped after 2 s (the per-folder time limit)")
+
+
+def test_action_and_pre_commit_workers_run_under_the_memory_limit(tmp_path, monkeypatch, capsys):
+    from auditor import ci_action, precommit
+
+    write_folder(tmp_path, clean_record(), name="2026-01-01_Ok")
+    out = _action_env(monkeypatch, tmp_path, tmp_path / "records")
+    assert ci_action.main(worker_target=limit_reporting_worker) == 0
+    rec = json.loads((out / "pgolf-report.json").read_text())["records"][0]
+    assert rec["errors"][-1]["message"] == f"RLIMIT_AS={MEMORY_MB * 1024 * 1024}"
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    code = precommit.main(["--format", "json", "records/track_10min_16mb/2026-01-01_Ok/train_gpt.py"],
+                          worker_target=limit_reporting_worker)
+    rec = json.loads(capsys.readouterr().out)["records"][0]
+    assert code == 0 and rec["errors"][-1]["message"] == f"RLIMIT_AS={MEMORY_MB * 1024 * 1024}"
+
+
+def test_pre_commit_cuts_off_a_folder_that_hangs_the_code_reader(tmp_path, monkeypatch, capsys):
+    from auditor import precommit
+
+    _two_folders(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PGOLF_FOLDER_TIMEOUT", "2")
+    monkeypatch.delenv("PGOLF_IN_PROCESS", raising=False)
+    t0 = time.monotonic()
+    code = precommit.main(["--format", "json", "records/track_10min_16mb/2026-01-01_Ok/submission.json",
+                           "records/track_10min_16mb/2026-01-02_Xhang/train_gpt.py"], worker_target=hanging_code_reader)
+    assert time.monotonic() - t0 < 60
+    captured = capsys.readouterr()
+    recs = {Path(r["path"]).name: r for r in json.loads(captured.out)["records"]}
+    assert code == 1
+    assert recs["2026-01-01_Ok"]["verdict"] == "pass"
+    assert recs["2026-01-02_Xhang"]["errors"][-1]["message"].startswith("audit stopped after 2 s")
+    assert "2026-01-02_Xhang: not fully audited" in captured.err
