@@ -29,8 +29,33 @@ class TextFile:
     repairs: list[str]
 
 
+# Record folders read straight from git objects (auditor.gitsource) sit under a path that does not
+# exist on disk; their source answers size and content for it, so they pass the same caps as files.
+_MOUNTS: dict[str, object] = {}
+
+
+def mount(root: Path, source) -> None:
+    """Serve reads under ``root`` from ``source`` (``check(rel, max_bytes) -> size``, ``read(rel, max_bytes)``)."""
+    _MOUNTS[str(root)] = source
+
+
+def mounted(path: Path):
+    """(source, relative posix path) when ``path`` lies under a mounted root, else None."""
+    if not _MOUNTS:
+        return None
+    p = Path(path)
+    for i, top in enumerate((p, *p.parents)):
+        src = _MOUNTS.get(str(top))
+        if src is not None:
+            return src, "/".join(p.parts[len(p.parts) - i:]) if i else ""
+    return None
+
+
 def is_inside(path: Path, root: Path) -> bool:
     """True when ``path`` resolves (through any symlinks) to somewhere under ``root``."""
+    if _MOUNTS and mounted(path) is not None:  # git trees hold no followable symlink: lexical
+        top = str(root).rstrip("/")
+        return str(path) == top or str(path).startswith(top + "/")
     try:
         real = Path(os.path.realpath(path))
         top = Path(os.path.realpath(root))
@@ -41,6 +66,8 @@ def is_inside(path: Path, root: Path) -> bool:
 
 def check_readable(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> int:
     """Return the file's size, or raise UnreadableFile saying why it is not read."""
+    if _MOUNTS and (m := mounted(path)) is not None:
+        return m[0].check(m[1], max_bytes)
     # Checked for every path, not only for symlinks: a symlinked parent folder leaves the tree too.
     if not is_inside(path, root):
         if os.path.islink(path):
@@ -63,6 +90,10 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLL
 
 
 def read_bytes(path: Path, root: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    if _MOUNTS and (m := mounted(path)) is not None:
+        if not is_inside(path, root):
+            raise UnreadableFile("outside the audited folder; not read")
+        return m[0].read(m[1], max_bytes)
     check_readable(path, root, max_bytes)
     try:
         fd = os.open(os.path.realpath(path), _OPEN_FLAGS)

@@ -269,6 +269,7 @@ class RecordResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    admissible: Any = None  # auditor.admissible.Admissible: the score without the illegal eval-time stage
 
     def worst(self, include_waived: bool = False) -> Severity | None:
         live = [f for f in self.findings if include_waived or not f.waived]

@@ -53,6 +53,9 @@ def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> R
 
     waivers.apply(rec, ev, options)
     rec.verdict = verdict(rec)
+    from auditor.admissible import derive_safely
+
+    rec.admissible = derive_safely(rec, ev.logs)
     rec.seconds = time.perf_counter() - t0
     return rec
 

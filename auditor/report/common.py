@@ -160,6 +160,12 @@ def summary_rows(rec: RecordResult) -> list[Row]:
     claimed_seeds = ", ".join(str(s) for s in c.seeds) if c.seeds else "—"
     measured_seeds = ", ".join(fmt_seed(s.seed) for s in seeds) if seeds else "—"
     rows.append(Row("seeds", claimed_seeds, f"{len(seeds)}: {measured_seeds}" if seeds else "—", [s.log for s in seeds]))
+    adm = getattr(rec, "admissible", None)
+    if adm is not None and getattr(adm, "status", None) == "derived":
+        # the score a failing folder prints before its illegal eval-time stage (auditor.admissible)
+        by_log = {a.log: a for a in adm.seeds}
+        rows.append(Row("admissible val_bpb", "—", f"{fmt_bpb(adm.val_bpb)} (before the {', '.join(adm.excludes)})",
+                        [fmt_bpb(by_log[s.log].val_bpb) if s.log in by_log else "" for s in seeds]))
     return rows
 
 

@@ -63,6 +63,8 @@ def record_json(r: RecordResult) -> dict[str, Any]:
         "findings": [finding_json(f) for f in r.findings],
         "errors": [problem_json(p) for p in r.errors],
         "seconds": round(r.seconds, 4),
+        # added with the leaderboard: the score without the illegal eval-time stage (auditor.admissible)
+        "admissible": r.admissible.to_json() if r.admissible is not None else None,
     }
 
 
