@@ -251,6 +251,55 @@ def discover(paths: list[str | Path], cwd: Path | None = None) -> Discovery:
     return out
 
 
+# --- git, run on a checkout that may come from the audited material --------------------------------
+#
+# A checkout (a tarball that ships .git/, a fork's clone) can carry a .git/config whose settings run
+# programs: core.fsmonitor on every index refresh, textconv/external diff drivers, filters, aliases.
+# git runs here with no system or global config, those hooks switched off on the command line (which
+# wins over every file), and a repository-local config that names a program at all is refused.
+_GIT_OVERRIDES = ("-c", "core.fsmonitor=", "-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*",
+                  "-c", "core.pager=cat", "-c", "diff.external=", "-c", "core.untrackedCache=false",
+                  "-c", "protocol.allow=never")
+_GIT_PROGRAM_KEY = re.compile(
+    r"^(?:core\.(?:fsmonitor|pager|editor|sshcommand|askpass|gitproxy|hookspath|alternaterefscommand)"
+    r"|sequence\.editor|diff\.external|diff\.tool|merge\.tool|credential\.helper|gpg\.program|uploadpack\.packobjectshook"
+    r"|alias\..+|include\.path|includeif\..+|(?:diff|merge|filter|credential|difftool|mergetool|gpg)\..+"
+    r"\.(?:textconv|command|driver|clean|smudge|process|program|helper|cmd|path))$", re.I)
+_GIT_FALSE = {"", "false", "no", "off", "0"}
+GIT_TIMEOUT_S = 120
+
+
+def git_env() -> dict[str, str]:
+    """A neutral environment: nothing of the caller's GIT_* variables, no system or global config."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    env.update({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "HOME": os.devnull,
+                "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_NO_REPLACE_OBJECTS": "1",
+                "GIT_ATTR_NOSYSTEM": "1"})
+    env.setdefault("PATH", os.defpath)
+    return env
+
+
+def run_git(args: list[str], cwd: Path | str, text: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *_GIT_OVERRIDES, *args], cwd=str(cwd), env=git_env(), capture_output=True,
+                          text=text, timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+
+
+def risky_git_config(top: Path) -> list[str]:
+    """Repository-local settings that name a program git could run (``key=value`` as listed)."""
+    r = run_git(["config", "--local", "--null", "--list"], top)
+    if r.returncode not in (0, 1):  # 1: no local config at all
+        return [f"unreadable local config ({r.stderr.strip()[:120]})"]
+    out = []
+    for item in r.stdout.split("\0"):
+        key, _, value = item.partition("\n")
+        if not key or not _GIT_PROGRAM_KEY.match(key):
+            continue
+        if key.lower() == "core.fsmonitor" and value.strip().lower() in _GIT_FALSE:
+            continue
+        out.append(f"{key}={value[:60]}")
+    return out
+
+
 def changed_folders(paths: list[str | Path], base: str, cwd: Path | None = None) -> tuple[Discovery, list[str]]:
     """Record folders under ``paths`` that hold a file added or changed since ``base``.
 
@@ -267,7 +316,7 @@ def changed_folders(paths: list[str | Path], base: str, cwd: Path | None = None)
         return out, []
 
     def git(*args: str, top: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=top or cwd, capture_output=True, text=True, timeout=120)
+        return run_git(list(args), top or cwd)
 
     try:
         probe = git("rev-parse", "--show-toplevel")
@@ -275,10 +324,16 @@ def changed_folders(paths: list[str | Path], base: str, cwd: Path | None = None)
             out.problems.append(Problem(str(cwd), "--changed needs a git checkout; this folder is not inside one"))
             return out, []
         top = probe.stdout.strip()
+        refused = risky_git_config(Path(top))
+        if refused:
+            out.problems.append(Problem(str(cwd), "--changed refuses this checkout: its repository-local git config names "
+                                                  f"programs git would run ({', '.join(refused[:5])}); remove them or audit "
+                                                  "the folders without --changed"))
+            return out, []
         mb = git("merge-base", "--end-of-options", base, "HEAD", top=top)
         # No merge base (shallow clone, unrelated history): compare with the ref itself.
         since = mb.stdout.strip() if mb.returncode == 0 and mb.stdout.strip() else base
-        proc = git("diff", "--name-only", "--no-renames", "-z", "--end-of-options", since, top=top)
+        proc = git("diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv", "-z", "--end-of-options", since, top=top)
         if proc.returncode != 0:
             err = proc.stderr.strip().splitlines()
             out.problems.append(Problem(str(cwd), f"git diff against {base!r} failed: {err[-1] if err else 'unknown error'}"))

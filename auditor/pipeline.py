@@ -39,6 +39,10 @@ def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> R
     from auditor import stats as stats_mod
 
     ctx.stats = stats_mod.compute(ctx)
+    from auditor import waivers
+
+    # read before the rules: WAIVER-REASON judges it, the waive step applies it
+    ctx.cache[waivers.CTX_KEY] = collected = waivers.collect(ev, options)
     findings, rule_problems = run_rules(ctx)
     rec = RecordResult(
         path=folder.display,
@@ -49,9 +53,7 @@ def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> R
         findings=findings,
         errors=ev.problems + rule_problems,
     )
-    from auditor import waivers
-
-    waivers.apply(rec, ev, options)
+    waivers.apply(rec, ev, options, collected)
     rec.verdict = verdict(rec)
     from auditor.admissible import derive_safely
 

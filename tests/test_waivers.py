@@ -11,6 +11,7 @@ from auditor.context import AuditOptions
 from auditor.discover import discover
 from auditor.evidence import read_evidence
 from auditor.model import Finding, RecordResult, Severity
+from rules.waiver_reason import WaiverReason
 from tests.helpers import audit_one, write_folder
 
 CODE = textwrap.dedent("""\
@@ -51,7 +52,9 @@ def _apply(folder, findings, options=None):
     disc = discover([folder])
     ev = read_evidence(disc.folders[0])
     rec = RecordResult(path=disc.folders[0].display, findings=findings)
-    waivers.apply(rec, ev, options or AuditOptions())
+    collected = waivers.collect(ev, options or AuditOptions())
+    rec.findings += WaiverReason().judge(collected)  # the rule judges what the waiver layer parsed
+    waivers.apply(rec, ev, options or AuditOptions(), collected)
     return rec
 
 

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from auditor.fs import UnreadableFile, read_text
+from auditor.fs import UnreadableFile, check_readable, read_text
 from auditor.model import Claims, Problem
 
 
@@ -143,10 +143,22 @@ def key_line_map(text: str) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------
 # Folding the spellings
+# Known placeholder forms, each anchored to the whole value: a real name ("Will DePue", "Na Li",
+# "Nan Liu", "Fillip") must never read as one, so there is no open-ended prefix like ``will .*``
+# ("nan" as a number is still refused: it is not a finite number).
 _PLACEHOLDER = re.compile(
-    r"^\s*(?:|pending|tbd\w*|todo|n/?a\b.*|none|null|nan|unknown|placeholder|fill\w*|\?+|-+|<.*>|\[.*\]|\{.*\}|"
-    r"yyyy-mm-dd|to be .*|will .*|see readme.*|wip.*|in.progress.*)\s*$",
-    re.I,
+    r"""^\s*(?:
+        | pending | tbd\w* | tba | todo | none | null | unknown | xxx+ | \?+ | -+ | yyyy-mm-dd
+        | n/a (?:\s*[-:,(].*)?
+        | (?:wip\s*[-:]?\s*)? placeholder\b.* | wip | work\s+in\s+progress | in.progress (?:\s*[-:,(].*)?
+        | fill (?:_\w* | \s+(?:in|me|later|after)\b.*)? | fill\s*me\s*in
+        | <.*> | \[.*\] | \{.*\}
+        | to\s+be\s+(?:added|determined|announced|filled|updated|confirmed|reported|measured|computed|decided|provided)\b.*
+        | will\s+(?:be\s+)?(?:add|added|update|updated|fill|filled|post|posted|provide|provided|report|reported
+                            |confirm|confirmed|measure|measured|compute|computed|announce|announced)\b.*
+        | see\s+readme\b.*
+    )\s*$""",
+    re.I | re.X,
 )
 _NUMBER = re.compile(r"^\s*[~≈]?\s*([-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)\s*$")
 _LEADING_NUMBER = re.compile(r"^\s*[~≈]?\s*([-+]?\d+\.\d+)\b")
@@ -394,10 +406,20 @@ def _fold_seeds(claims: Claims, obj: dict[str, Any]) -> None:
     claims.seed_results = results
 
 
+# The largest real submission.json is about 8 kB; a megabyte is far beyond any honest one, and
+# parsing 16 MB of numbers costs gigabytes of Python objects (and every copy of them downstream).
+MAX_SUBMISSION_BYTES = 1 << 20
+
+
 def read_claims(path: Path, root: Path, rel: str) -> Claims:
     claims = Claims(file=rel)
     try:
-        tf = read_text(path, root)
+        size = check_readable(path, root, max_bytes=1 << 62)
+        if size > MAX_SUBMISSION_BYTES:
+            claims.problems.append(Problem(rel, f"too large: {size:,} bytes, over the {MAX_SUBMISSION_BYTES:,}-byte cap for "
+                                                "a submission.json; not read"))
+            return claims
+        tf = read_text(path, root, max_bytes=MAX_SUBMISSION_BYTES)
     except UnreadableFile as exc:
         claims.problems.append(Problem(rel, str(exc)))
         return claims
