@@ -1,4 +1,6 @@
-"""Measured facts from the evidence: one final score per seed, and their mean (records.md §3.4 step 4).
+"""The measure step, between reading and the rules: one final score per seed and their mean
+(records.md §3.4 step 4), then the artifact bytes (``auditor.measure_bytes``). Rules only judge
+what is measured here, so the report's ``measured`` block does not depend on which rules run.
 
 Logs are chosen by seed (the run's ``seed:`` line, else the seed in the file name). Exact duplicate
 blobs are ignored, and so are logs of seeds the submission does not list when it lists seeds (reruns,
@@ -10,7 +12,8 @@ why others were not, so a reviewer can follow the choice.
 from __future__ import annotations
 
 from auditor.evidence import Evidence
-from auditor.model import LogFile, Measured, RunLog, SeedMeasure
+from auditor.measure_bytes import artifact_bytes
+from auditor.model import LogFile, Measured, Problem, RunLog, SeedMeasure
 
 
 def _seed_of(lf: LogFile, run: RunLog) -> int | None:
@@ -42,6 +45,15 @@ def seed_measure(lf: LogFile, run: RunLog) -> SeedMeasure:
 
 
 def measure(ev: Evidence) -> Measured:
+    m = measure_scores(ev)
+    try:
+        m.artifact = artifact_bytes(ev, m)
+    except Exception as exc:  # a measuring bug must not take the audit down; it is reported
+        ev.problems.append(Problem(ev.folder.display, f"could not measure the artifact bytes: {type(exc).__name__}: {exc}"))
+    return m
+
+
+def measure_scores(ev: Evidence) -> Measured:
     m = Measured()
     used: list[str] = []
     ignored: list[dict[str, str]] = []

@@ -213,6 +213,9 @@ class Measured:
     bytes_total: int | None = None
     bytes_source: str | None = None  # "measured" | "logged" | "claimed": what the verdict used
     extra: dict[str, Any] = field(default_factory=dict)
+    # auditor.measure_bytes.ArtifactFacts: the byte figures the ARTIFACT-* rules judge (not in the JSON;
+    # ``bytes_*`` and ``extra["bytes"]`` carry them there)
+    artifact: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         out = {

@@ -1,39 +1,20 @@
-"""Run-log facts shared by the TIME-*, STATS-* and ARTIFACT-* rules, and the hand-written
-baseline-format logs their VALID/INVALID cases use. Registers no rule."""
+"""The time caps, run-log facts (measured in ``auditor.evidence.runs``) as the TIME-*, STATS-* and
+ARTIFACT-* rules ask for them, and the hand-written baseline-format logs their VALID/INVALID cases
+use. Registers no rule."""
 from __future__ import annotations
 
-import re
-
+from auditor.evidence.runs import gptq_after_stop_s  # noqa: F401  (judged by TIME-TRAIN-600)
+from auditor.evidence.runs import used_runs as _used_runs
 from auditor.model import LogFile, RunLog
 
 TRAIN_CAP_MS = 600_000.0
 EVAL_CAP_S = 600.0
 REF_GPUS = 8
-_GPTQ_COLLECTED = re.compile(r"collected\s+\d+\s+hessians?\s+in\s+([\d.]+)\s*s", re.I)
 
 
 def used_runs(ctx) -> list[tuple[LogFile, RunLog]]:
     """The (log, run) pairs whose finals the measured score uses (one per seed), else every complete run."""
-    used = set(ctx.measured.extra.get("logs_used") or [])
-    out = []
-    for lf in ctx.evidence.logs:
-        run = lf.last_run
-        if run is None:
-            continue
-        if used and lf.path not in used:
-            continue
-        out.append((lf, run))
-    return out
-
-
-def gptq_after_stop_s(run: RunLog) -> tuple[float, int, str] | None:
-    """Seconds of Hessian collection logged after the training loop stopped: (s, line, text)."""
-    stop_line = run.stop.line if run.stop else None
-    for line, text in run.markers.get("gptq", []):
-        m = _GPTQ_COLLECTED.search(text)
-        if m and (stop_line is None or line > stop_line):
-            return float(m.group(1)), line, text
-    return None
+    return _used_runs(ctx.evidence, ctx.measured)
 
 
 def baseline_log(seed: int, bpb: float, loss: float, *, train_ms: int = 599_800, world_size: int = 8, cap_s: float = 600.0,

@@ -120,3 +120,38 @@ def test_pre_commit_cuts_off_a_folder_that_hangs_the_code_reader(tmp_path, monke
     assert recs["2026-01-01_Ok"]["verdict"] == "pass"
     assert recs["2026-01-02_Xhang"]["errors"][-1]["message"].startswith("audit stopped after 2 s")
     assert "2026-01-02_Xhang: not fully audited" in captured.err
+
+
+# ---- measurement happens before the rules, whatever rules run ---------------------------------------
+
+SUBSETS = [{"NGRAM-TARGET-IN-KEY"}, {"ARTIFACT-16MB", "TIME-TRAIN-600"}, {"REPORT-CONSISTENCY", "STATS-SEEDS", "EVAL-SINGLE-PASS"}]
+
+
+def _example_folders():
+    from auditor.discover import discover
+
+    return discover([str(REPO / "examples" / "records")]).folders
+
+
+def test_the_measured_block_does_not_depend_on_the_rules_that_run():
+    from auditor.context import AuditOptions
+    from auditor.pipeline import audit_folder
+
+    folders = _example_folders()
+    assert len(folders) >= 15
+    for folder in folders:
+        full = audit_folder(folder, AuditOptions()).measured.to_json()
+        for only in SUBSETS:
+            assert audit_folder(folder, AuditOptions(only_rules=only)).measured.to_json() == full, (folder.display, only)
+
+
+def test_a_stub_and_its_sidecar_are_measured_without_the_artifact_rules():
+    """The issue's case: ``--rule NGRAM-TARGET-IN-KEY`` alone used to report the logged total."""
+    from auditor.context import AuditOptions
+    from auditor.discover import discover
+    from auditor.pipeline import audit_folder
+
+    folder = discover([str(REPO / "examples/records/track_10min_16mb/2026-11-03_Artifact_StubSidecarOverCap")]).folders[0]
+    m = audit_folder(folder, AuditOptions(only_rules={"NGRAM-TARGET-IN-KEY"})).measured
+    assert (m.bytes_total, m.bytes_source) == (16_167_873, "measured")
+    assert m.bytes_code == sum(f["bytes"] for f in m.extra["bytes"]["code_files"]) and len(m.extra["bytes"]["code_files"]) == 2
