@@ -1,0 +1,2 @@
+#!/bin/sh
+gcc -O3 -shared -fPIC -o libpairs.so pairs.c -lm
