@@ -33,3 +33,31 @@ def ancestors(ff, node, stop):
 
 def in_loop(ff, node, fn_node) -> bool:
     return any(isinstance(a, (ast.For, ast.While, ast.AsyncFor)) for a in ancestors(ff, node, fn_node))
+
+
+def exclusive(ff, a, b) -> bool:
+    """True when ``a`` and ``b`` sit in different arms of one ``if``/``else`` (or ``x if c else y``):
+    at most one of them runs, so they are never two passes over the same tokens."""
+    chain_a = []
+    child, p = a, ff.parent(a)
+    while p is not None:
+        chain_a.append((p, child))
+        child, p = p, ff.parent(p)
+    arms = {id(p): child for p, child in chain_a if isinstance(p, (ast.If, ast.IfExp))}
+    child, p = b, ff.parent(b)
+    while p is not None:
+        if id(p) in arms:
+            ca = arms[id(p)]
+            return _arm(p, ca) != _arm(p, child) and None not in (_arm(p, ca), _arm(p, child))
+        child, p = p, ff.parent(p)
+    return False
+
+
+def _arm(node, child):
+    if isinstance(node, ast.IfExp):
+        return "body" if child is node.body else "else" if child is node.orelse else None
+    if any(child is s for s in node.body):
+        return "body"
+    if any(child is s for s in node.orelse):
+        return "else"
+    return None

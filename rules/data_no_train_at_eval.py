@@ -84,6 +84,12 @@ class DataNoTrainAtEval(Rule):
                                        "with a GPTQ time reserve: legal inside the 600 s budget; TIME-TRAIN-600 checks the logged seconds",
                                        severity=Severity.INFO, evidence=[a.text], note=note)
                     continue
+                if not calib and _before_export(ctx, df, a):
+                    yield self.finding(a.file, a.line, f"training data is read after the training loop but before the artifact is "
+                                       f"written ({a.func or 'module level'}): still the training phase, so its seconds count "
+                                       "toward the 600 s training budget (TIME-TRAIN-600 checks the logged time)",
+                                       severity=Severity.WARNING, evidence=[a.text], note=note, reachability=a.reach_why or None)
+                    continue
                 what = "GPTQ/Hessian calibration on training batches" if calib else "training data read"
                 yield self.finding(a.file, a.line, f"{what} after the training loop ends (in {a.func or 'module level'}, reached from the code "
                                    f"after the loop in {df.loop.func}:{df.loop.end}), with no time reserve", evidence=[a.text],
@@ -94,3 +100,26 @@ class DataNoTrainAtEval(Rule):
                 yield self.finding(a.file, a.line, "training shards are read outside the training loader before the loop "
                                    "(a prefill?); a table built from them and used at evaluation must be paid for inside the artifact",
                                    severity=Severity.WARNING, evidence=[a.text], note=note)
+
+
+_EXPORT = re.compile(r"(torch\.save|\.write_bytes|\.write\(|save_file|compress|serialize|quantize_state_dict)")
+
+
+def _before_export(ctx, df, a) -> bool:
+    """The read sits in the training function after its loop and before the first statement that
+    writes the artifact: it shapes the artifact (training phase), it does not read data while evaluating it."""
+    from rules.analysis import analyse
+
+    loop = df.loop
+    if not loop or a.file != loop.file or a.func != loop.func or a.line <= loop.end:
+        return False
+    ff = analyse(ctx).file(a.file)
+    if ff is None:
+        return False
+    for ln in range(a.line + 1, len(ff.lines) + 1):
+        text = ff.line_text(ln)
+        if _EXPORT.search(text):
+            return True
+        if re.search(r"\b(eval_val|evaluate|val_tokens)\b", text):
+            return False
+    return False

@@ -32,6 +32,7 @@ class EvalSinglePass(Rule):
     code = "PG103"
     title = "validation tokens are scored more than once (two-pass / rescoring)"
     family = "eval"
+    reports_under = ("REPORT-CONSISTENCY",)  # log evidence of a stage the code lacks
     ruling = "https://github.com/openai/parameter-golf/issues/1017"
     fix = "Score each validation token once, in one left-to-right pass; drop the second pass and report pass 1."
     default_severity = Severity.ERROR
@@ -149,7 +150,7 @@ _NOT_MODEL = re.compile(r"^(args|h|hp|hparams|cfg|config|device|rank|world_size|
 def _rescore_after_ttt_calls(facts):
     """(driver, ttt_call, ttt_fn, rescore_call, report_node): a later full scoring pass of the same
     model after a TTT pass adapted it on the validation stream, printed as the result."""
-    from rules._eval_common import in_loop
+    from rules._eval_common import exclusive, in_loop
     from rules.analysis.patterns import VAL_NAME, mentions, summaries
 
     s = summaries(facts)
@@ -170,7 +171,8 @@ def _rescore_after_ttt_calls(facts):
                 if s.does(t, "train") and s.does(t, "ngscore"):
                     ttt = (c, t)
                     break
-                if ttt and s.does(t, "score") and not s.does(t, "train") and c.lineno > ttt[0].lineno:
+                if ttt and s.does(t, "score") and not s.does(t, "train") and c.lineno > ttt[0].lineno \
+                        and not exclusive(ff, ttt[0], c):
                     shared = _model_args(c) & _model_args(ttt[0])
                     if not shared:
                         break

@@ -6,7 +6,7 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_PREQUANT, LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, PROBE_ON_VAL, WARMUP_ON_VAL_DISCARDED, INLINE_ADAPT_ON_VAL, wrapped
-from rules._eval_common import in_loop
+from rules._eval_common import exclusive, in_loop
 from rules.analysis import analyse
 from rules.analysis.index import call_name
 from rules.analysis.patterns import VAL_NAME, mentions, summaries, walk_own
@@ -72,9 +72,10 @@ class TttPrequant(Rule):
                             trainers.append((c, t))
                         break
             for c, t in trainers:
-                if not any(sc.lineno > c.lineno for sc in scorers):
+                later = [sc.lineno for sc in scorers if sc.lineno > c.lineno and not exclusive(ff, c, sc)]
+                if not later:
                     continue
-                first = min(sc.lineno for sc in scorers if sc.lineno > c.lineno)
+                first = min(later)
                 if _throwaway_optimizer(t):
                     yield code_finding(self, facts, ff, c,
                                        f"`{ff.line_text(c.lineno)[:100]}` takes gradient steps on validation tokens in {t.qualname}, "

@@ -90,6 +90,7 @@ class CodeBundle:
     problems: list[Problem] = field(default_factory=list)
     undecodable: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, why)
     dynamic: list[DynamicCode] = field(default_factory=list)
+    scripts: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of the folder's shell scripts: run configuration
 
     def python_sources(self) -> list[CodeFile]:
         """Files to analyse: thin wrappers are replaced by what they decode to; a long file that also
@@ -367,6 +368,11 @@ def read_code(folder: Path, root: Path, files: list[str], readme: str | None) ->
     reader.bundle.entry = entry
     if entry is not None:
         reader.add_python(entry, "entry")
+    for rel in sorted(files):
+        if rel.count("/") <= 1 and rel.lower().endswith((".sh", ".bash")) and len(reader.bundle.scripts) < 16:
+            loaded = reader.load(rel)
+            if loaded is not None:
+                reader.bundle.scripts.append((rel, loaded[1][:200_000]))
     return reader.bundle
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rules.analysis.config import RunConfig
+from rules.analysis.config import RunConfig, script_env
 from rules.analysis.facts import CodeFacts, Reach, build_code_facts
 from rules.analysis.index import EnvDefault, FileFacts, FuncInfo, call_name, file_facts
 from rules.analysis.logs import LogFacts, read_log_facts, readme_env
@@ -62,10 +62,33 @@ def _build(ctx: "AuditContext") -> CodeFacts:
             notes[cf.path] = f"in the code decoded from the self-extracting wrapper in {cf.decoded_from} ({chain}); line numbers refer to the decoded source"
     logs = read_log_facts(ev)
     renv = readme_env(ev.readme)
+    senv: dict[str, str] = {}
+    for _path, text in getattr(ev.code, "scripts", ()):
+        for k, v in script_env(text).items():
+            senv.setdefault(k, v)
     logged = dict(logs.kv)
-    config = RunConfig(readme_env=renv, logged=logged, markers=logs.markers,
-                       has_run_evidence=bool(ev.logs) or bool(renv))
+    config = RunConfig(readme_env=renv, logged=logged, markers=logs.markers, script_env=senv,
+                       world_size=_world_size(ev, renv, senv, logged),
+                       has_run_evidence=bool(ev.logs) or bool(renv) or bool(senv))
     return build_code_facts(files, notes, config, logs)
+
+
+def _world_size(ev, renv, senv, logged) -> int | None:
+    """Processes the run used: the logs' ``world_size``, else the launch command's ``--nproc_per_node``."""
+    sizes = {run.world_size for lf in ev.logs for run in (getattr(lf, "runs", None) or []) if getattr(run, "world_size", None)}
+    for k in ("world_size", "WORLD_SIZE"):
+        v = logged.get(k)
+        if v and str(v).isdigit():
+            sizes.add(int(v))
+    if len(sizes) == 1:
+        return sizes.pop()
+    if sizes:
+        return None  # runs disagree: leave it open
+    for k in ("NPROC_PER_NODE", "NPROC", "NGPUS", "NUM_GPUS"):
+        for env in (renv, senv, script_env(ev.readme or "")):
+            if str(env.get(k, "")).isdigit():
+                return int(env[k])
+    return None
 
 
 def analyse(ctx: "AuditContext") -> CodeFacts:

@@ -6,6 +6,7 @@ hyperparameter dump), an env assignment in the README's run command, the code's 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 from rules.analysis.index import EnvDefault, call_name, env_call
@@ -21,6 +22,12 @@ class RunConfig:
     logged: dict[str, str] = field(default_factory=dict)  # key -> value from the logs' dump
     markers: dict[str, list] = field(default_factory=dict)  # kind -> [LogLine]
     has_run_evidence: bool = False  # logs or a README run command exist
+    script_env: dict[str, str] = field(default_factory=dict)  # from the folder's shell scripts (run*.sh)
+    world_size: int | None = None  # processes the run used (logs, torchrun --nproc_per_node)
+
+    def __post_init__(self):
+        # embedded source printed into a log (``X = int(os.environ.get("X", "0"))``) is never configuration
+        self.logged = {k: v for k, v in self.logged.items() if not _code_value(v)}
 
     def env_value(self, var: str) -> tuple[object, str]:
         """The string an env var had in the run, and where that came from."""
@@ -28,6 +35,10 @@ class RunConfig:
             return self.logged[var], "log"
         if var in self.readme_env:
             return self.readme_env[var], "readme"
+        if var in self.script_env:
+            return self.script_env[var], "readme"
+        if var in _LAUNCHER_ENV:  # set by torchrun, not by the code's default
+            return (str(self.world_size), "log") if self.world_size is not None and "WORLD" in var else (..., "default")
         ed = self.env_defaults.get(var)
         if ed is not None:
             return ed.default, "default"
@@ -47,6 +58,13 @@ class RunConfig:
         return val, srcs or {"default"}
 
 
+_CODE_VALUE = re.compile(r"[()\[\]{}]|\bos\.|environ|getenv|^(self|args|h|hp|cfg)\.")
+
+
+def _code_value(v: object) -> bool:
+    return isinstance(v, str) and bool(_CODE_VALUE.search(v))
+
+
 def _coerce(v: str):
     s = v.strip().strip("\"'")
     if s in ("True", "true"):
@@ -63,6 +81,8 @@ def _coerce(v: str):
         return s
 
 
+_LAUNCHER_ENV = {"WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK"}
+_WORLD = {"world_size", "WORLD_SIZE", "n_gpus", "num_gpus", "ngpus", "nproc"}
 _CASTS = {"int": int, "float": float, "bool": bool, "str": str}
 
 
@@ -79,6 +99,11 @@ def evaluate(node: ast.AST, cfg: RunConfig, sources: set[str], depth: int = 0):
         return val
     if isinstance(node, ast.Constant):
         return node.value
+    if isinstance(node, ast.Attribute) and node.attr in _WORLD and node.attr not in cfg.defaults:
+        if cfg.world_size is not None:
+            sources.add("log")
+            return cfg.world_size
+        return UNKNOWN
     if isinstance(node, ast.Attribute):
         if node.attr in cfg.defaults:
             val, srcs = cfg.field_value(node.attr)
@@ -94,9 +119,15 @@ def evaluate(node: ast.AST, cfg: RunConfig, sources: set[str], depth: int = 0):
             val, srcs = cfg.field_value(node.id)
             sources.update(srcs)
             return val
+        if node.id in _WORLD and cfg.world_size is not None:
+            sources.add("log")
+            return cfg.world_size
         return UNKNOWN
     if isinstance(node, ast.Call):
         name = call_name(node.func)
+        if name.rsplit(".", 1)[-1] == "get_world_size" and cfg.world_size is not None:
+            sources.add("log")
+            return cfg.world_size
         if name in _CASTS and len(node.args) == 1:
             v = evaluate(node.args[0], cfg, sources, depth + 1)
             if v is UNKNOWN:
@@ -157,3 +188,31 @@ def evaluate(node: ast.AST, cfg: RunConfig, sources: set[str], depth: int = 0):
         vals = [evaluate(e, cfg, sources, depth + 1) for e in node.elts]
         return UNKNOWN if any(v is UNKNOWN for v in vals) else tuple(vals)
     return UNKNOWN
+
+
+_SH_ASSIGN = re.compile(r"(?<![\w-])(?:export\s+)?([A-Z][A-Z0-9_]{1,60})=(\"[^\"]*\"|'[^']*'|[^\s\\`;]+)")
+_NPROC = re.compile(r"--nproc[_-]per[_-]node[= ](\d+)")
+
+
+def script_env(text: str) -> dict[str, str]:
+    """Env assignments a shell script (or a README command) makes: ``X=1 torchrun …``, ``export X=1``,
+    ``X=1 \\`` continuations; ``--nproc_per_node=N`` becomes NPROC_PER_NODE. Comments are skipped;
+    a ``${X:-d}`` value is read as ``d``."""
+    out: dict[str, str] = {}
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or line.startswith("#") or len(line) > 2000:
+            continue
+        line = line.split(" #", 1)[0]
+        for k, v in _SH_ASSIGN.findall(line):
+            v = v.strip("\"'")
+            m = re.fullmatch(r"\$\{\w+:?-([^}]*)\}", v)
+            if m:
+                v = m.group(1)
+            if "$" in v:
+                continue
+            out.setdefault(k, v)
+        m = _NPROC.search(line)
+        if m:
+            out.setdefault("NPROC_PER_NODE", m.group(1))
+    return out

@@ -27,7 +27,20 @@ from rules.analysis.index import FileFacts, FuncInfo, call_name
 Label = tuple  # (kind, path)
 T = ("T", ())
 S = ("S", ())
+V = ("V", ())  # the validation token stream (however it is named or loaded); V shifted by one is the target
 P = ("P", ())  # positions of targets (``arange(s + 1, e + 1)``); indexing the token stream with them gives targets
+
+
+def _shift_minus_one(call: ast.Call) -> bool:
+    for a in list(call.args[1:]) + [k.value for k in call.keywords if k.arg in ("shifts", "shift")]:
+        if isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub) and isinstance(a.operand, ast.Constant) and a.operand.value == 1:
+            return True
+        if isinstance(a, ast.Constant) and a.value == -1:
+            return True
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "roll" and call.args:  # t.roll(-1)
+        a = call.args[0]
+        return isinstance(a, ast.UnaryOp) and isinstance(a.op, ast.USub) and isinstance(a.operand, ast.Constant) and a.operand.value == 1
+    return False
 
 
 def _plus_one(e) -> bool:
@@ -36,7 +49,7 @@ def _plus_one(e) -> bool:
 
 TARGET_NAME = re.compile(
     r"^(y|yb|ys|yy|y_\w+|\w+_y|tgt\w*|\w*_tgts?|targets?|targets?_\w+|\w+_targets?|target_ids|gold\w*|next_toks?|next_tokens?|true_tok\w*)$")
-NOT_TARGET = re.compile(r"_(end|start|len|length|pos|positions?|idx|index|count|size|dim|shape|bytes|lr|dir|path|file|name|type|num|n|max|min|step|steps|offset|s|e|lo|hi)$|^(y|tgt|target)_(lo|hi|start|end)", re.I)
+NOT_TARGET = re.compile(r"_(ctx|context|prev|hist|history|mask|end|start|len|length|pos|positions?|idx|index|count|size|dim|shape|bytes|lr|dir|path|file|name|type|num|n|max|min|step|steps|offset|s|e|lo|hi)$|^(y|tgt|target)_(lo|hi|start|end)", re.I)
 VAL_TOKENS = re.compile(r"(val\w*tok|tokens?(_np|_t|_arr)?$|^toks?$|val_np|val_data|val_ids|stream|^seq$|^ids$|^chunk$|^window$|^buf$|^data$)", re.I)
 TABLE_NAME = re.compile(r"(count|table|tbl|cache|freq|hist|bucket|ngram|gram|full|ctx|hash|trie|memo|store)", re.I)
 PROB_NAME = re.compile(r"(prob|logp|log_p|logit|lprob|lp$|^lp|nll|dist|softmax|scores?$|p_nn|p_model|q$)", re.I)
@@ -51,6 +64,14 @@ LOG_CALLS = {"log", "log2", "log10", "log1p", "nan_to_num_log"}
 OPAQUE_BASES = ("Module", "Optimizer", "Function", "Dataset")
 KEEP_CLASSES = re.compile(r"(ngram|gram|cache|mix|expert|ppm|slot|hint|tilt|table|count|backoff|lookup|oracle)", re.I)
 MAX_PATH = 10
+# calls that return a view/copy/conversion of their receiver or first argument: the stream stays the stream
+VIEW_CALLS = {"to", "long", "int", "cuda", "cpu", "numpy", "contiguous", "clone", "view", "reshape", "unsqueeze", "squeeze",
+              "flatten", "pin_memory", "astype", "as_tensor", "from_numpy", "asarray", "array", "tensor", "detach",
+              "type", "narrow", "tolist", "int64", "long_tensor", "LongTensor", "ravel", "expand", "unfold", "split", "chunk",
+              "tensor_split", "copy", "index_select", "take", "stack", "cat", "concatenate"}
+VAL_LOAD = re.compile(r"(load_?val\w*|val\w*_?load\w*|load_validation\w*|read_val\w*|get_val\w*tok\w*)", re.I)
+VAL_FILE = re.compile(r"(fineweb_val|val_files|val_pattern|val_path|_val_)", re.I)
+VAL_ATTR = re.compile(r"^(val_?tok\w*|val_ids|val_stream|val_data|val_np|val_seq|val_arr\w*|val_buf\w*)$", re.I)
 IN = "@in:"  # marks a label that entered a function through an argument at this call site
 
 
@@ -106,6 +127,32 @@ def clean(path: tuple) -> tuple:
     return tuple(p for p in path if not p.startswith(IN))
 
 
+def _walk_own_fn(fn_node: ast.AST):
+    todo = list(ast.iter_child_nodes(fn_node))
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        yield n
+        todo.extend(ast.iter_child_nodes(n))
+
+
+def training_arm(test: ast.AST) -> str | None:
+    """"body" when ``test`` holds only while training (``self.training``, ``model.training and …``),
+    "else" for its negation, None otherwise."""
+    if isinstance(test, ast.Attribute) and test.attr == "training":
+        return "body"
+    if isinstance(test, ast.Call) and call_name(test.func).endswith("is_grad_enabled"):
+        return "body"
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = training_arm(test.operand)
+        return {"body": "else", "else": "body"}.get(inner) if inner else None
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        if any(training_arm(v) == "body" for v in test.values):
+            return "body"
+    return None
+
+
 def _is_opaque(facts: CodeFacts, fn: FuncInfo) -> bool:
     if not fn.cls:
         return False
@@ -124,9 +171,12 @@ class _FnPass:
         self.env = tf.env.setdefault(fn.qualname, {})
         self.changed = False
         self.source_ctx = True
+        self.train_depth = 0
 
     # --- helpers -------------------------------------------------------------------------
     def sink(self, table: dict, node, labels: frozenset):
+        if self.train_depth:
+            return  # training-phase code (``self.training`` arm) is not evaluation
         old = table.get(id(node))
         if old is None:
             table[id(node)] = Sink(self.fn, self.ff, node, node.lineno, labels)
@@ -173,18 +223,37 @@ class _FnPass:
     def ev_Lambda(self, node):
         return frozenset()
 
+    def _closure_labels(self, name: str) -> frozenset:
+        """A name this function does not bind: a free variable of the enclosing function (closure),
+        or a nested function it returns (its return labels)."""
+        nested = f"{self.fn.qualname}.{name}"
+        if nested in self.tf.analysed:
+            return frozenset().union(*self.tf.returns.get(nested, [frozenset()]))
+        outer = self.fn.qualname.rpartition(".")[0]
+        if outer and outer in self.tf.env and not self.fn.cls:
+            return self.tf.env[outer].get(name, frozenset())
+        return frozenset()
+
     def ev_Name(self, node: ast.Name):
-        labels = self.env.get(node.id, frozenset())
+        labels = self.env.get(node.id)
+        if labels is None:
+            labels = self._closure_labels(node.id)
         if self.source_ctx and TARGET_NAME.match(node.id) and not NOT_TARGET.search(node.id):
             labels = labels | {T}
+        if VAL_TOKENS.search(node.id):
+            labels = labels | {V}
         return labels
 
     def ev_Attribute(self, node: ast.Attribute):
         if node.attr in NO_TAINT_ATTRS:
             return frozenset()
         if isinstance(node.value, ast.Name) and node.value.id == "self":
-            return self.tf.attrs.get(node.attr, frozenset())
-        base = self.ev(node.value)
+            got = self.tf.attrs.get(node.attr, frozenset())
+            return got | {V} if VAL_ATTR.match(node.attr) else got
+        # field-sensitive by attribute name: ``obj.upcoming = window[1:]`` is read back as ``self.upcoming``
+        base = self.ev(node.value) | self.tf.attrs.get(node.attr, frozenset())
+        if VAL_ATTR.match(node.attr):
+            base = base | {V}
         if node.attr == "T":
             return base
         if TARGET_NAME.match(node.attr) and not NOT_TARGET.search(node.attr) and self.source_ctx \
@@ -192,9 +261,9 @@ class _FnPass:
             base = base | {T}
         return base
 
-    def _target_slice(self, node: ast.Subscript) -> bool:
-        """``val_tokens[i + 1]``, ``tokens[s + 1 : e + 1]``, ``chunk[1:]``: the next tokens."""
-        if not (isinstance(node.value, ast.Name) and VAL_TOKENS.search(node.value.id)):
+    def _target_slice(self, node: ast.Subscript, base: frozenset) -> bool:
+        """``val_tokens[i + 1]``, ``tokens[s + 1 : e + 1]``, ``chunk[1:]``: the next tokens of the stream."""
+        if V not in base:
             return False
         sl = node.slice
         parts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
@@ -205,7 +274,10 @@ class _FnPass:
                     and e.right.value == 1) or (isinstance(e, ast.Constant) and e.value == 1)
 
         if isinstance(last, ast.Slice):
-            return last.lower is not None and plus_one(last.lower)
+            # ``s[i - k + 1 : i + 1]`` is the k tokens ending at i (a context), not the next tokens
+            looks_back = last.lower is not None and any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub)
+                                                        for b in ast.walk(last.lower))
+            return last.lower is not None and plus_one(last.lower) and not looks_back
         return plus_one(last) and not isinstance(last, ast.Constant)
 
     def ev_Subscript(self, node: ast.Subscript):
@@ -217,10 +289,10 @@ class _FnPass:
             if not isinstance(part, ast.Slice):
                 idx |= lab
         out = base
-        if self.source_ctx and self._target_slice(node):
-            out = out | {T}
-        if P in idx and isinstance(node.value, ast.Name) and VAL_TOKENS.search(node.value.id):
-            out = out | {T}
+        if self.source_ctx and self._target_slice(node, base):
+            out = (out - {V}) | {T}
+        if P in idx and V in base:
+            out = (out - {V}) | {T}
         idx = idx - {P}
         if not idx:
             return out
@@ -242,7 +314,7 @@ class _FnPass:
         return out | keep
 
     def ev_BinOp(self, node: ast.BinOp):
-        a, b = self.ev(node.left) - {P}, self.ev(node.right) - {P}  # pos - k: context positions
+        a, b = self.ev(node.left) - {P, V}, self.ev(node.right) - {P, V}  # pos - k: context positions; arithmetic on the stream is not the stream
         out = a | b
         if isinstance(node.op, HASH_OPS):
             # one side is the target, the other is not the same target: a target-keyed combination
@@ -264,12 +336,47 @@ class _FnPass:
     def ev_Call(self, node: ast.Call):
         name = call_name(node.func)
         short = name.rsplit(".", 1)[-1]
+        if name == "getattr" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str):
+            return self.ev(ast.Attribute(value=node.args[0], attr=node.args[1].value, ctx=ast.Load()))
+        if name == "setattr" and len(node.args) == 3 and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str):
+            self.bind_attr(node.args[1].value, self.ev(node.args[2]))
+            return frozenset()
+        if isinstance(node.func, ast.Call):  # ``keyer(t)(c)``: the inner call builds the function (a closure)
+            out = self.ev(node.func)
+            for a in node.args:
+                out |= self.ev(a)
+            return out
+        if isinstance(node.func, ast.Name) and node.func.id in self.lambdas:
+            return self._call_lambda(self.lambdas[node.func.id], node)
+        if isinstance(node.func, ast.Name) and node.func.id in self.aliases:
+            short, pre_args, pre_kws = self.aliases[node.func.id]
+            synth = self._synth.get(id(node))
+            if synth is None:
+                synth = ast.Call(func=ast.Name(id=short, ctx=ast.Load()), args=list(pre_args) + list(node.args),
+                                 keywords=list(pre_kws) + list(node.keywords))
+                synth.lineno, synth.col_offset = node.lineno, node.col_offset
+                self._synth[id(node)] = synth
+            node, name = synth, short
         args = [self.ev(a) for a in node.args]
         kws = {k.arg: self.ev(k.value) for k in node.keywords}
         recv = self.ev(node.func.value) if isinstance(node.func, ast.Attribute) else frozenset()
         everything = recv.union(*args, *kws.values()) if (args or kws) else recv
-        if short == "arange" and node.args and self.source_ctx and _plus_one(node.args[0]):
+        if short == "arange" and node.args and self.source_ctx and (_plus_one(node.args[0]) or (
+                len(node.args) > 1 and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1)):
             return frozenset({P})  # positions of the next tokens: the scored targets' positions
+        if short in ("index_select", "take", "take_along_dim", "take_along_axis", "gather") and P in everything \
+                and V in everything:
+            return frozenset({T})  # the stream read at the next positions
+        if short == "roll" and V in everything and _shift_minus_one(node):
+            return (everything - {V}) | {T}  # np.roll(tokens, -1): the next token at every position
+        if VAL_LOAD.search(short) or any(isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_FILE.search(a.value)
+                                         for a in ast.walk(node)) or any(isinstance(a, ast.Attribute) and VAL_FILE.search(a.attr)
+                                                                         for a in node.args):
+            everything = everything | {V}
+        if V in everything and short not in VIEW_CALLS and not VAL_LOAD.search(short):
+            everything = everything - {V}  # a model call on the stream is not the stream
         if short in NO_TAINT_CALLS:
             return frozenset()
         if (name.endswith("add.at") or short in ("bincount", "scatter_add_", "index_add_", "scatter_add", "index_put_")) \
@@ -404,6 +511,7 @@ class _FnPass:
             if isinstance(target.value, ast.Name) and target.value.id == "self":
                 self.bind_attr(target.attr, labels)
             else:
+                self.bind_attr(target.attr, frozenset(l for l in labels if l[0] in ("T", "H")))
                 root = target.value
                 while isinstance(root, (ast.Attribute, ast.Subscript)):
                     root = root.value
@@ -463,8 +571,13 @@ class _FnPass:
             cond = self.ev(node.test)
             if has(cond, "T") and not has(cond, "S"):
                 self.sink(self.tf.conditions, node, cond)
+            arm = training_arm(node.test)  # ``if self.training:``: that arm runs only while training
+            self.train_depth += arm == "body"
             self.block(node.body)
+            self.train_depth -= arm == "body"
+            self.train_depth += arm == "else"
             self.block(node.orelse)
+            self.train_depth -= arm == "else"
         elif isinstance(node, (ast.With, ast.AsyncWith)):
             for it in node.items:
                 lab = self.ev(it.context_expr)
@@ -519,8 +632,47 @@ class _FnPass:
         for s in stmts:
             self.stmt(s)
 
+    def _call_lambda(self, lam: ast.Lambda, call: ast.Call) -> frozenset:
+        params = [a.arg for a in lam.args.posonlyargs + lam.args.args]
+        saved = {p: self.env.get(p) for p in params}
+        for i, p in enumerate(params):
+            lab = self.ev(call.args[i]) if i < len(call.args) else frozenset()
+            for k in call.keywords:
+                if k.arg == p:
+                    lab = self.ev(k.value)
+            self.env[p] = lab
+        try:
+            return self.ev(lam.body)
+        finally:
+            for p, v in saved.items():
+                if v is None:
+                    self.env.pop(p, None)
+                else:
+                    self.env[p] = v
+
+    def _scan_aliases(self):
+        """``mk = lambda c, t: …``, ``key_of = functools.partial(f, salt=x)``, ``run = helper``: calls
+        through these names reach the lambda body or the function, with the bound arguments."""
+        self.lambdas, self.aliases, self._synth = {}, {}, {}
+        for n in _walk_own_fn(self.fn.node):
+            if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
+                continue
+            name, v = n.targets[0].id, n.value
+            if isinstance(v, ast.Lambda):
+                self.lambdas[name] = v
+            elif isinstance(v, ast.Call) and call_name(v.func).rsplit(".", 1)[-1] == "partial" and v.args:
+                f = call_name(v.args[0]).rsplit(".", 1)[-1]
+                if f in self.facts.by_short:
+                    self.aliases[name] = (f, v.args[1:], v.keywords)
+            elif isinstance(v, (ast.Name, ast.Attribute)):
+                f = call_name(v).rsplit(".", 1)[-1]
+                if f in self.facts.by_short and f != name and name not in self.facts.by_short:
+                    self.aliases[name] = (f, [], [])
+
     def run(self) -> bool:
         self.changed = False
+        if not hasattr(self, "lambdas"):
+            self._scan_aliases()
         for p, lab in self.tf.params.get(self.fn.qualname, {}).items():
             self.bind(p, lab)
         self.block(self.fn.node.body)

@@ -25,6 +25,7 @@ _MARKER_HINTS = {
 _KV_HEAD_LINES = 400
 # logs often embed the source: a line of code that prints a marker is not the marker
 _CODE_LINE = re.compile(r"""(\b(print|log\w*|info|write)\s*\(|\bf["']|\bdef\s|\breturn\b|^\s*(if|elif|for|while|with)\b.*:\s*$|^\s*#)""")
+_SOURCE_LINE = re.compile(r"^\s*[\w.]+(\s*:\s*[\w\[\], .|]+)?\s+=\s+|\bos\.environ|\bgetenv\(|^\s*(def|class|import|from|return|if|elif|else|for|while|with|try|except)\b")
 _KV = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]{1,60})\s*[:=]\s*([^\s,;]+)")
 
 
@@ -119,7 +120,8 @@ def read_log_facts(evidence) -> LogFacts:
                     found.append(ll)
         head = text[: _nth_newline(text, _KV_HEAD_LINES)]
         for line in head.split("\n"):
-            if len(line) < 400 and ("=" in line or ":" in line):
+            # the source a log embeds (``X = int(os.environ.get(...))``) is never the run's configuration
+            if len(line) < 400 and ("=" in line or ":" in line) and not _SOURCE_LINE.search(line):
                 for k, v in _KV.findall(line):
                     lf_out.kv.setdefault(k, v)
         final = parsed_final
