@@ -56,8 +56,7 @@ def welch_one_sided(old: list[float], new: list[float], margin: float = 0.0) -> 
     se = math.sqrt(se2)
     delta = ma - mb
     t = (delta - margin) / se
-    denom = (qa * qa / (na - 1) if na > 1 else 0.0) + (qb * qb / (nb - 1) if nb > 1 else 0.0)
-    df = se2 * se2 / denom if denom > 0 else float(na + nb - 2)
+    df = se2 * se2 / (qa * qa / (na - 1) + qb * qb / (nb - 1))  # Welch–Satterthwaite; se2 > 0 so the sum is too
     p = float(st.t.sf(t, df))
     return Welch(delta=delta, t=t, df=df, p=p)
 
@@ -165,7 +164,7 @@ def compute(ctx) -> Stats | None:
         stats.extra["delta_bpb"] = sum(pb) / len(pb) - sum(bpb) / len(bpb)
     if pl and loss:
         stats.delta_nats = sum(pl) / len(pl) - sum(loss) / len(loss)
-    practice = welch_one_sided(pb, bpb, 0.0)
+    practice = welch_one_sided(pb, bpb)
     readme = welch_one_sided(pl, loss, README_DELTA_NATS)
     if practice:
         stats.p_practice = practice.p

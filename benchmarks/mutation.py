@@ -1,0 +1,118 @@
+"""Mutation testing of pgolf's core with mutmut, one module at a time with the tests that guard it.
+
+    python benchmarks/mutation.py                      # every target below (about 20-30 min on 2 cores)
+    python benchmarks/mutation.py stats policy         # some targets
+    python benchmarks/mutation.py --list               # the targets and their tests
+
+Each target is mutated in a scratch copy of the working tree (tracked and untracked files, never the
+tree itself), so a run never leaves mutants behind. Prints killed/survived per module and the surviving
+mutants with their diff; `--min-score` makes it exit 1 below a kill ratio. Equivalent mutants that
+cannot be killed are listed in EQUIVALENT with the reason.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module → the tests that state the rules it implements
+TARGETS: dict[str, tuple[str, list[str]]] = {
+    "stats": ("auditor/stats.py", ["tests/test_stats.py", "tests/test_stats_exact.py", "tests/test_boundaries.py"]),
+    "policy": ("auditor/policy.py", ["tests/test_verdict_policy.py", "tests/test_report_cli.py", "tests/test_waivers.py"]),
+    "measure": ("auditor/measure.py", ["tests/test_measure.py", "tests/test_boundaries.py", "tests/test_artifact.py", "tests/test_log_parser.py"]),
+    "artifact": ("rules/artifact_16mb.py", ["tests/test_boundaries.py", "tests/test_rule_cases.py", "tests/test_artifact.py"]),
+    "time": ("rules/time_train_600.py", ["tests/test_boundaries.py", "tests/test_rule_cases.py"]),
+    "waivers": ("auditor/waivers.py", ["tests/test_waivers.py"]),
+    "seeds": ("rules/stats_seeds.py", ["tests/test_rule_cases.py", "tests/test_stats.py"]),
+}
+
+# mutant name → why it cannot change behaviour
+EQUIVALENT: dict[str, str] = {
+    "auditor.stats.x_compute__mutmut_20": "RULEBOOKS[+1] is RULEBOOKS[-1] while there are two rulebooks (the latest is meant)",
+}
+
+_RESULT = re.compile(r"^\s*(\S+): (\w[\w ]*)$")
+
+
+def scratch_copy(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        src = ROOT / rel
+        if src.is_file() and not src.is_symlink():
+            out = dest / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir() and not (dest.parent / "shared").exists():
+        (dest.parent / "shared").symlink_to(shared)  # the tests find ../shared next to the checkout
+
+
+def run_target(name: str, children: int) -> dict:
+    module, tests = TARGETS[name]
+    tests = [t for t in tests if (ROOT / t).is_file()]
+    with tempfile.TemporaryDirectory(prefix=f"pgolf-mut-{name}-") as tmp:
+        work = Path(tmp) / "pgolf"
+        work.mkdir()
+        scratch_copy(work)
+        with open(work / "pyproject.toml", "a", encoding="utf-8") as fh:
+            fh.write(f'\n[tool.mutmut]\nsource_paths = ["{module}"]\npytest_add_cli_args_test_selection = {tests!r}\n'
+                     'also_copy = ["auditor", "rules", "reference_impl", "examples", "tests"]\n'.replace("'", '"'))
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        t0 = time.monotonic()
+        subprocess.run(["mutmut", "run", "--max-children", str(children)], cwd=work, env=env, capture_output=True)
+        wall = time.monotonic() - t0
+        res = subprocess.run(["mutmut", "results", "--all", "true"], cwd=work, capture_output=True, text=True).stdout
+        status = {}
+        for line in res.splitlines():
+            m = _RESULT.match(line)
+            if m:
+                status[m.group(1)] = m.group(2).strip()
+        survivors = {k: "" for k, v in status.items() if v == "survived" and k not in EQUIVALENT}
+        for k in survivors:
+            diff = subprocess.run(["mutmut", "show", k], cwd=work, capture_output=True, text=True).stdout
+            survivors[k] = "\n".join(l for l in diff.splitlines() if l[:2] in ("- ", "+ "))
+    killed = sum(1 for v in status.values() if v in ("killed", "timeout"))
+    counted = len([k for k in status if k not in EQUIVALENT])
+    return {"module": module, "tests": tests, "killed": killed, "total": counted, "wall_s": wall, "survivors": survivors}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--children", type=int, default=2)
+    ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 when a module's kill ratio is below this")
+    args = ap.parse_args()
+    if args.list:
+        for k, (mod, tests) in TARGETS.items():
+            print(f"{k:10} {mod:32} {' '.join(tests)}")
+        return 0
+    if shutil.which("mutmut") is None:
+        print("mutmut is not installed: pip install mutmut==3.8.1", file=sys.stderr)
+        return 2
+    bad = [t for t in args.targets if t not in TARGETS]
+    if bad:
+        print(f"unknown target(s) {', '.join(bad)}; choose from {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    worst = 1.0
+    for name in args.targets or list(TARGETS):
+        r = run_target(name, args.children)
+        ratio = r["killed"] / r["total"] if r["total"] else 1.0
+        worst = min(worst, ratio)
+        print(f"{name:10} {r['module']:32} killed {r['killed']}/{r['total']} ({ratio:.0%}) in {r['wall_s']:.0f} s")
+        for k, diff in r["survivors"].items():
+            print(f"  survived {k}\n" + "\n".join("    " + l for l in diff.splitlines()))
+        sys.stdout.flush()
+    return 1 if worst < args.min_score else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
