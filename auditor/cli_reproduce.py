@@ -29,6 +29,11 @@ def register(app: typer.Typer) -> None:
         against: List[str] = typer.Option([], "--against", help="Previous record folder for the significance tests."),
         tolerance: Optional[float] = typer.Option(None, "--tolerance", help="val_bpb tolerance (default: 3σ of the claimed seeds, ≥ 0.001)."),
         probe: bool = typer.Option(False, "--probe", help="Also run the dynamic probes (pgolf probe)."),
+        match_steps: Optional[bool] = typer.Option(None, "--match-steps/--no-match-steps",
+                                                   help="Compare at the claimed stop step (default: on when the logs show it)."),
+        replay_clock: Optional[bool] = typer.Option(None, "--replay-clock/--no-replay-clock",
+                                                    help="Advance the record's clock by the claimed time per step (default: on when matching steps of a capped run)."),
+        target: Optional[str] = typer.Option(None, "--target", help="Project the timing onto a named machine: 8xH100."),
     ) -> None:
         """Re-run a record with torchrun in a sandbox and compare the new logs with its claims."""
         from auditor.report import FORMATS
@@ -38,10 +43,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"pgolf: unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}", err=True)
             raise typer.Exit(2)
         try:
+            if target is not None:
+                from auditor.reproduce.throughput import target as named_target
+
+                target = named_target(target).name
             opts = ReproduceOptions(record=record, seeds=parse_seeds(seeds), nproc=nproc, nnodes=nnodes, rdzv_endpoint=rdzv_endpoint,
                                     rdzv_backend=rdzv_backend, env=parse_env(env), data=data, tokenizer=tokenizer, run_dir=run_dir,
                                     timeout_s=timeout, dry_run=dry_run, force=force, no_sandbox=no_sandbox, quiet=quiet, fmt=fmt,
-                                    output=output, against=list(against), tolerance=tolerance, probe=probe)
+                                    output=output, against=list(against), tolerance=tolerance, probe=probe,
+                                    match_steps=match_steps, replay_clock=replay_clock, target=target)
         except ValueError as exc:
             typer.echo(f"pgolf: {exc}", err=True)
             raise typer.Exit(2)

@@ -74,3 +74,68 @@ def make_record(root: Path, data: Path, tok: Path, seeds=(1, 2), claim_offset: f
         f"DATA_PATH={data} TOKENIZER_PATH={tok} VOCAB_SIZE={VOCAB} ITERATIONS=5 {extra_env}"
         "torchrun --standalone --nproc_per_node=2 train_gpt.py\n```\n", encoding="utf-8")
     return folder
+
+
+CLOCK_FIXTURE = Path(__file__).parent / "fixtures" / "reproduce" / "clock_train.py"
+
+
+def make_clock_record(root: Path, seed: int = 7, cap_s: float = 2.0, step_sleep: float = 0.01,
+                      name: str = "2026-11-06_ClockFixture") -> Path:
+    """A record whose warm-down starts at 60 % of its wall-clock cap (tests/fixtures/reproduce/clock_train.py),
+    with its claimed log made by really running it once here (torchrun, one gloo rank)."""
+    import os
+    import subprocess
+    import sys
+
+    folder = root / "records" / "track_10min_16mb" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CLOCK_FIXTURE, folder / "train_gpt.py")
+    env_doc = f"MAX_WALLCLOCK_SECONDS={cap_s:g} WARMDOWN_START=0.6 VAL_LOSS_EVERY=25"
+    env = dict(os.environ, SEED=str(seed), RUN_ID=f"train_seed{seed}", FIXTURE_STEP_SLEEP=str(step_sleep),
+               **dict(kv.split("=", 1) for kv in env_doc.split()))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "train_gpt.py"],
+                       cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"the clock fixture failed: {r.stderr[-2000:]}")
+    log = folder / "logs" / f"train_seed{seed}.txt"
+    (folder / f"train_seed{seed}.log").write_text(log.read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.rmtree(folder / "logs")
+    (folder / "final_model.int8.ptz").unlink(missing_ok=True)
+    final = [x for x in (folder / f"train_seed{seed}.log").read_text().splitlines() if "_exact" in x][-1]
+    bpb = float(final.rsplit("val_bpb:", 1)[1])
+    (folder / "submission.json").write_text(json.dumps({"name": "Clock fixture", "author": "pgolf tests", "val_bpb": bpb,
+                                                        "seeds": [seed]}), encoding="utf-8")
+    (folder / "README.md").write_text(f"# Clock fixture\n\n```bash\n{env_doc} torchrun --standalone --nproc_per_node=1 train_gpt.py\n```\n",
+                                      encoding="utf-8")
+    return folder
+
+
+def loss_curve(log_text: str) -> dict[int, float]:
+    """step -> train_loss of every logged training step."""
+    import re
+
+    out = {}
+    for m in re.finditer(r"^step:(\d+)/\d+ train_loss:([\d.]+)", log_text, re.M):
+        out[int(m.group(1))] = float(m.group(2))
+    return out
+
+
+class BusyLoops:
+    """``n`` processes spinning on the CPU, started and killed (by pid) by the test that uses them."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.procs: list = []
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.n)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait(timeout=30)
+        self.procs = []

@@ -31,6 +31,9 @@ class ReproduceOptions:
     against: list[str] = field(default_factory=list)
     tolerance: float | None = None
     probe: bool = False
+    match_steps: bool | None = None  # None: on when the claimed stop step is known (issue 18)
+    replay_clock: bool | None = None  # None: on when matching steps and the claimed log has step times
+    target: str | None = None  # a named machine for the timing projection ("8xH100")
 
 
 def _say(msg: str) -> None:
@@ -67,7 +70,7 @@ def reproduce(o: ReproduceOptions) -> int:
     try:
         plan = build_plan(o.record, seeds=o.seeds, nproc=o.nproc, env=o.env, data=o.data, tokenizer=o.tokenizer, run_dir=o.run_dir,
                           limit_s=o.timeout_s, nnodes=o.nnodes, rdzv_endpoint=o.rdzv_endpoint, rdzv_backend=o.rdzv_backend,
-                          sandbox=sandbox)
+                          sandbox=sandbox, match_steps=o.match_steps, replay_clock=o.replay_clock, target=o.target)
     except PlanError as exc:
         _say(f"pgolf: {exc}")
         return 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from auditor.discover import discover
 from auditor.evidence import Evidence, read_evidence
 from auditor.reproduce.imports import ScriptNeeds, scan_script
+from auditor.reproduce.throughput import RunTiming, replay_ms_per_step, timing_of
 
 DEFAULT_SEED = 1337  # the baseline script's default
 DEFAULT_LIMIT_S = 2400.0  # per seed; the #1868 compliance rerun used 40 minutes
@@ -42,6 +43,32 @@ class GpuInfo:
     count: int = 0
     names: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+# The record's own knobs for the step count and the wall-clock cap (the baseline's names first).
+ITERATION_KNOBS = ("ITERATIONS", "NUM_ITERATIONS", "MAX_STEPS", "TRAIN_STEPS")
+CAP_KNOBS = ("MAX_WALLCLOCK_SECONDS", "MAX_WALLCLOCK_S", "WALLCLOCK_SECONDS", "TRAIN_TIME_SECONDS")
+
+
+@dataclass
+class StepMatch:
+    """How one seed is matched to the claimed run: ``replay`` (the replayed clock at the claimed
+    per-step time, the cap as documented), ``steps`` (the cap lifted, the step count set to the claimed
+    stop step) or ``raw`` (as documented)."""
+
+    mode: str
+    claimed: RunTiming | None = None
+    ms_per_step: float | None = None  # replay: what the clock advances by per step
+    env: dict[str, str] = field(default_factory=dict)  # steps: the knobs set for this seed
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.mode == "replay":
+            return f"replayed clock at {self.ms_per_step:.4f} ms/step (claimed: {self.claimed.describe()}, {self.claimed.where})"
+        if self.mode == "steps":
+            knobs = " ".join(f"{k}={v}" for k, v in self.env.items())
+            return f"step-matched: {knobs} (claimed: {self.claimed.describe()}, {self.claimed.where})"
+        return "as documented" + (f" ({self.notes[0]})" if self.notes else "")
 
 
 @dataclass
@@ -73,9 +100,15 @@ class Plan:
     gpu: GpuInfo = field(default_factory=GpuInfo)
     sandbox: str = "none"  # "bwrap" | "none"
     evidence: Evidence | None = None
+    matching: dict[int, StepMatch] = field(default_factory=dict)  # seed -> how its stop step is matched
+    target: str | None = None  # --target: a named machine for the timing projection
+
+    def match_for(self, seed: int) -> StepMatch:
+        return self.matching.get(seed) or StepMatch("raw")
 
     def env_for(self, seed: int) -> dict[str, str]:
         env = {k: s.value for k, s in self.env.items()}
+        env.update(self.match_for(seed).env)
         env.setdefault("SEED", str(seed))
         env["SEED"] = str(seed)
         env["RUN_ID"] = f"train_seed{seed}"
@@ -107,6 +140,14 @@ class Plan:
         for k in sorted(self.env):
             lines.append(f"  {k}={self.env[k].value}   ({self.env[k].origin})")
         lines.append("  SEED=<seed> RUN_ID=train_seed<seed>   (per seed)")
+        if self.matching:
+            lines.append("stop step")
+            for s in self.seeds:
+                m = self.match_for(s)
+                lines.append(f"  seed {s}: {m.describe()}")
+                lines += [f"    note: {n}" for n in (m.notes[1:] if m.mode == "raw" else m.notes)]
+        if self.target:
+            lines.append(f"target     {self.target} (timing projection)")
         if self.claimed_by_seed:
             lines.append("claimed")
             for s in sorted(self.claimed_by_seed):
@@ -195,6 +236,69 @@ def _claimed_by_seed(ev: Evidence) -> dict[int, tuple[float, str]]:
     return out
 
 
+def _timing_by_seed(ev: Evidence) -> dict[int, RunTiming]:
+    """Each claimed seed's stop step, step time and cap, from the same log its claimed score comes from."""
+    out: dict[int, RunTiming] = {}
+    for lf in ev.logs:
+        run = lf.last_run
+        if not run:
+            continue
+        seed = run.seed if run.seed is not None else lf.seed_from_name
+        if seed is not None and seed not in out:
+            t = timing_of(run, lf.path)
+            if t is not None:
+                out[seed] = t
+    return out
+
+
+def _knob(names: tuple[str, ...], needs: ScriptNeeds, env: dict[str, Source], text: str) -> str | None:
+    """The first of ``names`` the script reads (statically, or as a string literal) or the README sets."""
+    for n in names:
+        if n in needs.env_reads or n in env or re.search(rf"['\"]{n}['\"]", text):
+            return n
+    return None
+
+
+def plan_matching(seeds: list[int], timings: dict[int, RunTiming], needs: ScriptNeeds, env: dict[str, Source], text: str,
+                  match_steps: bool | None, replay_clock: bool | None) -> dict[int, StepMatch]:
+    """Per seed: replay the clock when the claimed log has per-step times and a cap; else lift the cap
+    and run to the claimed stop step; else run as documented. ``None`` options mean the default."""
+    it_knob, cap_knob = _knob(ITERATION_KNOBS, needs, env, text), _knob(CAP_KNOBS, needs, env, text)
+    out: dict[int, StepMatch] = {}
+    for seed in seeds:
+        t = timings.get(seed)
+        if t is None or not t.knows_stop:
+            why = "no claimed log for this seed" if t is None else f"{t.where} shows no stop step"
+            out[seed] = StepMatch("raw", t, notes=[why])
+            continue
+        capped = bool(t.cap_s and t.cap_s > 0)
+        match = match_steps if match_steps is not None else capped
+        replay = replay_clock if replay_clock is not None else (match and capped)
+        notes: list[str] = []
+        if replay:
+            d, why = replay_ms_per_step(t)
+            if d is not None:
+                out[seed] = StepMatch("replay", t, ms_per_step=d, notes=[why])
+                continue
+            notes.append(f"the clock cannot be replayed: {why}; time-based schedules (warm-down, QAT, EMA windows) may differ")
+        if not match:
+            out[seed] = StepMatch("raw", t, notes=notes or ["--no-match-steps" if match_steps is False else "the claimed run had no wall-clock cap"])
+            continue
+        if not it_knob:
+            out[seed] = StepMatch("raw", t, notes=notes + [f"the script reads none of {', '.join(ITERATION_KNOBS)}: the stop step cannot be set"])
+            continue
+        knobs = {it_knob: str(t.stop_step)}
+        if cap_knob:
+            knobs[cap_knob] = "0"
+        elif capped:
+            notes.append(f"the script reads none of {', '.join(CAP_KNOBS)}: the cap stays and may stop the run first")
+        if not replay:
+            notes.append("the per-step time is not replayed: time-based schedules (warm-down, QAT, EMA windows) "
+                         "follow the step count and may differ from the claimed run")
+        out[seed] = StepMatch("steps", t, env=knobs, notes=notes)
+    return out
+
+
 def _seed_results(ev: Evidence) -> dict[int, float]:
     out = {}
     for seed, res in (ev.claims.seed_results or {}).items():
@@ -238,7 +342,8 @@ def _logged(ev: Evidence) -> tuple[dict[str, str], str | None, int | None, str |
 def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int | None = None, env: dict[str, str] | None = None,
                data: str | None = None, tokenizer: str | None = None, run_dir: str | Path | None = None,
                limit_s: float | None = None, nnodes: str | None = None, rdzv_endpoint: str | None = None,
-               rdzv_backend: str = "c10d", sandbox: str = "none", gpu: GpuInfo | None = None) -> Plan:
+               rdzv_backend: str = "c10d", sandbox: str = "none", gpu: GpuInfo | None = None,
+               match_steps: bool | None = None, replay_clock: bool | None = None, target: str | None = None) -> Plan:
     disc = discover([record])
     if not disc.folders:
         why = disc.problems[0].line() if disc.problems else f"{record}: no record folder"
@@ -303,6 +408,8 @@ def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int
     elif dump.get("vocab_size", "").strip().isdigit():
         vocab, vocab_origin = int(dump["vocab_size"].strip()), f"{dump_origin} hyperparameters"
 
+    matching = plan_matching(seed_list, _timing_by_seed(ev), needs, plan_env, entry_text, match_steps, replay_clock)
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rd = Path(run_dir) if run_dir else Path.cwd() / "pgolf-runs" / f"{folder.path.name}-{stamp}"
     return Plan(
@@ -312,6 +419,7 @@ def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int
         readme_command=rc[0] if rc else None, readme_line=rc[1] if rc else None, logged=dump,
         expected_val_tokens=val_tokens, expected_val_tokens_origin=vt_origin, expected_vocab=vocab, expected_vocab_origin=vocab_origin,
         claimed_by_seed=claimed, claimed_seed_results=_seed_results(ev), needs=needs, gpu=gpu, sandbox=sandbox, evidence=ev,
+        matching=matching, target=target,
     )
 
 

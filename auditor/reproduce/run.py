@@ -50,6 +50,11 @@ def child_env(plan: Plan, seed: int, seed_dir: Path) -> dict[str, str]:
     # Compilers and hubs cache under $HOME, which is read-only in the sandbox.
     env.update({"PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(cache), "TRITON_CACHE_DIR": str(cache / "triton"),
                 "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    m = plan.match_for(seed)
+    if m.mode == "replay" and m.ms_per_step:  # the replayed clock (clock.py): a sitecustomize in the run's home
+        from auditor.reproduce import clock
+
+        clock.merge_pythonpath(env, clock.install(clock.folder_for(seed_dir), m.ms_per_step), env.get("PYTHONPATH"))
     return env
 
 

@@ -4,6 +4,12 @@ Per seed and as a mean: reproduced val_bpb vs claimed, within a tolerance taken 
 seed-to-seed spread (3 σ, floor ``TOL_FLOOR_BPB``; printed with the numbers); train and eval time vs
 600 s; the measured artifact (the compressed model file the run wrote + the counted code) vs
 16,000,000 bytes and vs the claim; optional Welch tests against a previous record.
+
+Diagnosis before judgement: a wall-clock-capped run stops at another step on hardware of another
+speed, so each seed's stop step and step time are read from both logs (throughput.py). A score
+difference that comes with a different stop step is reported as such (a warning, with both step
+counts), never as a dishonest claim; the timing (would this machine, or ``--target``, reach the
+claimed step in 600 s) is a finding of its own, apart from the score.
 """
 from __future__ import annotations
 
@@ -19,7 +25,9 @@ from auditor.measure import seed_measure
 from auditor.model import (Finding, Measured, Problem, RecordResult, Report, SeedMeasure, Severity, Stats,
                            relpath)
 from auditor.policy import verdict as policy_verdict
-from auditor.reproduce.plan import Plan
+from auditor.reproduce import clock as replay_clock
+from auditor.reproduce import throughput as tp
+from auditor.reproduce.plan import Plan, StepMatch
 from auditor.reproduce.run import SeedRun
 
 CAP_BYTES = 16_000_000
@@ -69,6 +77,14 @@ class SeedResult:
     artifact: str | None = None
     artifact_bytes: int | None = None
     problems: list[str] = field(default_factory=list)
+    timing: tp.RunTiming | None = None  # where the re-run stopped, as its log says
+    clock: replay_clock.ClockReading | None = None  # the replayed clock's real step times
+
+    def real_ms_per_step(self) -> float | None:
+        """Measured on this machine: the clock's real step times under a replay, else the log's own."""
+        if self.clock is not None and self.clock.real_ms_per_step:
+            return self.clock.real_ms_per_step
+        return self.timing.ms_per_step if self.timing else None
 
 
 def _artifact(run: SeedRun, logged_model_bytes: int | None) -> tuple[str | None, int | None]:
@@ -101,6 +117,8 @@ def read_seed(run: SeedRun, counted_code: int | None) -> SeedResult:
             alt = read_log(run.console, run.dir.parent, relpath(run.console, run.dir.parent))
             if alt.last_run and alt.last_run.final:
                 lf, r, res.log_rel = alt, alt.last_run, alt.path
+    res.timing = tp.timing_of(r, res.log_rel or "")
+    res.clock = replay_clock.read(replay_clock.folder_for(run.dir))
     if r is not None:
         sm = seed_measure(lf, r)
         sm.seed = run.seed
@@ -148,12 +166,123 @@ def _finding(rule: str, sev: Severity, file: str, line: int | None, message: str
     return Finding(rule=rule, severity=sev, file=file, line=line, message=message, evidence=evidence, ruling=RULES_URL, fix=fix)
 
 
+def _stop_differs(m: StepMatch, s: SeedResult) -> bool:
+    """The re-run stopped at another step than the claimed run: a score difference is then expected."""
+    return bool(m.claimed and m.claimed.stop_step and s.timing and s.timing.stop_step
+                and s.timing.stop_step != m.claimed.stop_step)
+
+
+def _explained(m: StepMatch, s: SeedResult) -> str:
+    return (f"explained by the stop step: the re-run stopped at step {s.timing.stop_step}, the claimed run at step "
+            f"{m.claimed.stop_step} ({m.claimed.where}), because the two machines differ in speed under the same wall-clock cap")
+
+
+_EXPLAINED_FIX = ("not a sign against the record: compare at the claimed step — run without --no-match-steps (the default "
+                  "replays the claimed per-step time, or lifts the cap and runs to the claimed step)")
+
+
+def _throughput(plan: Plan, m: StepMatch, s: SeedResult, where: str) -> list[Finding]:
+    """REPRODUCE-THROUGHPUT (a different speed, with both step counts) and REPRODUCE-STEP-MATCH (how the
+    stop step was matched, and whether it was)."""
+    out: list[Finding] = []
+    seed = s.run.seed
+    c = m.claimed
+    real = s.real_ms_per_step()
+    rerun_stop = s.timing.stop_step if s.timing else None
+    if c and c.stop_step and c.ms_per_step and real:
+        cap = c.cap_s if c.cap_s and c.cap_s > 0 else tp.CAP_S
+        if m.mode == "raw" and rerun_stop and s.timing and s.timing.stopped_at_cap:
+            here = f"it stopped at step {rerun_stop}"
+        else:
+            here = f"under the claimed {cap:g} s cap it would stop near step {tp.steps_in(cap, real)}"
+        ratio = real / c.ms_per_step
+        if abs(ratio - 1.0) > 0.10 or (m.mode == "raw" and _stop_differs(m, s)):
+            out.append(_finding(
+                "REPRODUCE-THROUGHPUT", Severity.WARNING, where, None,
+                f"seed {seed}: the claimed run stopped at step {c.stop_step} at {c.ms_per_step:.2f} ms/step; this machine ran "
+                f"{real:.2f} ms/step ({ratio:.2f}× the claimed step time): {here}",
+                [f"claimed: {c.where}: {c.describe()}",
+                 f"re-run: {s.log_rel}: " + (s.timing.describe() if s.timing else "no step lines")
+                 + (f"; real step time {real:.2f} ms measured by the replayed clock ({s.clock.path.rsplit('/', 2)[-2]}/"
+                    f"{s.clock.path.rsplit('/', 1)[-1]})" if s.clock and s.clock.real_ms_per_step else "")],
+                "a wall-clock cap stops the same code at another step on hardware of another speed; the score is compared at "
+                "the claimed step" + (" (replayed clock)" if m.mode == "replay" else " (cap lifted)" if m.mode == "steps" else
+                                      " only without --no-match-steps")))
+    if m.mode in ("replay", "steps"):
+        matched = rerun_stop is not None and c is not None and rerun_stop == c.stop_step
+        how = (f"the record's clock replayed at {m.ms_per_step:.4f} ms/step, its cap as documented" if m.mode == "replay"
+               else "the cap lifted and the step count set: " + " ".join(f"{k}={v}" for k, v in m.env.items()))
+        ev = [f"claimed: {c.where}: {c.describe()}" if c else "claimed: no log",
+              f"re-run: {s.log_rel}: " + (s.timing.describe() if s.timing else "no step lines")
+              + f"; real wall clock of the whole seed {s.run.outcome.seconds:.1f} s"]
+        if s.clock:
+            ev.append(f"replayed clock: {s.clock.steps} optimizer steps (warm-up included), real {s.clock.real_s:.1f} s"
+                      + (f", {s.clock.leaked_s:.1f} s of idle real time let through" if s.clock.leaked_s else ""))
+        elif m.mode == "replay" and s.run.outcome.returncode == 0:
+            ev.append("the replayed clock wrote no reading: the record may not step a torch optimizer")
+        ev += [f"note: {n}" for n in m.notes if n]
+        sev = Severity.INFO if matched else Severity.WARNING
+        msg = (f"seed {seed}: compared at the claimed stop step {c.stop_step if c else '?'}" if matched else
+               f"seed {seed}: the re-run stopped at step {rerun_stop} instead of the claimed step {c.stop_step if c else '?'}")
+        out.append(_finding("REPRODUCE-STEP-MATCH", sev, where, None, f"{msg} ({how})", ev,
+                            "" if matched else "the record's stop rule differs from the baseline's; pass --env ITERATIONS=<step> "
+                            "or --no-replay-clock"))
+    elif m.notes and c is not None and m.notes[0] not in ("--no-match-steps", "the claimed run had no wall-clock cap"):
+        out.append(_finding("REPRODUCE-STEP-MATCH", Severity.INFO, where, None,
+                            f"seed {seed}: run as documented, not step-matched: {m.notes[0]}", [f"note: {n}" for n in m.notes[1:]], ""))
+    return out
+
+
+def _timing(plan: Plan, seeds: list[SeedResult]) -> Finding | None:
+    """REPRODUCE-TIMING: would this machine (or --target) reach the claimed stop step within 600 s?"""
+    pairs = [(plan.match_for(s.run.seed), s) for s in seeds]
+    claimed = [m.claimed.stop_step for m, _ in pairs if m.claimed and m.claimed.stop_step]
+    reals = [s.real_ms_per_step() for _, s in pairs if s.real_ms_per_step()]
+    if not claimed or (not reals and not plan.target):
+        return None
+    n = max(claimed)
+    hw = f"{plan.nproc}×{plan.gpu.names[0] if plan.gpu.names else 'CPU'}"
+    ev: list[str] = []
+    lines: list[str] = []
+    sev = Severity.INFO
+    if reals:
+        real = statistics.mean(reals)
+        k = tp.steps_in(tp.CAP_S, real)
+        lines.append(f"this machine ({hw}) runs {real:.2f} ms/step: {k} steps in {tp.CAP_S:.0f} s, "
+                     + ("reaching" if k >= n else "short of") + f" the claimed step {n}")
+        ev.append(f"measured: {real:.2f} ms/step (mean over {len(reals)} seed(s))")
+        on_target = plan.target == "8xH100" and plan.nproc == 8 and any("H100" in x for x in plan.gpu.names)
+        if on_target and k < n:
+            sev = Severity.WARNING
+    if plan.target:
+        t = tp.target(plan.target)
+        first = next((m.claimed for m, _ in pairs if m.claimed), None)
+        shape = None
+        if plan.evidence and first:
+            rel = first.where.rsplit(":", 1)[0] if first.where.rsplit(":", 1)[-1].isdigit() else first.where
+            shape = tp.shape_of(plan.logged, tp.log_text(plan.record, rel))
+        if shape is None:
+            lines.append(f"{t.name}: cannot project (the claimed log shows no model_params or train_batch_tokens)")
+        else:
+            ms, ratio = tp.project_ms_per_step(t, shape)
+            k = tp.steps_in(tp.CAP_S, ms)
+            lines.append(f"{t.name}: ≈{ms:.2f} ms/step projected ({ratio:.2f}× the baseline's training FLOPs per step × "
+                         f"{t.baseline_ms_per_step} ms): ≈{k} steps in {tp.CAP_S:.0f} s vs the claimed {n}")
+            ev.append(f"calibration: {t.source}; shape {shape}")
+            if k < n / 2:  # a FLOP projection is good to about 2× (kernels, precision, compile)
+                sev = Severity.WARNING
+    return _finding("REPRODUCE-TIMING", sev, "", None, "timing, apart from the score: " + "; ".join(lines), ev,
+                    "" if sev is Severity.INFO else "the claimed step count is not reachable in 600 s on the target at this "
+                    "throughput: check the hardware the record states and its train_time lines")
+
+
 def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: list[dict[str, Any]] | None = None,
                  probe_findings: list[Finding] | None = None) -> RecordResult:
     ev = plan.evidence
     claims = ev.claims if ev else None
     findings: list[Finding] = []
     rows = []
+    explained_seeds: list[int] = []
     for s in seeds:
         run, sm = s.run, s.measure
         where = s.log_rel or relpath(run.console, plan.run_dir)
@@ -179,19 +308,33 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
                                          "the script must print its final `… val_loss:… val_bpb:…` line"))
             continue
         claimed = plan.claimed_by_seed.get(run.seed)
+        m = plan.match_for(run.seed)
+        findings += _throughput(plan, m, s, where)
+        explained = _stop_differs(m, s)
         row = {"seed": run.seed, "val_bpb": sm.val_bpb, "val_loss": sm.val_loss, "claimed": claimed[0] if claimed else None,
                "delta": (sm.val_bpb - claimed[0]) if claimed else None, "train_time_ms": sm.train_time_ms,
                "eval_time_ms": sm.eval_time_ms, "artifact": s.artifact, "artifact_bytes": s.artifact_bytes,
-               "bytes_total": sm.bytes_total, "log": where}
+               "bytes_total": sm.bytes_total, "log": where, "mode": m.mode,
+               "claimed_stop_step": m.claimed.stop_step if m.claimed else None, "stop_step": s.timing.stop_step if s.timing else None,
+               "claimed_ms_per_step": m.claimed.ms_per_step if m.claimed else None, "replayed_ms_per_step": m.ms_per_step,
+               "real_ms_per_step": s.real_ms_per_step(), "real_seconds": run.outcome.seconds}
         rows.append(row)
-        if claimed and abs(sm.val_bpb - claimed[0]) > tol.bpb:
+        if claimed and abs(sm.val_bpb - claimed[0]) > tol.bpb and explained:
+            explained_seeds.append(run.seed)
+            findings.append(_finding("REPRODUCE-MISMATCH", Severity.WARNING, where, None,
+                                     f"seed {run.seed}: reproduced val_bpb {sm.val_bpb:.8f} vs claimed {claimed[0]:.8f} ({claimed[1]}): "
+                                     f"Δ {sm.val_bpb - claimed[0]:+.8f}, outside tolerance {tol.describe()}; {_explained(m, s)}",
+                                     [f"reproduced: {sm.label} val_bpb:{sm.val_bpb:.8f} at step {s.timing.stop_step}",
+                                      f"claimed: {claimed[1]} val_bpb:{claimed[0]:.8f} at step {m.claimed.stop_step}"],
+                                     _EXPLAINED_FIX))
+        elif claimed and abs(sm.val_bpb - claimed[0]) > tol.bpb:
             findings.append(_finding("REPRODUCE-MISMATCH", Severity.ERROR, where, None,
                                      f"seed {run.seed}: reproduced val_bpb {sm.val_bpb:.8f} vs claimed {claimed[0]:.8f} ({claimed[1]}): "
                                      f"Δ {sm.val_bpb - claimed[0]:+.8f}, outside tolerance {tol.describe()}",
                                      [f"reproduced: {sm.label} val_bpb:{sm.val_bpb:.8f}", f"claimed: {claimed[1]} val_bpb:{claimed[0]:.8f}"],
                                      "the logs must come from the submitted code and configuration"))
         sr = plan.claimed_seed_results.get(run.seed)
-        if sr is not None and (not claimed or "seed_results" not in claimed[1]) and abs(sm.val_bpb - sr) > tol.bpb:
+        if sr is not None and (not claimed or "seed_results" not in claimed[1]) and abs(sm.val_bpb - sr) > tol.bpb and not explained:
             file = plan.evidence.claims.file if plan.evidence else "submission.json"
             findings.append(_finding("REPRODUCE-MISMATCH", Severity.ERROR, file or "", None,
                                      f"seed {run.seed}: reproduced val_bpb {sm.val_bpb:.8f} vs {sr:.8f} in {file} seed_results: "
@@ -199,6 +342,10 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
                                      [f"reproduced: {sm.label} val_bpb:{sm.val_bpb:.8f}", f"{file} seed_results[{run.seed}].val_bpb: {sr}"],
                                      "submission.json must state what the runs produced"))
         for what, ms, rule in (("train", sm.train_time_ms, "REPRODUCE-TIME-TRAIN"), ("eval", sm.eval_time_ms, "REPRODUCE-TIME-EVAL")):
+            # A replayed clock prints replayed times, and a lifted cap trains as long as this machine needs:
+            # neither is the record's time on its hardware (REPRODUCE-TIMING projects that).
+            if m.mode == "replay" or (m.mode == "steps" and what == "train"):
+                continue
             if ms is not None and ms / 1000.0 > CAP_SECONDS:
                 findings.append(_finding(rule, Severity.ERROR, where, None,
                                          f"seed {run.seed}: {what} took {ms / 1000:.1f} s > {CAP_SECONDS:.0f} s on {plan.gpu.names[0] if plan.gpu.names else 'CPU'}",
@@ -216,7 +363,14 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
     mean = statistics.mean(vals) if vals else None
     claimed_mean = claims.val_bpb if claims and claims.val_bpb is not None else None
     if mean is not None and claimed_mean is not None and len(vals) == len(plan.seeds):
-        if abs(mean - claimed_mean) > tol.bpb:
+        if abs(mean - claimed_mean) > tol.bpb and explained_seeds:
+            findings.append(_finding("REPRODUCE-MISMATCH", Severity.WARNING, claims.file or "", claims.key_lines.get("val_bpb"),
+                                     f"mean reproduced val_bpb {mean:.8f} over {len(vals)} seed(s) vs claimed {claimed_mean:.8f}: "
+                                     f"Δ {mean - claimed_mean:+.8f}, outside tolerance {tol.describe()}; seed(s) "
+                                     f"{', '.join(map(str, explained_seeds))} stopped at another step than claimed",
+                                     [f"{claims.file}: val_bpb {claimed_mean}"] + [f"seed {r['seed']}: {r['val_bpb']:.8f} at step {r['stop_step']}"
+                                                                                   for r in rows], _EXPLAINED_FIX))
+        elif abs(mean - claimed_mean) > tol.bpb:
             findings.append(_finding("REPRODUCE-MISMATCH", Severity.ERROR, claims.file or "", claims.key_lines.get("val_bpb"),
                                      f"mean reproduced val_bpb {mean:.8f} over {len(vals)} seed(s) vs claimed {claimed_mean:.8f}: "
                                      f"Δ {mean - claimed_mean:+.8f}, outside tolerance {tol.describe()}",
@@ -231,8 +385,12 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
     stats = Stats(n_seeds=len(vals), mean_bpb=mean, std_bpb=statistics.stdev(vals) if len(vals) > 1 else None)
     for a in against or []:
         _significance(stats, rows, a, findings)
+    timing = _timing(plan, seeds)
+    if timing is not None:
+        findings.append(timing)
     findings += probe_findings or []
-    ok = (len(vals) == len(plan.seeds)) and not any(f.severity is Severity.ERROR for f in findings)
+    # A score compared at another step than claimed reproduced nothing, even when that is no one's fault.
+    ok = (len(vals) == len(plan.seeds)) and not any(f.severity is Severity.ERROR for f in findings) and not explained_seeds
     if ok:
         findings.append(_finding("REPRODUCED", Severity.INFO, "", None,
                                  f"reproduced on {plan.nproc}×{plan.gpu.names[0] if plan.gpu.names else 'CPU'}: mean val_bpb {mean:.8f} over "
@@ -246,7 +404,8 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
                         bytes_source="measured" if totals else None)
     measured.extra["reproduce"] = {"run_dir": str(plan.run_dir), "tolerance_bpb": tol.bpb, "tolerance": tol.describe(),
                                    "seed_sigma": tol.sigma, "claimed_mean": claimed_mean, "seeds": rows,
-                                   "nproc_per_node": plan.nproc, "sandbox": plan.sandbox, "reproduced": ok}
+                                   "nproc_per_node": plan.nproc, "sandbox": plan.sandbox, "reproduced": ok,
+                                   "target": plan.target, "match": {str(k): v.mode for k, v in plan.matching.items()}}
     rec = RecordResult(path=plan.display, track=plan.track, claims=claims or RecordResult(path="").claims, measured=measured,
                        stats=stats, findings=sorted(findings, key=lambda f: (-f.severity.rank, f.rule)),
                        errors=[Problem(s.log_rel or "", p) for s in seeds for p in s.problems])
