@@ -33,16 +33,19 @@ def unpack_int6(packed: torch.Tensor, numel: int) -> torch.Tensor:
     return (u - 32).to(torch.int8)
 
 
-def quantize_rows(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_rows(w: torch.Tensor, bits: int, min_clip: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric quantisation. The step is max(clip, min_clip) / qmax: the official
+    script floors its int8 scale at 1/127 (min_clip 1.0), so small-valued rows use few levels
+    and compress far better; min_clip 0 gives every row its full range."""
     qmax = (1 << (bits - 1)) - 1
     w = w.float()
     clip = torch.quantile(w.abs(), CLIP_QUANTILE, dim=1) if w.size(1) > 1 else w.abs().amax(dim=1)
-    scale = (clip / qmax).clamp_min(1e-12).to(torch.float16)
+    scale = (clip.clamp_min(min_clip) / qmax).clamp_min(1e-12).to(torch.float16)
     q = torch.round(w.clamp(-clip[:, None], clip[:, None]) / scale.float()[:, None]).clamp(-qmax, qmax)
     return q.to(torch.int8), scale
 
 
-def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536) -> dict:
+def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536, min_clip: float = 1.0) -> dict:
     """2-D float tensors with more than min_numel elements -> per-row intN + fp16 scales;
     other large float tensors -> one scale; small ones fp16 (control tensors fp32)."""
     if bits not in (6, 8):
@@ -56,7 +59,7 @@ def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536) -> dict
         elif t.numel() <= min_numel:
             entry["raw"] = t.float() if CONTROL_TENSOR.search(name) else t.half()
         else:
-            q, scale = quantize_rows(t.reshape(t.size(0), -1) if t.dim() == 2 else t.reshape(1, -1), bits)
+            q, scale = quantize_rows(t.reshape(t.size(0), -1) if t.dim() == 2 else t.reshape(1, -1), bits, min_clip)
             entry["scale"] = scale
             entry["q"] = pack_int6(q) if bits == 6 else q
         out[name] = entry
@@ -103,9 +106,10 @@ def decompress(blob: bytes, method: str) -> bytes:
     raise ValueError(f"unknown compressor {method!r} (zlib | zstd)")
 
 
-def save_artifact(sd: dict, path: str, bits: int = 8, method: str = "zlib", min_numel: int = 65536) -> int:
+def save_artifact(sd: dict, path: str, bits: int = 8, method: str = "zlib", min_numel: int = 65536,
+                  min_clip: float = 1.0) -> int:
     buf = io.BytesIO()
-    torch.save(quantize_state_dict(sd, bits, min_numel), buf)
+    torch.save(quantize_state_dict(sd, bits, min_numel, min_clip), buf)
     blob = compress(buf.getvalue(), method)
     with open(path, "wb") as f:
         f.write(blob)

@@ -66,6 +66,18 @@ class WindowModel:
         logp = F.log_softmax(self.model(x)[0].double(), -1)
         return logp[start - w - 1:end - w - 1].numpy()
 
+    @torch.no_grad()
+    def target_stats(self, tokens, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """log p(target) and the entropy per target, reduced here so only 2 numbers a token leave the model."""
+        if end - start > self.seq_len:
+            raise ValueError("n-gram chunk must not exceed the model window")
+        w = max(0, end - 1 - self.seq_len)
+        x = torch.as_tensor(np.asarray(tokens[w:end - 1], dtype=np.int64))[None]
+        logp = F.log_softmax(self.model(x)[0].double(), -1)[start - w - 1:end - w - 1]
+        tgt = torch.as_tensor(np.asarray(tokens[start:end], dtype=np.int64))
+        ent = -(logp.exp() * logp).sum(-1)
+        return logp.gather(1, tgt[:, None])[:, 0].numpy(), ent.numpy()
+
 
 def run_eval(artifact: Path, data_path: Path, tokenizer_path: Path, log: Path | None, sets: dict[str, str],
              stride: int = 0, ngram: bool = False, ngram_order: int = 4, ngram_chunk: int = 256,

@@ -21,12 +21,17 @@ API (numpy only; no torch needed):
 
 `logprob_fn(prefix) -> (V,) log-probs` of the next token given the prefix (an int array). For speed
 it may also have `.batch(tokens, start, end) -> (end - start, V)` log-probs for targets start..end-1
-(each from tokens[:t] only). `unigram_model` and `bigram_model` build such models from counts.
+(each from tokens[:t] only), or better `.target_stats(tokens, start, end) -> (log p(tokens[t]),
+entropy)` per target, taken from the model's own pass so no (end - start) x V array is shipped.
+`unigram_model` and `bigram_model` build such models from counts.
+
+The cache is exact and vectorised: per context length, counts of contexts and of (context, token)
+codes in flat arrays (small ranges) or in sorted runs searched with binary search (large ranges);
+one chunk costs a few numpy calls per order, no per-token Python.
 """
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,16 +55,93 @@ def _batch_logprobs(logprob_fn, tokens: np.ndarray, start: int, end: int) -> np.
     return np.stack([np.asarray(logprob_fn(tokens[:t]), dtype=np.float64) for t in range(start, end)])
 
 
+def _model_stats(logprob_fn, tokens: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """(log p_model(target), entropy of p_model) for targets start..end-1. A model that has them
+    from its own pass (`.target_stats`) saves shipping (end - start) x V log-probs."""
+    stats = getattr(logprob_fn, "target_stats", None)
+    if stats is not None:
+        lp, ent = stats(tokens, start, end)
+        return np.asarray(lp, dtype=np.float64), np.asarray(ent, dtype=np.float64)
+    logp = _batch_logprobs(logprob_fn, tokens, start, end)
+    return logp[np.arange(end - start), tokens[start:end]], _entropy(logp)
+
+
+# Code ranges up to this size are counted in a flat array; larger ones in sorted runs.
+DENSE_CODES = 1 << 21
+
+
+class _Counts:
+    """Exact counts of non-negative int64 codes below `size`.
+
+    Small ranges: a flat array. Large ranges: a log-structured list of sorted runs of unique codes
+    with their counts; each update adds one run and merges the newest runs while the older is not
+    more than twice as large, so there are O(log n) runs and each code is merged O(log n) times.
+    A lookup is one binary search per run."""
+
+    def __init__(self, size: int):
+        self.flat = np.zeros(size, dtype=np.int64) if size <= DENSE_CODES else None
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, codes: np.ndarray) -> None:
+        if codes.size == 0:
+            return
+        u, c = np.unique(codes, return_counts=True)
+        if self.flat is not None:
+            self.flat[u] += c
+            return
+        self.runs.append((u, c.astype(np.int64)))
+        while len(self.runs) > 1 and self.runs[-2][0].size <= 2 * self.runs[-1][0].size:
+            (ka, ca), (kb, cb) = self.runs.pop(), self.runs.pop()
+            k, c = np.concatenate((kb, ka)), np.concatenate((cb, ca))
+            order = np.argsort(k, kind="stable")  # two sorted runs: timsort merges them in linear time
+            k, c = k[order], c[order]
+            first = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+            self.runs.append((k[first], np.add.reduceat(c, first)))
+
+    def get(self, codes: np.ndarray) -> np.ndarray:
+        """Counts of codes (0 where a code is negative or unseen)."""
+        if self.flat is not None:
+            return np.where(codes >= 0, self.flat[np.maximum(codes, 0)], 0)
+        if not self.runs:
+            return np.zeros(codes.size, dtype=np.int64)
+        # Binary search with ascending needles: numpy narrows each search with the previous
+        # result, and the probes walk memory in order.
+        order = np.argsort(codes)
+        needles = codes[order]
+        found = np.zeros(codes.size, dtype=np.int64)
+        for k, c in self.runs:
+            i = np.minimum(np.searchsorted(k, needles), k.size - 1)
+            found += np.where(k[i] == needles, c[i], 0)
+        out = np.empty_like(found)
+        out[order] = found
+        return out
+
+    def row(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, counts) of the seen codes in [lo, hi), codes ascending."""
+        if self.flat is not None:
+            nz = np.flatnonzero(self.flat[lo:hi])
+            return nz + lo, self.flat[lo:hi][nz]
+        found: dict[int, int] = {}
+        for k, c in self.runs:
+            a, b = np.searchsorted(k, [lo, hi])
+            for code, n in zip(k[a:b].tolist(), c[a:b].tolist()):
+                found[code] = found.get(code, 0) + n
+        codes = np.array(sorted(found), dtype=np.int64)
+        return codes, np.array([found[x] for x in codes.tolist()], dtype=np.int64)
+
+
 class _Cache:
-    """Counts per context length l = 0..K: totals[l][ctx] and pairs[l][ctx][token]."""
+    """Counts per context length l = 0..K: totals[l][ctx] and pairs[l][ctx * V + token], exact
+    (no hashing), vectorised (sorted arrays and binary search, no per-token Python)."""
 
     def __init__(self, cfg: NgramConfig):
         self.cfg = cfg
         self.K = cfg.max_order - 1
-        if cfg.vocab_size ** max(self.K, 1) >= 2 ** 62:
-            raise ValueError("vocab_size ** (max_order - 1) must fit in 62 bits for exact context keys")
-        self.totals = [defaultdict(int) for _ in range(self.K + 1)]
-        self.pairs = [defaultdict(lambda: defaultdict(int)) for _ in range(self.K + 1)]
+        V = cfg.vocab_size
+        if V ** (self.K + 1) >= 2 ** 62:
+            raise ValueError("vocab_size ** max_order must fit in 62 bits for exact (context, token) codes")
+        self.totals = [_Counts(V ** l) for l in range(self.K + 1)]
+        self.pairs = [_Counts(V ** (l + 1)) for l in range(self.K + 1)]
 
     def context_keys(self, tokens: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
         """keys[l][i] = exact id of tokens[t-l:t] for t = positions[i] (-1 where t < l)."""
@@ -75,41 +157,35 @@ class _Cache:
         return keys
 
     def lookup(self, keys: list[np.ndarray], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(targets)
-        counts = np.zeros((self.K + 1, n))
-        totals = np.zeros((self.K + 1, n))
-        tlist = targets.tolist()
+        V = self.cfg.vocab_size
+        counts = np.zeros((self.K + 1, len(targets)))
+        totals = np.zeros((self.K + 1, len(targets)))
         for l in range(self.K + 1):
-            tot_l, pair_l = self.totals[l], self.pairs[l]
-            for i, key in enumerate(keys[l].tolist()):
-                if key < 0:
-                    continue
-                T = tot_l.get(key)
-                if T:
-                    totals[l, i] = T
-                    counts[l, i] = pair_l[key].get(tlist[i], 0)
+            T = self.totals[l].get(keys[l])
+            seen = np.flatnonzero(T)
+            totals[l] = T
+            if seen.size:
+                counts[l, seen] = self.pairs[l].get(keys[l][seen] * V + targets[seen])
         return counts, totals
 
     def update(self, keys: list[np.ndarray], targets: np.ndarray) -> None:
-        tlist = targets.tolist()
+        V = self.cfg.vocab_size
         for l in range(self.K + 1):
-            tot_l, pair_l = self.totals[l], self.pairs[l]
-            for key, y in zip(keys[l].tolist(), tlist):
-                if key >= 0:
-                    tot_l[key] += 1
-                    pair_l[key][y] += 1
+            ok = keys[l] >= 0
+            self.totals[l].add(keys[l][ok])
+            self.pairs[l].add(keys[l][ok] * V + targets[ok])
 
     def dense(self, key_list: list[int]) -> np.ndarray:
         """The cache distribution q_K over the vocabulary for one position."""
         V, beta = self.cfg.vocab_size, self.cfg.beta
         q = np.full(V, 1.0 / V)
         for l, key in enumerate(key_list):
-            T = self.totals[l].get(key, 0) if key >= 0 else 0
+            T = int(self.totals[l].get(np.array([key]))[0]) if key >= 0 else 0
             if not T:
                 continue
             q *= beta / (T + beta)
-            row = self.pairs[l][key]
-            q[np.fromiter(row.keys(), dtype=np.int64)] += np.fromiter(row.values(), dtype=np.float64) / (T + beta)
+            codes, n = self.pairs[l].row(key * V, key * V + V)
+            q[codes - key * V] += n.astype(np.float64) / (T + beta)
         return q
 
 
@@ -147,11 +223,11 @@ def score_tokens(tokens, logprob_fn, cfg: NgramConfig) -> np.ndarray:
         e = min(len(tokens), s + cfg.chunk_tokens)
         pos = np.arange(s, e)
         tgt = tokens[s:e]
-        logp = _batch_logprobs(logprob_fn, tokens, s, e)
+        logp_t, entropy = _model_stats(logprob_fn, tokens, s, e)
         keys = cache.context_keys(tokens, pos)
         counts, totals = cache.lookup(keys, tgt)
-        lam = mixture_weight(totals, _entropy(logp), cfg)
-        p_model = np.exp(logp[np.arange(len(tgt)), tgt])
+        lam = mixture_weight(totals, entropy, cfg)
+        p_model = np.exp(logp_t)
         p = (1.0 - lam) * p_model + lam * _cache_prob(counts, totals, cfg)
         out[s - 1:e - 1] = -np.log(p)
         cache.update(keys, tgt)  # only now do these tokens enter the cache
@@ -207,6 +283,10 @@ class unigram_model:
     def batch(self, tokens, start, end):
         return np.broadcast_to(self.logp, (end - start, len(self.logp)))
 
+    def target_stats(self, tokens, start, end):
+        ent = _entropy(self.logp[None, :])[0]
+        return self.logp[np.asarray(tokens)[start:end]], np.full(end - start, ent)
+
 
 class bigram_model:
     """log-probs from add-alpha bigram counts of a training stream."""
@@ -222,3 +302,10 @@ class bigram_model:
 
     def batch(self, tokens, start, end):
         return self.logp[np.asarray(tokens)[start - 1:end - 1]]
+
+    def target_stats(self, tokens, start, end):
+        # Entropy per context row, computed once: each position's depends on its prefix only.
+        if not hasattr(self, "_row_entropy"):
+            self._row_entropy = _entropy(self.logp)
+        t = np.asarray(tokens)
+        return self.logp[t[start - 1:end - 1], t[start:end]], self._row_entropy[t[start - 1:end - 1]]

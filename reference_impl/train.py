@@ -14,14 +14,13 @@ import uuid
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from reference_impl.artifact import SIZE_LIMIT, format_tag, load_artifact, save_artifact
 from reference_impl.bpb import bpb_of_stream, eval_nonoverlapping, eval_sliding, usable_val_tokens
 from reference_impl.data import byte_tables, load_sentencepiece, load_tokens, read_shard, shard_files
-from reference_impl.model import GPT, GPTConfig
-from reference_impl.muon import Muon
+from reference_impl.model import GPT, GPTConfig, is_control_param, to_bf16_body
+from reference_impl.muon import Muon, compile_newton_schulz
 
 
 def _env(name: str, default, cast=None):
@@ -48,6 +47,10 @@ class Hyperparameters:
         self.mlp_mult = _env("MLP_MULT", 2)
         self.rope_base = _env("ROPE_BASE", 10000.0)
         self.logit_softcap = _env("LOGIT_SOFTCAP", 30.0)
+        self.qk_gain_init = _env("QK_GAIN_INIT", 1.5)
+        self.unet_skips = _env("UNET_SKIPS", 1)
+        self.resid_mix = _env("RESID_MIX", 1)
+        self.tied_embed_init_std = _env("TIED_EMBED_INIT_STD", 0.005)
         self.iterations = _env("ITERATIONS", 20000)
         self.warmup_steps = _env("WARMUP_STEPS", 20)
         self.warmdown_iters = _env("WARMDOWN_ITERS", 1200)
@@ -64,18 +67,25 @@ class Hyperparameters:
         self.embed_lr = _env("EMBED_LR", 0.05)
         self.scalar_lr = _env("SCALAR_LR", 0.04)
         self.muon_momentum = _env("MUON_MOMENTUM", 0.95)
+        self.muon_momentum_warmup_start = _env("MUON_MOMENTUM_WARMUP_START", 0.85)
+        self.muon_momentum_warmup_steps = _env("MUON_MOMENTUM_WARMUP_STEPS", 500)
         self.muon_backend_steps = _env("MUON_BACKEND_STEPS", 5)
+        self.muon_ns_bf16 = _env("MUON_NS_BF16", 1)
         self.beta1 = _env("BETA1", 0.9)
         self.beta2 = _env("BETA2", 0.95)
+        self.adam_eps = _env("ADAM_EPS", 1e-8)
         self.grad_clip_norm = _env("GRAD_CLIP_NORM", 0.0)
         self.quant_bits = _env("QUANT_BITS", 8)
         self.compressor = _env("COMPRESSOR", "zlib")
         self.quant_min_numel = _env("QUANT_MIN_NUMEL", 65536)
+        self.quant_min_clip = _env("QUANT_MIN_CLIP", 1.0)
         self.compile = _env("COMPILE", -1)  # -1: on for CUDA, off on CPU
+        self.bf16_body = _env("BF16_BODY", -1)  # -1: on for CUDA, off on CPU
 
     def model_config(self) -> GPTConfig:
         return GPTConfig(self.vocab_size, self.num_layers, self.model_dim, self.num_heads, self.num_kv_heads,
-                         self.mlp_mult, self.rope_base, self.logit_softcap)
+                         self.mlp_mult, self.rope_base, self.logit_softcap, self.qk_gain_init, bool(self.unet_skips),
+                         bool(self.resid_mix), self.tied_embed_init_std)
 
 
 class TokenStream:
@@ -106,18 +116,40 @@ class TokenStream:
 
 
 def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Optimizer]:
-    matrices = [p for n, p in model.blocks.named_parameters() if p.dim() == 2]
-    scalars = [p for n, p in model.blocks.named_parameters() if p.dim() < 2]
-    betas = (args.beta1, args.beta2)
+    """The official split: the tied embedding on Adam (EMBED_LR), block matrices on Muon
+    (MATRIX_LR), every gain, mix and skip weight on Adam (SCALAR_LR)."""
+    named = list(model.blocks.named_parameters())
+    matrices = [p for n, p in named if not is_control_param(n, p)]
+    scalars = [p for n, p in named if is_control_param(n, p)]
+    if model.skip_weights is not None:
+        scalars.append(model.skip_weights)
+    adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=model.wte.weight.is_cuda)
+    ns_dtype = torch.bfloat16 if args.muon_ns_bf16 else torch.float32
     opts: list[torch.optim.Optimizer] = [
-        torch.optim.Adam([{"params": [model.wte.weight], "lr": args.embed_lr, "base_lr": args.embed_lr}], betas=betas, eps=1e-10),
-        Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, ns_steps=args.muon_backend_steps),
+        torch.optim.Adam([{"params": [model.wte.weight], "lr": args.embed_lr, "base_lr": args.embed_lr}], **adam),
+        Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, ns_steps=args.muon_backend_steps, ns_dtype=ns_dtype),
     ]
     for g in opts[1].param_groups:
         g["base_lr"] = args.matrix_lr
     if scalars:
-        opts.append(torch.optim.Adam([{"params": scalars, "lr": args.scalar_lr, "base_lr": args.scalar_lr}], betas=betas, eps=1e-10))
+        opts.append(torch.optim.Adam([{"params": scalars, "lr": args.scalar_lr, "base_lr": args.scalar_lr}], **adam))
     return opts
+
+
+def muon_momentum(step: int, args: Hyperparameters) -> float:
+    """Linear warm-up from MUON_MOMENTUM_WARMUP_START to MUON_MOMENTUM over the first steps: early
+    gradients are noisy, and high momentum carries that noise for tens of steps."""
+    n = args.muon_momentum_warmup_steps
+    frac = min(step / n, 1.0) if n > 0 else 1.0
+    return (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
+
+
+def set_schedule(optimizers: list[torch.optim.Optimizer], step: int, lr_mult: float, args: Hyperparameters) -> None:
+    for opt in optimizers:
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * lr_mult
+            if isinstance(opt, Muon):
+                g["momentum"] = muon_momentum(step, args)
 
 
 def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
@@ -209,7 +241,17 @@ def main() -> None:
     if master:
         log0(f"unigram_bpb:{unigram_bpb(train_pattern, val_tokens, tables, args.vocab_size):.4f}")
 
+    if device.type == "cuda":
+        # The official script's fast-math settings: TF32 matmuls, flash SDPA (math stays as a fallback).
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        torch.backends.cuda.enable_flash_sdp(True)
+        torch.backends.cuda.enable_mem_efficient_sdp(False)
     base_model = GPT(args.model_config()).to(device)
+    bf16 = args.bf16_body if args.bf16_body >= 0 else int(device.type == "cuda")
+    if bf16:
+        to_bf16_body(base_model)
     log0(f"model_params:{base_model.num_params()}")
     log0(f"world_size:{world} grad_accum_steps:{grad_accum}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
@@ -217,8 +259,11 @@ def main() -> None:
     log0(f"seed:{args.seed}")
 
     use_compile = args.compile if args.compile >= 0 else int(device.type == "cuda")
-    fwd_model = torch.compile(base_model) if use_compile else base_model
-    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else fwd_model
+    fwd_model = torch.compile(base_model, dynamic=False, fullgraph=True) if use_compile else base_model
+    if use_compile:
+        compile_newton_schulz()
+    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None, broadcast_buffers=False) \
+        if distributed else fwd_model
     optimizers = build_optimizers(base_model, args)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
@@ -226,7 +271,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def train_step(stream: TokenStream, lr_mult: float) -> torch.Tensor:
+    def train_step(stream: TokenStream, step: int, lr_mult: float) -> torch.Tensor:
         # The loss stays on the device: a .item() per micro-step would stall the GPU queue.
         total = torch.zeros((), device=device)
         for micro in range(grad_accum):
@@ -234,15 +279,13 @@ def main() -> None:
             if distributed:
                 model.require_backward_grad_sync = micro == grad_accum - 1
             with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+                loss = model(x, y)
             (loss / grad_accum).backward()
             total += loss.detach() / grad_accum
         if args.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(base_model.parameters(), args.grad_clip_norm)
+        set_schedule(optimizers, step, lr_mult, args)
         for opt in optimizers:
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_mult
             opt.step()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
@@ -254,7 +297,7 @@ def main() -> None:
         saved_opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
         stream = TokenStream(train_pattern)
         for i in range(args.warmup_steps):
-            train_step(stream, 1.0)
+            train_step(stream, 0, 1.0)
             log0(f"warmup_step:{i + 1}/{args.warmup_steps}")
         base_model.load_state_dict(saved_model)
         for o, s in zip(optimizers, saved_opts):
@@ -266,8 +309,8 @@ def main() -> None:
 
     def evaluate() -> tuple[float, float]:
         base_model.eval()
-        out = eval_nonoverlapping(logits_fn, val_tokens, tables, args.train_seq_len, args.val_batch_size // world,
-                                  device, rank, world)
+        out = eval_nonoverlapping(logits_fn, val_tokens, tables, args.train_seq_len,
+                                  args.val_batch_size // (world * grad_accum), device, rank, world)
         base_model.train()
         return out
 
@@ -291,7 +334,7 @@ def main() -> None:
                 log0(f"stopping_early: wallclock_cap train_time:{train_ms:.0f}ms step:{step}/{args.iterations}")
             break
         elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
-        train_loss = train_step(stream, lr_multiplier(step, elapsed, args))
+        train_loss = train_step(stream, step, lr_multiplier(step, elapsed, args))
         step += 1
         logging = args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0)
         if cap_ms > 0 or logging:
@@ -319,7 +362,8 @@ def main() -> None:
         log0(f"Serialized model: {raw_bytes} bytes")
         log0(f"Code size: {len(code)} bytes")
         log0(f"Total submission size: {raw_bytes + len(code)} bytes")
-        model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel)
+        model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel,
+                                    args.quant_min_clip)
         total = model_bytes + len(code)
         log0(f"Serialized model {tag}: {model_bytes} bytes")
         log0(f"Total submission size {tag}: {total} bytes")
@@ -340,7 +384,7 @@ def main() -> None:
         base_model.eval()
         t_eval = time.perf_counter()
         s_loss, s_bpb = eval_sliding(logits_fn, val_tokens, tables, args.train_seq_len, args.eval_stride,
-                                     max(1, args.val_batch_size // (world * args.train_seq_len)), device, rank, world)
+                                     max(1, args.val_batch_size // (world * grad_accum * args.train_seq_len)), device, rank, world)
         eval_ms = 1000.0 * (time.perf_counter() - t_eval)
         label = f"final_int{args.quant_bits}_sliding_window"
         log0(f"{label} val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} eval_time:{eval_ms:.0f}ms")

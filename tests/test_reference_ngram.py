@@ -111,3 +111,91 @@ def test_broken_two_pass_fails_the_suffix_flip(stream, model):
     assert suffix_flip_diff(score, stream, len(stream) // 2, model, CFG) > 1e-6
     # It is normalised, so only the flip test can catch it.
     assert np.all(np.abs(sweep_sums(dist, stream, [10, 60], model, CFG) - 1.0) < 1e-9)
+
+
+_VEC_CONTEXT_KEYS = __import__("reference_impl.ngram", fromlist=["_Cache"])._Cache.context_keys
+
+
+class _DictCache:
+    """The per-token dict cache the vectorised one replaced: the oracle for exact equality."""
+
+    def __init__(self, cfg):
+        from collections import defaultdict
+
+        self.cfg, self.K = cfg, cfg.max_order - 1
+        self.totals = [defaultdict(int) for _ in range(self.K + 1)]
+        self.pairs = [defaultdict(lambda: defaultdict(int)) for _ in range(self.K + 1)]
+
+    def context_keys(self, tokens, positions):
+        return _VEC_CONTEXT_KEYS(self, tokens, positions)
+
+    def lookup(self, keys, targets):
+        counts, totals = np.zeros((self.K + 1, len(targets))), np.zeros((self.K + 1, len(targets)))
+        for l in range(self.K + 1):
+            for i, key in enumerate(keys[l].tolist()):
+                if key >= 0 and self.totals[l].get(key):
+                    totals[l, i] = self.totals[l][key]
+                    counts[l, i] = self.pairs[l][key].get(int(targets[i]), 0)
+        return counts, totals
+
+    def update(self, keys, targets):
+        for l in range(self.K + 1):
+            for key, y in zip(keys[l].tolist(), targets.tolist()):
+                if key >= 0:
+                    self.totals[l][key] += 1
+                    self.pairs[l][key][y] += 1
+
+    def dense(self, key_list):
+        V, beta = self.cfg.vocab_size, self.cfg.beta
+        q = np.full(V, 1.0 / V)
+        for l, key in enumerate(key_list):
+            T = self.totals[l].get(key, 0) if key >= 0 else 0
+            if T:
+                q *= beta / (T + beta)
+                row = self.pairs[l][key]
+                q[np.fromiter(sorted(row), dtype=np.int64)] += np.array([row[k] for k in sorted(row)], dtype=np.float64) / (T + beta)
+        return q
+
+
+@pytest.mark.parametrize("dense_codes", [0, 1 << 21])  # 0: every order in sorted runs (the large-vocabulary path)
+@pytest.mark.parametrize("order, chunk", [(2, 1), (4, 16), (5, 7)])
+def test_vectorised_cache_is_bit_identical_to_the_dict_cache(stream, model, monkeypatch, dense_codes, order, chunk):
+    import reference_impl.ngram as ng
+
+    cfg = NgramConfig(V, max_order=order, chunk_tokens=chunk)
+    monkeypatch.setattr(ng, "DENSE_CODES", dense_codes)
+    fast = score_tokens(stream, model, cfg)
+    fast_dist = distribution_at(stream, len(stream) - 3, model, cfg)
+    monkeypatch.setattr(ng, "_Cache", _DictCache)
+    slow = score_tokens(stream, model, cfg)
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(fast_dist, distribution_at(stream, len(stream) - 3, model, cfg))
+
+
+def test_target_stats_give_the_same_scores_as_full_rows(stream, model):
+    class RowsOnly:  # the same model without its target_stats shortcut
+        def __call__(self, prefix):
+            return model(prefix)
+
+        def batch(self, tokens, start, end):
+            return model.batch(tokens, start, end)
+
+    assert np.array_equal(score_tokens(stream, model, CFG), score_tokens(stream, RowsOnly(), CFG))
+
+
+def test_counts_merge_runs_exactly():
+    from reference_impl.ngram import _Counts
+
+    rng = np.random.default_rng(5)
+    c = _Counts(1 << 40)
+    want: dict[int, int] = {}
+    for _ in range(40):
+        codes = rng.integers(0, 300, rng.integers(1, 50)) * 1_000_003
+        c.add(codes)
+        for x in codes.tolist():
+            want[x] = want.get(x, 0) + 1
+    assert len(c.runs) <= 8
+    q = np.array(sorted(want) + [5, -1, 1_000_003 * 301])
+    assert c.get(q).tolist() == [want[x] for x in sorted(want)] + [0, 0, 0]
+    codes, n = c.row(0, 1_000_003 * 100)
+    assert codes.tolist() == [x for x in sorted(want) if x < 1_000_003 * 100] and n.tolist() == [want[x] for x in codes.tolist()]
