@@ -54,6 +54,22 @@ class Finding:
     reachability: str | None = None
     note: str | None = None  # e.g. "in the code decoded from the lzma wrapper"
     waived: str | None = None  # the waiver's reason when a waiver or suppression covers it
+    title: str = ""  # the catalog title of ``rule`` (the id it is reported under)
+    family: str = ""  # the catalog family of ``rule``
+
+
+@dataclass
+class RuleInfo:
+    """A catalog entry as the renderers need it; the pipeline builds the catalog from the rules, so
+    renderers never import them."""
+
+    id: str
+    code: str
+    title: str
+    ruling: str
+    fix: str
+    family: str
+    severity: str  # the rule's default severity
 
 
 @dataclass
@@ -287,6 +303,7 @@ class Report:
     errors: list[Problem] = field(default_factory=list)  # problems not tied to one record
     tool: dict[str, Any] = field(default_factory=dict)
     root: str = "."  # the directory paths are relative to (for SARIF)
+    rules: dict[str, RuleInfo] = field(default_factory=dict)  # the catalog of the rules the audit loaded
 
     def exit_code(self, fail_on: Severity | None) -> int:
         """0: nothing at or above ``fail_on``; 1: findings; 2: nothing readable."""

@@ -1,4 +1,7 @@
-"""discover → read → measure → check → (waive) → verdict. One function per step, data flows one way."""
+"""discover → read → measure → check → (waive) → verdict. One function per step, data flows one way.
+
+This is the one place in ``auditor`` that imports ``rules`` (``load_rules``); everything else that
+needs rule metadata (renderers, ``pgolf rule``) gets it from here as data (``rule_catalog``)."""
 from __future__ import annotations
 
 import time
@@ -10,20 +13,46 @@ from auditor.context import AuditContext, AuditOptions
 from auditor.discover import Discovery, RecordFolder, discover
 from auditor.evidence import read_evidence
 from auditor.measure import measure
-from auditor.model import Problem, RecordResult, Report
+from auditor.model import Problem, RecordResult, Report, RuleInfo
 from auditor.policy import verdict
 
 
-def run_rules(ctx: AuditContext) -> tuple[list, list[Problem]]:
+def load_rules() -> dict:
+    """Every registered rule class by id (imports the ``rules`` package once)."""
     import rules
 
+    return rules.load_all()
+
+
+def get_rule(rule_id: str):
+    """A rule class by id or code, else None."""
+    import rules
+
+    return rules.get(rule_id)
+
+
+def rule_catalog() -> dict[str, RuleInfo]:
+    """Every rule's metadata, as the renderers need it; empty when the rules cannot load (a report
+    must still render)."""
+    try:
+        return {rid: RuleInfo(rid, cls.code, cls.title, cls.ruling, cls.fix, cls.family, cls.default_severity.value)
+                for rid, cls in load_rules().items()}
+    except Exception:  # a broken rule module must not stop the report of the others
+        return {}
+
+
+def run_rules(ctx: AuditContext) -> tuple[list, list[Problem]]:
+    """Every rule, or with ``only_rules`` the findings reported under those ids: a rule runs when its
+    id or a sibling id it reports under (``reports_under``) is selected."""
+    only = ctx.options.only_rules
     findings = []
     problems: list[Problem] = []
-    for rule_id, cls in rules.load_all().items():
-        if ctx.options.only_rules is not None and rule_id not in ctx.options.only_rules:
+    for rule_id, cls in load_rules().items():
+        if only is not None and rule_id not in only and not only.intersection(cls.reports_under):
             continue
         try:
-            findings.extend(cls().check(ctx))
+            found = cls().check(ctx)
+            findings.extend(found if only is None else (f for f in found if f.rule in only))
         except Exception as exc:  # a rule bug must not take the audit down; it is reported
             problems.append(Problem(ctx.evidence.folder.display, f"rule {rule_id} could not finish: {type(exc).__name__}: {exc}"))
     findings.sort(key=lambda f: (-f.severity.rank, f.rule, f.file, f.line or 0))
@@ -64,7 +93,7 @@ def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> R
 
 def build_report(discovery: Discovery, options: AuditOptions, progress: Callable[[int, int, str], None] | None = None,
                  root: Path | None = None) -> Report:
-    report = Report(tool=tool_info(), errors=list(discovery.problems), root=str(root or Path.cwd()))
+    report = Report(tool=tool_info(), errors=list(discovery.problems), root=str(root or Path.cwd()), rules=rule_catalog())
     n = len(discovery.folders)
     for i, folder in enumerate(discovery.folders):
         if progress:

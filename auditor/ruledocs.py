@@ -78,9 +78,9 @@ def _sections(r) -> list[tuple[str, str]]:
 
 
 def rule_doc(rule_id: str, fmt: str = "text") -> str | None:
-    import rules
+    from auditor.pipeline import get_rule
 
-    r = rules.get(rule_id)
+    r = get_rule(rule_id)
     if r is None:
         return None
     return _render_rule(r, markdown=(fmt == "markdown"))
@@ -123,15 +123,20 @@ def _indent(text: str, width: int = 98) -> str:
 
 
 def list_rules(fmt: str = "text") -> str:
-    import rules
+    from auditor.pipeline import load_rules
 
-    all_rules = rules.load_all()
+    all_rules = load_rules()
     if fmt == "markdown":
         return markdown_book(all_rules)
+    if fmt == "json":  # for scripts and editors: the catalog without the examples
+        import json
+
+        return json.dumps([{"id": rid, "code": r.code, "family": r.family, "severity": r.default_severity.value,
+                            "title": r.title, "ruling": r.ruling, "fix": r.fix} for rid, r in all_rules.items()], indent=2) + "\n"
     if fmt != "text":  # a usage error: one line and exit 2, like the other commands
         import sys
 
-        sys.stderr.write(f"pgolf: unknown --format {fmt!r}; choose text or markdown\n")
+        sys.stderr.write(f"pgolf: unknown --format {fmt!r}; choose text, markdown or json\n")
         raise SystemExit(2)
     width = max((len(rid) for rid in all_rules), default=10)
     lines = [f"{r.code:6} {rid:{width}} {r.default_severity.value:7} {r.family:10} {r.title}" for rid, r in all_rules.items()]

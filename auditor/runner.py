@@ -66,7 +66,7 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
 
     ``worker_target`` replaces the workers' main loop (tests use it to make a worker hang or die);
     it must be importable by reference and take ``(conn, options, memory_mb, caps, cwd, env, runner_pid)``."""
-    from auditor.pipeline import tool_info
+    from auditor.pipeline import rule_catalog, tool_info
 
     t0 = time.perf_counter()
     caps = caps or Caps()
@@ -74,7 +74,7 @@ def audit_folders(disc: Discovery, options: AuditOptions, *, jobs: int = 1, time
     if in_process is None:
         in_process = in_process_requested()
     jobs = max(1, os.cpu_count() or 1) if jobs <= 0 else jobs
-    report = Report(tool=tool_info(), errors=list(disc.problems), root=str(root or Path.cwd()))
+    report = Report(tool=tool_info(), errors=list(disc.problems), root=str(root or Path.cwd()), rules=rule_catalog())
     folders = disc.folders
     n = len(folders)
     results: list[RecordResult | None] = [None] * n
@@ -113,6 +113,9 @@ def run_isolated(disc: Discovery, options: AuditOptions, *, jobs: int = 1, timeo
     ``auditor.limits`` (the caller's, else the environment's, else the defaults), then the report
     capped (and, for the human formats, sanitised)."""
     scrub_sys_path([f.path for f in disc.folders])
+    from auditor.waivers import reviewer_side
+
+    reviewer_side(options, disc.folders, base=disc.changed_since, cwd=disc.changed_cwd)  # never the record's own waivers
     run = audit_folders(disc, options, jobs=jobs, timeout_s=folder_timeout(timeout_s), **kw)
     cap_report(run.report, kw.get("caps") or Caps(), human=human)
     return run

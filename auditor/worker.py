@@ -59,10 +59,9 @@ def harden_process(memory_mb: int, quiet_stdio: bool = True) -> None:
 def warm() -> None:
     """Import the pipeline and every rule once, before the first folder (errors show per folder)."""
     try:
-        import auditor.pipeline  # noqa: F401
-        import rules
+        from auditor.pipeline import load_rules
 
-        rules.load_all()
+        load_rules()
     except Exception:  # a broken rule module is reported by the folder audit that needs it
         pass
 

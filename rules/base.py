@@ -53,6 +53,7 @@ class Rule:
     ruling: ClassVar[str] = ""  # link to the ruling
     fix: ClassVar[str] = ""
     default_severity: ClassVar[Severity] = Severity.ERROR
+    reports_under: ClassVar[tuple[str, ...]] = ()  # sibling ids this rule may also report under
     VALID: ClassVar[list[Case]] = []
     INVALID: ClassVar[list[Case]] = []
 
@@ -76,9 +77,13 @@ class Rule:
         rule: str | None = None,
     ) -> Finding:
         # ``rule`` lets a check report under a sibling catalog id (e.g. log evidence of a stage the
-        # code lacks is a REPORT-CONSISTENCY finding raised by an eval-integrity rule).
+        # code lacks is a REPORT-CONSISTENCY finding raised by an eval-integrity rule); the finding
+        # then carries the sibling's code, title and family, so `--rule SIBLING` and the catalog agree.
+        owner = type(self) if rule is None or rule == self.id else _REGISTRY.get(rule)
+        if owner is None or (owner is not type(self) and owner.id not in self.reports_under):
+            raise KeyError(f"{self.id} reports under {rule!r}, which is no registered rule or not in its reports_under")
         return Finding(
-            rule=rule or self.id,
+            rule=owner.id,
             severity=severity or self.default_severity,
             file=file,
             line=line,
@@ -86,10 +91,12 @@ class Rule:
             evidence=list(evidence or []),
             ruling=ruling or self.ruling,
             fix=fix or self.fix,
-            code=self.code,
+            code=owner.code,
             path=list(path or []),
             reachability=reachability,
             note=note,
+            title=owner.title,
+            family=owner.family,
         )
 
     @classmethod

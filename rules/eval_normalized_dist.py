@@ -37,6 +37,7 @@ class EvalNormalizedDist(Rule):
     code = "PG102"
     title = "the scored probability is not a normalized distribution over the vocabulary"
     family = "eval"
+    reports_under = ("REPORT-CONSISTENCY",)  # log evidence of a stage the code lacks
     ruling = "https://github.com/openai/parameter-golf/pull/982"
     fix = ("Score −log of a distribution over all V tokens: softmax/log_softmax, a convex mixture of full-vocab "
            "distributions, or a tilt divided by its explicit normalizer Z; then gather the target.")

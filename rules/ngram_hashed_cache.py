@@ -28,6 +28,7 @@ class NgramHashedCache(Rule):
     code = "PG111"
     title = "an eval-time hashed n-gram cache keyed by the target feeds the score"
     family = "ngram"
+    reports_under = ("REPORT-CONSISTENCY",)  # log evidence of a stage the code lacks
     ruling = "https://github.com/openai/parameter-golf/pull/982"
     fix = "Remove the hashed (context, target) cache, or compute and normalize counts for all V tokens of each context."
     default_severity = Severity.ERROR

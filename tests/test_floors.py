@@ -100,7 +100,8 @@ def test_action_and_pre_commit_workers_run_under_the_memory_limit(tmp_path, monk
     code = precommit.main(["--format", "json", "records/track_10min_16mb/2026-01-01_Ok/train_gpt.py"],
                           worker_target=limit_reporting_worker)
     rec = json.loads(capsys.readouterr().out)["records"][0]
-    assert code == 0 and rec["errors"][-1]["message"] == f"RLIMIT_AS={MEMORY_MB * 1024 * 1024}"
+    assert code == 0, (rec["verdict"], [(f["rule"], f["severity"], f["message"][:100]) for f in rec["findings"]], rec["errors"])
+    assert rec["errors"][-1]["message"] == f"RLIMIT_AS={MEMORY_MB * 1024 * 1024}"
 
 
 def test_pre_commit_cuts_off_a_folder_that_hangs_the_code_reader(tmp_path, monkeypatch, capsys):
@@ -155,3 +156,66 @@ def test_a_stub_and_its_sidecar_are_measured_without_the_artifact_rules():
     m = audit_folder(folder, AuditOptions(only_rules={"NGRAM-TARGET-IN-KEY"})).measured
     assert (m.bytes_total, m.bytes_source) == (16_167_873, "measured")
     assert m.bytes_code == sum(f["bytes"] for f in m.extra["bytes"]["code_files"]) and len(m.extra["bytes"]["code_files"]) == 2
+
+
+# ---- a finding carries the code, title and family of the id it is reported under --------------------
+
+def _assert_catalog(findings, where):
+    from auditor.pipeline import rule_catalog
+
+    catalog = rule_catalog()
+    for f in findings:
+        info = catalog[f.rule]
+        assert (f.code, f.title, f.family) == (info.code, info.title, info.family), (where, f.rule, f.code, f.message[:80])
+
+
+def test_every_example_finding_has_its_rules_code():
+    from auditor.context import AuditOptions
+    from auditor.pipeline import audit_folder
+
+    n = 0
+    for folder in _example_folders():
+        findings = audit_folder(folder, AuditOptions()).findings
+        _assert_catalog(findings, folder.display)
+        n += len(findings)
+    assert n >= 40
+
+
+def _cases():
+    from auditor.pipeline import load_rules
+
+    return [pytest.param(rid, kind, i, case, id=f"{rid}-{kind}-{i}") for rid, cls in load_rules().items()
+            for kind, cases in (("VALID", cls.VALID), ("INVALID", cls.INVALID)) for i, case in enumerate(cases)]
+
+
+@pytest.mark.parametrize("rule_id,kind,i,case", _cases())
+def test_every_case_finding_has_its_rules_code(tmp_path, rule_id, kind, i, case):
+    from tests.helpers import audit_one
+
+    folder = write_folder(tmp_path, case.file_map(), track=case.track)
+    from auditor.pipeline import load_rules
+
+    # the rule and every rule that may report under its id
+    only = {rule_id} | {rid for rid, cls in load_rules().items() if rule_id in cls.reports_under}
+    rec = audit_one(folder, only_rules=only, **case.options)
+    assert not [p for p in rec.errors if "could not finish" in p.message], rec.errors
+    _assert_catalog(rec.findings, f"{rule_id} {kind} {i}")
+
+
+def test_a_sibling_finding_gets_the_siblings_code_and_the_sibling_selects_it(tmp_path):
+    """EVAL-SINGLE-PASS reports log evidence of a second pass under REPORT-CONSISTENCY: PG701, not
+    PG103, and ``--rule REPORT-CONSISTENCY`` shows it as a full run does."""
+    from auditor.context import AuditOptions
+    from auditor.pipeline import audit_folder, load_rules
+
+    esp = load_rules()["EVAL-SINGLE-PASS"]
+    for case in esp.VALID + esp.INVALID:
+        folder = write_folder(tmp_path / str(id(case)), case.file_map(), track=case.track)
+        from auditor.discover import discover
+
+        rf = discover([str(folder)]).folders[0]
+        full = [f for f in audit_folder(rf, AuditOptions()).findings if f.rule == "REPORT-CONSISTENCY"]
+        sibling = [f for f in full if f.message and "PG103" != f.code]
+        only = audit_folder(rf, AuditOptions(only_rules={"REPORT-CONSISTENCY"})).findings
+        assert [(f.code, f.message) for f in only] == [(f.code, f.message) for f in full]
+        assert all(f.code == "PG701" for f in sibling)

@@ -10,10 +10,9 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from auditor.model import VERDICT_FAIL, VERDICT_PASS, VERDICT_REVIEW, Finding, RecordResult, Report, Severity
+from auditor.model import VERDICT_FAIL, VERDICT_PASS, VERDICT_REVIEW, Finding, RecordResult, Report, RuleInfo, Severity  # noqa: F401  (RuleInfo: renderers name it C.RuleInfo)
 
 CAP_BYTES = 16_000_000
 # The two rulebooks of STATS-SIGNIFICANCE (rules.md §1.6): the README's and the one used in practice.
@@ -276,37 +275,19 @@ def anchor_file(rec: RecordResult, f: Finding) -> tuple[str, int | None]:
 
 # --------------------------------------------------------------------------- rules
 
-@dataclass
-class RuleInfo:
-    id: str
-    code: str
-    title: str
-    ruling: str
-    fix: str
-    family: str
-    severity: str
+def rule_catalog(report: Report | None = None) -> dict[str, RuleInfo]:
+    """The catalog the audit loaded (``Report.rules``, filled by the pipeline; renderers never import
+    the rules). A report built by hand has none: its findings then speak for their own rules."""
+    return dict(report.rules) if report is not None and report.rules else {}
 
 
-@lru_cache(maxsize=1)
-def rule_catalog() -> dict[str, RuleInfo]:
-    """Every registered rule's metadata; empty when the rules package cannot load (a report must
-    still render)."""
-    try:
-        import rules
-
-        return {rid: RuleInfo(rid, getattr(cls, "code", ""), getattr(cls, "title", ""), getattr(cls, "ruling", ""),
-                              getattr(cls, "fix", ""), getattr(cls, "family", "misc"),
-                              getattr(getattr(cls, "default_severity", None), "value", "error"))
-                for rid, cls in rules.load_all().items()}
-    except Exception:  # a broken rule module must not stop the report of the others
-        return {}
-
-
-def rule_info(f: Finding) -> RuleInfo:
-    info = rule_catalog().get(f.rule)
+def rule_info(f: Finding, report: Report | None = None) -> RuleInfo:
+    """The catalog entry of the finding's rule when the report has the catalog, else what the
+    finding carries (its rule's code, title and family, set where it was made)."""
+    info = report.rules.get(f.rule) if report is not None else None
     if info is not None:
         return info
-    return RuleInfo(f.rule, f.code, "", f.ruling, f.fix, "misc", f.severity.value)
+    return RuleInfo(f.rule, f.code, f.title, f.ruling, f.fix, f.family or "misc", f.severity.value)
 
 
 def one_line(text: str, limit: int = 300) -> str:

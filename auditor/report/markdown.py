@@ -221,7 +221,7 @@ def _finding(f: Finding, group: C.RuleInfo) -> str:
     return "\n".join(parts)
 
 
-def _rule_groups(rec: RecordResult) -> list[str]:
+def _rule_groups(rec: RecordResult, report: Report | None = None) -> list[str]:
     """Chunks: a header per rule, then one chunk per finding."""
     ordered = C.ordered_findings(rec)
     # Rules in the order of their worst live finding; waived-only rules last.
@@ -231,7 +231,7 @@ def _rule_groups(rec: RecordResult) -> list[str]:
     chunks = []
     for rule, fs in groupby(sorted(ordered, key=lambda f: first_pos[f.rule]), key=lambda f: f.rule):
         fs = list(fs)
-        info = C.rule_info(fs[0])
+        info = C.rule_info(fs[0], report)
         live = [f for f in fs if f.waived is None]
         worst = max((f.severity for f in live), key=lambda s: s.rank) if live else None
         icon = SEV_ICON[worst] if worst else "⚪"
@@ -252,7 +252,7 @@ def _rule_groups(rec: RecordResult) -> list[str]:
     return chunks
 
 
-def _record(rec: RecordResult, multi: bool) -> list[str]:
+def _record(rec: RecordResult, multi: bool, report: Report | None = None) -> list[str]:
     head = []
     if multi:
         head.append(f"### {ICON.get(rec.verdict, '')} {C.VERDICT_LABEL.get(rec.verdict, rec.verdict)} · {code(rec.path)}\n\n"
@@ -260,7 +260,7 @@ def _record(rec: RecordResult, multi: bool) -> list[str]:
     chunks = head + [_table(rec)]
     if rec.findings:
         chunks.append("### Findings" if not multi else "**Findings**")
-        chunks += _rule_groups(rec)
+        chunks += _rule_groups(rec, report)
     if rec.errors:
         chunks.append("**Could not read**\n\n" + "\n".join(f"- {code(p.file or rec.path)}: {esc(p.message)}" for p in rec.errors))
     return chunks
@@ -284,7 +284,7 @@ def render(report: Report, *, max_chars: int = GITHUB_COMMENT_LIMIT, **_: Any) -
     if multi:
         chunks += [("row", c) for c in _summary_table(report)]
     for rec in C.records_by_verdict(report):
-        chunks += [(_kind(c), c) for c in _record(rec, multi)]
+        chunks += [(_kind(c), c) for c in _record(rec, multi, report)]
     if report.errors and report.records:
         chunks.append(("section", "**Not audited**\n\n" + "\n".join(f"- {esc(p.line())}" for p in report.errors)))
     tool = report.tool or {}

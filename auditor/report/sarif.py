@@ -92,7 +92,7 @@ def _message(f: Finding, info: C.RuleInfo) -> str:
 
 
 def _result(report: Report, rec: RecordResult, f: Finding, index: dict[str, int]) -> dict[str, Any]:
-    info = C.rule_info(f)
+    info = C.rule_info(f, report)
     file, line = C.anchor_file(rec, f)
     path = C.repo_path(report, rec, file)
     physical: dict[str, Any] = {"artifactLocation": {"uri": uri(path) or ".", "uriBaseId": "%SRCROOT%"}}
@@ -117,12 +117,12 @@ def _result(report: Report, rec: RecordResult, f: Finding, index: dict[str, int]
 
 
 def sarif_log(report: Report) -> dict[str, Any]:
-    catalog = C.rule_catalog()
+    catalog = C.rule_catalog(report)
     infos: dict[str, C.RuleInfo] = dict(catalog)
     for rec in report.records:
         for f in rec.findings:
             if f.rule not in infos:
-                infos[f.rule] = C.rule_info(f)
+                infos[f.rule] = C.rule_info(f, report)
     ids = sorted(infos)
     index = {rid: i for i, rid in enumerate(ids)}
     results = []
