@@ -38,6 +38,9 @@ class RecordFolder:
 class Discovery:
     folders: list[RecordFolder] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # ``--changed BASE``: the base the folders changed since (waivers then come from its revision)
+    changed_since: str | None = None
+    changed_cwd: Path | None = None
 
 
 _LOGISH_TXT = re.compile(r"(log|train|seed|run|eval|out)", re.I)
@@ -355,4 +358,5 @@ def changed_folders(paths: list[str | Path], base: str, cwd: Path | None = None)
         if not where.exists() or where in changed_abs or where in touched_dirs:
             out.problems.append(p)
     out.folders = [f for f in full.folders if f.path.resolve() in touched_dirs]
+    out.changed_since, out.changed_cwd = base, cwd
     return out, changed

@@ -281,8 +281,7 @@ def reviewer_side(options, folders=(), base: str | None = None, cwd: Path | None
     if not os.path.lexists(path):
         return options
     for f in folders:
-        if _inside(path, f.path):
-            extra.append((_shown(path), "lies inside an audited record folder; waivers come only from the reviewer, so it is not read"))
+        if _inside(path, f.path):  # that folder's WAIVER-REASON names it (``shipped_waiver_files``)
             _mark_none(options)
             return options
     if base:

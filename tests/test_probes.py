@@ -113,12 +113,12 @@ def test_whole_script_probe_and_reproduce_probe(tmp_path, capsys):
     data, tok = make_data(tmp_path / "d", n_val=5000)
     folder = make_record(tmp_path, data, tok, seeds=(1,))
     code = reproduce(ReproduceOptions(record=str(folder), run_dir=str(tmp_path / "run"), quiet=True, fmt="json", nproc=1,
-                                      probe=True, no_sandbox=SANDBOX == "none"))
+                                      probe=True, no_sandbox=SANDBOX == "none", data=str(data), tokenizer=str(tok)))
     rec = json.loads(capsys.readouterr().out)["records"][0]
     assert code == 0, [f["message"] for f in rec["findings"]]
     flip = next(f for f in rec["findings"] if f["rule"] == "PROBE-SUFFIX-FLIP")
     assert flip["severity"] == "info" and "changed only the last target's score, in 1 eval pass(es); all other 4095 scores identical" in flip["message"]
-    plan = build_plan(folder, env={"FIXTURE_TWO_PASS": "1"}, run_dir=tmp_path / "plan", sandbox=SANDBOX)
+    plan = build_plan(folder, env={"FIXTURE_TWO_PASS": "1"}, run_dir=tmp_path / "plan", sandbox=SANDBOX, data=str(data), tokenizer=str(tok))
     got = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "w", plan=plan)
     flip = next(f for f in got.findings if f.rule == "PROBE-SUFFIX-FLIP")
     assert flip.severity.value == "error" and flip.file == "train_gpt.py"

@@ -23,19 +23,23 @@ def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("data"))
 
 
-def _opts(folder: Path, run_dir: Path, **kw) -> ReproduceOptions:
+def _opts(folder: Path, run_dir: Path, data=None, **kw) -> ReproduceOptions:
     kw.setdefault("no_sandbox", not SANDBOX_OK)
+    if data is not None:  # paths outside the record folder come from the reviewer, never from its README
+        kw.setdefault("data", str(data[0]))
+        kw.setdefault("tokenizer", str(data[1]))
     return ReproduceOptions(record=str(folder), run_dir=str(run_dir), quiet=True, fmt="json", **kw)
 
 
 def test_dry_run_prints_plan_and_starts_nothing(tmp_path, data):
     folder = make_record(tmp_path, *data, extra_env="TRAIN_SEQ_LEN=64 ")
     run_dir = tmp_path / "run"
-    res = CliRunner().invoke(app, ["reproduce", str(folder), "--dry-run", "--nproc", "2", "--run-dir", str(run_dir), "--no-sandbox"])
+    res = CliRunner().invoke(app, ["reproduce", str(folder), "--dry-run", "--nproc", "2", "--run-dir", str(run_dir), "--no-sandbox",
+                                   "--data", str(data[0]), "--tokenizer", str(data[1])])
     assert res.exit_code == 0, res.output
     out = res.output
     assert "seeds      1, 2   (submission.json seeds)" in out
-    assert f"DATA_PATH={data[0]}   (README.md:6)" in out
+    assert f"DATA_PATH={data[0]}   (--data)" in out
     assert "TRAIN_SEQ_LEN=64   (README.md:6)" in out
     assert "--standalone --nproc_per_node=2 --log-dir" in out
     assert "ok   variant   val tokens: shards 4,000, the logs show 4,000" in out
@@ -50,16 +54,19 @@ def test_preflight_failures_one_line_each_with_fix(tmp_path, data):
     readme = folder / "README.md"
     readme.write_text(readme.read_text().replace(str(data[0]), str(tmp_path / "nowhere")))
     run_dir = tmp_path / "run"
-    res = CliRunner().invoke(app, ["reproduce", str(folder), "--run-dir", str(run_dir), "--no-sandbox", "--dry-run"])
+    res = CliRunner().invoke(app, ["reproduce", str(folder), "--run-dir", str(run_dir), "--no-sandbox", "--dry-run",
+                                   "--tokenizer", str(data[1])])
     assert res.exit_code == 1
     fails = [line for line in res.output.splitlines() if line.strip().startswith("FAIL")]
     assert len(fails) == 2, res.output
     assert any("imports flash_attn_interface, which is not installed  → fix: pip install the FlashAttention 3 wheel" in x for x in fails)
-    assert any(f"DATA_PATH={tmp_path / 'nowhere'} does not exist" in x and "→ fix:" in x for x in fails)
+    # a README path outside the record folder is not probed: the reviewer passes --data
+    assert any(f"DATA_PATH={tmp_path / 'nowhere'} (README.md:6) is outside the record folder; not probed" in x
+               and "→ fix: pass --data" in x for x in fails)
     # on CPU the 600 s cap of a 10-minute record is a warning (a smoke run), on GPUs a failed check
     assert any(line.strip().startswith("warn budget") and "MAX_WALLCLOCK_SECONDS=5" in line for line in res.output.splitlines())
     # without --dry-run nothing starts either
-    code = reproduce(_opts(folder, run_dir))
+    code = reproduce(_opts(folder, run_dir, tokenizer=str(data[1])))
     assert code == 1 and not run_dir.exists()
 
 
@@ -96,7 +103,7 @@ def test_progress_parsing():
 def test_reproduces_fixture_with_two_gloo_ranks(tmp_path, data, capsys):
     folder = make_record(tmp_path, *data)
     run_dir = tmp_path / "run"
-    code = reproduce(_opts(folder, run_dir, nproc=2))
+    code = reproduce(_opts(folder, run_dir, data, nproc=2))
     report = json.loads(capsys.readouterr().out)
     rec = report["records"][0]
     assert code == 0, rec["findings"]
@@ -119,7 +126,7 @@ def test_reproduces_fixture_with_two_gloo_ranks(tmp_path, data, capsys):
 
 def test_edited_claim_is_not_reproduced(tmp_path, data, capsys):
     folder = make_record(tmp_path, *data, seeds=(3,), claim_offset=-0.02)
-    code = reproduce(_opts(folder, tmp_path / "run", nproc=1))
+    code = reproduce(_opts(folder, tmp_path / "run", data, nproc=1))
     rec = json.loads(capsys.readouterr().out)["records"][0]
     assert code == 1
     mism = [f for f in rec["findings"] if f["rule"] == "REPRODUCE-MISMATCH"]
@@ -132,7 +139,7 @@ def test_wall_clock_limit_kills_the_process_group(tmp_path, data, capsys):
     folder = make_record(tmp_path, *data, seeds=(1,), extra_env="FIXTURE_HANG=1 ")
     run_dir = tmp_path / "run"
     t0 = time.monotonic()
-    code = reproduce(_opts(folder, run_dir, nproc=1, timeout_s=12, no_sandbox=True))
+    code = reproduce(_opts(folder, run_dir, data, nproc=1, timeout_s=12, no_sandbox=True))
     assert time.monotonic() - t0 < 60
     rec = json.loads(capsys.readouterr().out)["records"][0]
     assert code == 1

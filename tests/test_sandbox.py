@@ -20,14 +20,15 @@ def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("data"))
 
 
-def _run(folder: Path, run_dir: Path, capsys) -> tuple[int, dict]:
-    code = reproduce(ReproduceOptions(record=str(folder), run_dir=str(run_dir), quiet=True, fmt="json", nproc=1))
+def _run(folder: Path, run_dir: Path, capsys, data) -> tuple[int, dict]:
+    code = reproduce(ReproduceOptions(record=str(folder), run_dir=str(run_dir), quiet=True, fmt="json", nproc=1,
+                                      data=str(data[0]), tokenizer=str(data[1])))
     return code, json.loads(capsys.readouterr().out)["records"][0]
 
 
 def test_socket_to_non_loopback_address_is_refused(tmp_path, data, capsys):
     folder = make_record(tmp_path, *data, seeds=(1,), extra_env="FIXTURE_CONNECT=1.1.1.1:80 ")
-    code, rec = _run(folder, tmp_path / "run", capsys)
+    code, rec = _run(folder, tmp_path / "run", capsys, data)
     assert code == 1
     denied = [f for f in rec["findings"] if f["rule"] == "SANDBOX-DENIED"]
     assert denied and "tried to open a network connection" in denied[0]["message"]
@@ -42,7 +43,7 @@ def test_write_outside_the_run_dir_is_refused(tmp_path, data, capsys):
     target = outside[0] / f"pgolf-escape-{uuid.uuid4().hex}.txt"
     folder = make_record(tmp_path, *data, seeds=(1,), extra_env=f"FIXTURE_WRITE={target} ")
     try:
-        code, rec = _run(folder, tmp_path / "run", capsys)
+        code, rec = _run(folder, tmp_path / "run", capsys, data)
         assert not target.exists()
     finally:
         target.unlink(missing_ok=True)

@@ -84,6 +84,55 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
+def test_changed_mode_reads_waivers_from_the_base_revision(tmp_path):
+    """Item 1 (CI): a pull request that adds or edits the repository's pgolf-waivers.toml must not waive itself."""
+    repo = _repo(tmp_path)
+    write_folder(repo, bad_record(), name="2026-02-02_New")
+    (repo / "pgolf-waivers.toml").write_text(WAIVE_ALL.replace('"."', '"records/track_10min_16mb/2026-02-02_New"'))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "pr")
+    proc = run_pgolf(["audit", "--changed", "main", "--format", "json"], repo, module=True)
+    assert_no_traceback(proc)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    found = _findings(proc)
+    assert not [f for f in found if f["waived"]], found
+    named = [f for f in found if f["rule"] == "WAIVER-REASON" and f["severity"] == "warning"]
+    assert named and "pgolf-waivers.toml" in named[0]["message"] and "base revision" in named[0]["message"]
+
+
+def test_changed_mode_applies_the_base_revisions_reviewed_waiver(tmp_path):
+    """The reviewer's waiver, committed on the base branch, still works; the pull request's edit of it does not count."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "pgolf-waivers.toml").write_text(textwrap.dedent("""\
+        [[waiver]]
+        folder = "records/track_10min_16mb/2026-02-02_New"
+        rule = "SUBMISSION-FILES"
+        reason = "reviewed: claims in the PR description"
+        who = "maintainer"
+    """))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "base")
+    _git(repo, "checkout", "-q", "-b", "pr")
+    write_folder(repo, bad_record(), name="2026-02-02_New")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "pr")
+    proc = run_pgolf(["audit", "--changed", "main", "--format", "json"], repo, module=True)
+    found = _findings(proc)
+    sub = [f for f in found if f["rule"] == "SUBMISSION-FILES"]
+    assert sub and all(f["waived"] and "maintainer" in f["waived"] and "pgolf-waivers.toml@main:1" in f["waived"] for f in sub), sub
+    assert not [f for f in found if f["rule"] == "WAIVER-REASON" and f["severity"] == "warning"]
+    # the pull request widens the waiver to every rule: the base copy still rules, and the edit is named
+    (repo / "pgolf-waivers.toml").write_text(WAIVE_ALL.replace('"."', '"records/track_10min_16mb/2026-02-02_New"'))
+    proc = run_pgolf(["audit", "--changed", "main", "--format", "json"], repo, module=True)
+    assert proc.returncode == 1
+    found = _findings(proc)
+    assert [f for f in found if f["rule"] == "WAIVER-REASON" and f["severity"] == "error" and not f["waived"]]
+    named = [f for f in found if f["rule"] == "WAIVER-REASON" and f["severity"] == "warning"]
+    assert named and "changed since the base revision" in named[0]["message"]
+
+
 def test_fsmonitor_in_the_checkout_config_never_runs(tmp_path):
     """Item 7: `--changed` ran git in the audited checkout; its `.git/config` core.fsmonitor ran four times."""
     repo = _repo(tmp_path)

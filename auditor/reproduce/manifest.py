@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import stat
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from typing import Any
 
 import auditor
 from auditor.reproduce.plan import Plan
-from auditor.reproduce.preflight import find_shards
+from auditor.reproduce.preflight import find_shards, given_path, readable_regular
 
 _TORCH_PROBE = ("import json, torch; print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda, "
                 "'cudnn': torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None, "
@@ -21,7 +23,10 @@ _TORCH_PROBE = ("import json, torch; print(json.dumps({'torch': torch.__version_
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return "not a regular file"
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -47,16 +52,18 @@ def nvidia_smi() -> str | None:
 
 def build_manifest(plan: Plan) -> dict[str, Any]:
     code = {p.relative_to(plan.record).as_posix(): sha256_file(p) for p in sorted(plan.record.rglob("*"))
-            if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts}
+            if stat.S_ISREG(os.lstat(p).st_mode) and "__pycache__" not in p.parts}
+    # only paths preflight may look at: given by the reviewer, or inside the record through no symlink
     data: dict[str, str] = {}
-    for key in ("DATA_PATH", "DATA_DIR"):
-        if key in plan.env and Path(plan.env[key].value).is_dir():
-            for split in ("val", "train"):
-                for p in find_shards(Path(plan.env[key].value), split):
+    _key, d = given_path(plan, ("DATA_PATH", "DATA_DIR"))
+    if d is not None and d.is_dir():
+        for split in ("val", "train"):
+            for p in find_shards(d, split):
+                if readable_regular(p, plan.record):
                     data[str(p)] = sha256_file(p)
     tok = {}
-    if "TOKENIZER_PATH" in plan.env and Path(plan.env["TOKENIZER_PATH"].value).is_file():
-        tp = Path(plan.env["TOKENIZER_PATH"].value)
+    _key, tp = given_path(plan, ("TOKENIZER_PATH",))
+    if tp is not None and readable_regular(tp, plan.record):
         tok[str(tp)] = sha256_file(tp)
     return {
         "pgolf": auditor.__version__,
@@ -87,5 +94,8 @@ def write_manifest(plan: Plan, extra: dict[str, Any] | None = None) -> Path:
         m.update(extra)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     path = plan.run_dir / "manifest.json"
-    path.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+    from auditor.reproduce.sandbox import open_new
+
+    with open_new(path) as f:
+        f.write(json.dumps(m, indent=2) + "\n")
     return path

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,9 @@ SHARD_MAGIC = 20240520  # records.md §4.4: 256 int32 header, magic, version, to
 SHARD_HEADER_BYTES = 256 * 4
 MIN_FREE_BYTES = 1 << 30
 _VAL_CAPS = ("VAL_MAX_TOKENS", "MAX_VAL_TOKENS", "VAL_TOKENS_LIMIT", "VAL_TOKEN_LIMIT")
+CHECK_LIMIT_S = 30.0  # one check (a shard header, a tokenizer load) never holds the preflight longer
+GIVEN_ORIGINS = ("--data", "--tokenizer", "--env")  # the reviewer named these paths; the README did not
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -34,12 +39,60 @@ class Check:
         return not self.ok and not self.warning
 
 
-def shard_tokens(path: Path) -> int | None:
-    """Token count from a shard header, or None when the header is not a challenge shard."""
+def _inside(path: Path, top: Path) -> bool:
+    a, t = Path(os.path.abspath(path)), Path(os.path.abspath(top))
+    r, rt = Path(os.path.realpath(path)), Path(os.path.realpath(top))
+    return (a == t or t in a.parents) and (r == rt or rt in r.parents)
+
+
+def _no_link_below(path: Path, top: Path) -> bool:
+    """No component of ``path`` below ``top`` is a symlink (the record's own files are never followed)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(12)
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(top))
+    except ValueError:
+        return False
+    p = Path(os.path.abspath(top))
+    for part in rel.parts:
+        p = p / part
+        if os.path.islink(p):
+            return False
+    return True
+
+
+def readable_regular(path: Path, record: Path | None = None) -> bool:
+    """A regular file that can be read without blocking: inside the record folder, reached through
+    no symlink at all; elsewhere (a path the reviewer gave) any regular file."""
+    if record is not None and _inside(path, record) and not _no_link_below(path, record):
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_head(path: Path, n: int, record: Path | None = None) -> bytes | None:
+    if not readable_regular(path, record):
+        return None
+    flags = _READ_FLAGS | (getattr(os, "O_NOFOLLOW", 0) if record is not None and _inside(path, record) else 0)
+    try:
+        fd = os.open(path, flags)
     except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, n)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def shard_tokens(path: Path, record: Path | None = None) -> int | None:
+    """Token count from a shard header, or None when the header is not a challenge shard (or the
+    path is not a regular file that can be read without blocking)."""
+    head = _read_head(path, 12, record)
+    if head is None:
         return None
     if len(head) < 12:
         return None
@@ -56,11 +109,14 @@ def find_shards(data_dir: Path, split: str) -> list[Path]:
     return found
 
 
-def max_token_id(path: Path, limit: int = 1 << 20) -> int | None:
+def max_token_id(path: Path, limit: int = 1 << 20, record: Path | None = None) -> int | None:
     import numpy as np
 
+    head = _read_head(path, SHARD_HEADER_BYTES + 2 * limit, record)
+    if head is None:
+        return None
     try:
-        arr = np.fromfile(path, dtype="<u2", count=limit, offset=SHARD_HEADER_BYTES)
+        arr = np.frombuffer(head[SHARD_HEADER_BYTES:][: len(head[SHARD_HEADER_BYTES:]) // 2 * 2], dtype="<u2")
     except (OSError, ValueError):
         return None
     return int(arr.max()) if arr.size else None
@@ -73,14 +129,18 @@ def _data_checks(plan: Plan) -> list[Check]:
         return [Check("data", False, "the record documents no DATA_PATH/DATA_DIR; the script default would be resolved inside the run copy",
                       "pass --data DIR (the folder holding fineweb_val_*.bin and fineweb_train_*.bin)")]
     d = Path(plan.env[key].value)
-    if not d.is_dir():
+    outside = not_probed(plan, key, "pass --data DIR (the folder holding fineweb_val_*.bin and fineweb_train_*.bin)", "data")
+    if outside:
+        return [outside]
+    rec = None if plan.env[key].origin in GIVEN_ORIGINS else plan.record
+    if not d.is_dir() or (rec is not None and not _no_link_below(d, rec)):
         return [Check("data", False, f"{key}={d} does not exist ({plan.env[key].origin})",
                       "download the variant the logs name (data/cached_challenge_fineweb.py) or pass --data DIR")]
     val = find_shards(d, "val")
     train = find_shards(d, "train")
     if not val:
         return [Check("data", False, f"no fineweb_val_*.bin under {d}", "pass --data pointing at the dataset folder")]
-    counts = [shard_tokens(p) for p in val]
+    counts = [shard_tokens(p, rec) for p in val]
     bad = [p.name for p, c in zip(val, counts) if c is None]
     if bad:
         out.append(Check("data", False, f"{d}: not challenge shards (bad header magic/version): {', '.join(bad[:3])}",
@@ -103,11 +163,54 @@ def _data_checks(plan: Plan) -> list[Check]:
         out.append(Check("variant", ok, f"val tokens: shards {total:,}{cap_note}, the logs show {plan.expected_val_tokens:,} "
                          f"({plan.expected_val_tokens_origin})", "use the data variant the logs were made with (the val_tokens / val_loader line)"))
     if plan.expected_vocab:
-        top = max_token_id(val[0])
+        top = max_token_id(val[0], record=rec)
         if top is not None and top >= plan.expected_vocab:
             out.append(Check("variant", False, f"{val[0].name} holds token id {top} ≥ vocab size {plan.expected_vocab} ({plan.expected_vocab_origin})",
                              "use the dataset tokenized with the record's tokenizer"))
     return out
+
+
+def not_probed(plan: Plan, key: str, fix: str, name: str) -> Check | None:
+    """A failed check for a path the README or the logs name outside the record folder: pgolf does
+    not look at it (a README must not make pgolf probe, or the sandbox show, arbitrary host paths)."""
+    s = plan.env[key]
+    if s.origin in GIVEN_ORIGINS or _inside(Path(s.value), plan.record):
+        return None
+    return Check(name, False, f"{key}={s.value} ({s.origin}) is outside the record folder; not probed, and not visible "
+                              "to the run", fix)
+
+
+def given_path(plan: Plan, keys: tuple[str, ...]) -> tuple[str | None, Path | None]:
+    """(variable, path) of the first of ``keys`` whose path may be used: given by the reviewer, or
+    inside the record folder through no symlink; (variable, None) when the plan names one that may not."""
+    key = next((k for k in keys if k in plan.env), None)
+    if key is None:
+        return None, None
+    s = plan.env[key]
+    p = Path(s.value)
+    if s.origin in GIVEN_ORIGINS or (_inside(p, plan.record) and _no_link_below(p, plan.record)):
+        return key, p
+    return key, None
+
+
+def _bounded(name: str, fn, plan: Plan, limit_s: float) -> list[Check]:
+    """Run one check with a time limit: a read that blocks (a FIFO swapped in, a hung mount) fails the
+    check instead of the preflight (the thread is left behind, a daemon)."""
+    box: list = []
+
+    def target() -> None:
+        try:
+            box.append(fn(plan))
+        except Exception as exc:  # a check bug is a failed check, not a traceback
+            box.append([Check(name, False, f"could not check: {type(exc).__name__}: {exc}")])
+
+    t = threading.Thread(target=target, daemon=True, name=f"pgolf-preflight-{name}")
+    t.start()
+    t.join(limit_s)
+    if not box:
+        return [Check(name, False, f"did not finish within {limit_s:.0f} s (a file that blocks on read?); not checked",
+                      "check the paths the plan names")]
+    return box[0]
 
 
 def _tokenizer_check(plan: Plan) -> list[Check]:
@@ -115,7 +218,10 @@ def _tokenizer_check(plan: Plan) -> list[Check]:
     if s is None:
         return []  # the script's default tokenizer; nothing documented to check
     p = Path(s.value)
-    if not p.is_file():
+    outside = not_probed(plan, "TOKENIZER_PATH", "pass --tokenizer FILE", "tokenizer")
+    if outside:
+        return [outside]
+    if not readable_regular(p, None if s.origin in GIVEN_ORIGINS else plan.record):
         return [Check("tokenizer", False, f"TOKENIZER_PATH={p} does not exist ({s.origin})", "pass --tokenizer FILE")]
     if p.suffix != ".model":
         return [Check("tokenizer", True, f"{p.name} present (not a sentencepiece model; vocab not checked)")]
@@ -174,7 +280,7 @@ def _disk_check(plan: Plan) -> Check:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    size = sum(p.stat().st_size for p in plan.record.rglob("*") if p.is_file() and not p.is_symlink())
+    size = sum(st.st_size for st in (os.lstat(p) for p in plan.record.rglob("*")) if stat.S_ISREG(st.st_mode))
     need = MIN_FREE_BYTES + size * len(plan.seeds)
     return Check("disk", free >= need, f"{free / 2**30:.1f} GiB free at {probe} (need {need / 2**30:.1f} GiB)",
                  "free space or choose --run-dir on a larger disk")
@@ -201,9 +307,9 @@ def preflight(plan: Plan, sandbox_error: str | None = None) -> list[Check]:
                             warning=not plan.gpu.count))
     checks += _import_checks(plan)
     checks += _hardware_checks(plan)
-    checks += _data_checks(plan)
-    checks += _tokenizer_check(plan)
-    checks.append(_disk_check(plan))
+    checks += _bounded("data", _data_checks, plan, CHECK_LIMIT_S)
+    checks += _bounded("tokenizer", _tokenizer_check, plan, CHECK_LIMIT_S)
+    checks += _bounded("disk", lambda p: [_disk_check(p)], plan, CHECK_LIMIT_S)
     if plan.sandbox == "none" and sandbox_error:
         checks.append(Check("sandbox", False, f"no sandbox available: {sandbox_error}",
                             "install bubblewrap, or pass --no-sandbox to run the record unconfined (network on, writes anywhere)"))

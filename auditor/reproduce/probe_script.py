@@ -23,9 +23,10 @@ import numpy as np
 from auditor.model import Severity
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.plan import Plan
-from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, shard_tokens
+from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, given_path, readable_regular, shard_tokens
 from auditor.reproduce.probes import ProbeOutcome, _f
-from auditor.reproduce.sandbox import bwrap_argv, run_limited
+from auditor.reproduce.run import copy_record, read_capped
+from auditor.reproduce.sandbox import allowed_env, bwrap_argv, limits, open_new, run_limited
 
 PROBE_VAL_TOKENS = 4097
 _VAL_CAPS = ("VAL_MAX_TOKENS", "MAX_VAL_TOKENS", "VAL_TOKENS_LIMIT", "VAL_TOKEN_LIMIT")
@@ -63,20 +64,19 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                                "expose the eval scorer as score_tokens(tokens, …) in its own module to make it probeable"))
         return res
 
-    if not entry.is_file():
-        return not_run("no entry script")
+    if not readable_regular(entry, plan.record):  # a symlink would let the probe copy a host file into the run
+        return not_run("no entry script (or it is not a regular file of the record folder)")
     if plan.needs.uses_cuda and not plan.needs.cpu_fallback:
         line, what = plan.needs.uses_cuda[0]
         return not_run(f"the script needs CUDA ({name}:{line} uses {what!r} with no CPU fallback); the probes run on CPU", line=line)
     try:
-        inst = instrument_source(entry.read_text(encoding="utf-8"))
+        inst = instrument_source(read_capped(entry, 64 << 20).decode("utf-8"))
     except Exception as exc:
         return not_run(f"cannot instrument {name}: {type(exc).__name__}: {exc}")
     sites = inst.score_sites
     if not sites:
         return not_run(f"no per-token accumulation statement in {name} (a batch-mean accumulator cannot show per-token scores)")
-    key = next((k for k in ("DATA_PATH", "DATA_DIR") if k in plan.env), None)
-    data = Path(plan.env[key].value) if key else None
+    key, data = given_path(plan, ("DATA_PATH", "DATA_DIR"))  # never a README path outside the folder
     if data is None or not data.is_dir():
         return not_run("the record's data folder is not available here (pass --data)")
     val = _val_prefix(data, PROBE_VAL_TOKENS)
@@ -89,28 +89,31 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     runs = {}
     for tag, tokens in (("base", val), ("flip", flipped)):
         d = work / tag
-        shutil.copytree(plan.record, d / "record", symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "logs"))
-        (d / "record" / name).write_text(inst.source, encoding="utf-8")
+        copy_record(plan.record, d / "record")
+        shutil.rmtree(d / "record" / "logs", ignore_errors=True)
+        with open_new(d / "record" / name) as f:
+            f.write(inst.source)
+        (d / "out").mkdir(parents=True, exist_ok=True)
         dd = d / "data"
         dd.mkdir()
         _write_shard(dd / "fineweb_val_000000.bin", tokens)
         for p in find_shards(data, "train"):
             os.symlink(p, dd / p.name)
-        env = dict(os.environ)
-        env.update(plan.env_for(seed))
-        env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
-                    "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "cache")})
+        env = allowed_env(plan.env_for(seed), home=d / "out")
+        env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
+                    "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache")})
         for cap in _VAL_CAPS:
             if cap in plan.needs.env_reads or cap in plan.env:
                 env[cap] = str(PROBE_VAL_TOKENS)
         argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", name]
-        if sandbox == "bwrap":
-            argv = bwrap_argv(argv, workdir=d / "record", writable=[d], readable=[data])
+        if sandbox == "bwrap":  # the run writes its copy and out/ only; console.txt and the data are pgolf's
+            argv = bwrap_argv(argv, workdir=d / "record", writable=[d / "record", d / "out"], readable=[data, dd, plan.record])
         runs[tag] = (d, argv, env)
     # The two runs are independent: run them side by side.
     outcomes = {}
     threads = [threading.Thread(target=lambda t=t, d=d, argv=argv, env=env: outcomes.__setitem__(
-        t, run_limited(argv, cwd=d / "record", env=env, limit_s=timeout_s, log_path=d / "console.txt")))
+        t, run_limited(argv, cwd=d / "record", env=env, limit_s=timeout_s, log_path=d / "console.txt",
+                       rlimits=limits(gpu=False) if sandbox == "bwrap" else None)))
         for t, (d, argv, env) in runs.items()]
     for th in threads:
         th.start()
@@ -119,11 +122,16 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     events = {}
     for tag, (d, _, _) in runs.items():
         out = outcomes[tag]
-        if out.timed_out or out.returncode != 0 or not (d / "events.json").is_file():
+        try:  # written inside the sandbox: read without following a link, capped
+            raw = None if out.timed_out or out.returncode != 0 else read_capped(d / "out" / "events.json", 256 << 20)
+            loaded = json.loads(raw) if raw is not None else None
+        except (OSError, ValueError):
+            loaded = None
+        if not isinstance(loaded, list):
             tail = [x for x in (d / "console.txt").read_text(errors="replace").splitlines() if x.strip()][-3:]
             why = f"timed out after {timeout_s:.0f} s" if out.timed_out else f"exit status {out.returncode}"
             return not_run(f"{name} did not run on one CPU process with a {PROBE_VAL_TOKENS}-token val shard ({why})", tail)
-        events[tag] = [e for e in json.loads((d / "events.json").read_text()) if e["kind"] == "score"]
+        events[tag] = [e for e in loaded if isinstance(e, dict) and e.get("kind") == "score"]
     a, b = events["base"], events["flip"]
     res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(a),
                         "scores": sum(len(e["values"]) for e in a), "flipped_token": PROBE_VAL_TOKENS - 1})

@@ -23,7 +23,10 @@ import numpy as np
 
 from auditor.model import Finding, Measured, RecordResult, Report, Severity
 from auditor.reproduce.instrument import instrument_source
-from auditor.reproduce.sandbox import bwrap_argv, bwrap_works, run_limited
+from auditor.reproduce.run import read_capped
+from auditor.reproduce.sandbox import allowed_env, bwrap_argv, bwrap_works, limits, run_limited
+
+MAX_PROBE_OUT = 64 << 20
 
 RULES_URL = "https://github.com/openai/parameter-golf/issues/1017"
 SCORER_FUNCTIONS = ("score_tokens",)
@@ -81,16 +84,23 @@ def _run_child(module: Path, function: str, calls: list[list[int]], vocab: int, 
     spec_path, out_path = work / "spec.json", work / "out.json"
     spec_path.write_text(json.dumps(spec))
     argv = [sys.executable, "-m", "auditor.reproduce.probe_child", str(spec_path), str(out_path)]
+    rlimits = None
     if sandbox == "bwrap":
         argv = bwrap_argv(argv, workdir=work, writable=[work], readable=[Path(p) for p in extra_path])
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1")
-    out = run_limited(argv, cwd=work, env=env, limit_s=timeout_s, log_path=work / "child.log")
+        rlimits = limits(gpu=False)
+    env = allowed_env({"PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}, home=work)  # no secret of ours reaches the scorer
+    out = run_limited(argv, cwd=work, env=env, limit_s=timeout_s, log_path=work.parent / f"{work.name}.child.log", rlimits=rlimits)
     if out.timed_out:
         return {"error": f"timed out after {timeout_s:.0f} s", "calls": []}
-    if not out_path.is_file():
-        tail = (work / "child.log").read_text(errors="replace").strip().splitlines()[-3:]
+    try:  # written by the sandboxed child: never through a link, capped
+        text = read_capped(out_path, MAX_PROBE_OUT).decode("utf-8", errors="replace")
+    except OSError:
+        tail = (work.parent / f"{work.name}.child.log").read_text(errors="replace").strip().splitlines()[-3:]
         return {"error": f"the probe child exited with status {out.returncode}: {' | '.join(tail)}", "calls": []}
-    return json.loads(out_path.read_text())
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return {"error": f"the probe child wrote unreadable output ({exc})", "calls": []}
 
 
 def probe_file(path: Path, function: str = "score_tokens", *, sandbox: str = "none", work: Path, timeout_s: float = 300.0,
