@@ -53,6 +53,11 @@ class EvalCausal(Rule):
             yield self.finding(where, line, f"code could not be checked: the self-extracting wrapper could not be decoded ({why})",
                                severity=Severity.WARNING, evidence=[f"{where}:{line}"],
                                fix="Ship plain source, or a wrapper that decodes with literal payloads (lzma/zlib + base64).")
+        for d in ev.code.dynamic:
+            if d.what in ("exec", "import"):
+                yield self.finding(d.file, d.line, f"code could not be checked: a dynamic {d.what} ({d.why})",
+                                   severity=Severity.WARNING, evidence=[f"{d.file}:{d.line}: {d.text[:200]}"],
+                                   fix="Exec files and import modules by literal name (or ship plain source) so the audit can read them.")
         facts = analyse(ctx)
         for ff in facts.files:
             if ff.parse_error:

@@ -268,10 +268,10 @@ class _Reader:
 
     def call(self, cf: CodeFile, node: ast.Call, env: "_Env", base: str, lines: list[str], depth: int) -> None:
         where = cf.decoded_from or cf.path
-        fname = _call_name(node.func)
+        fname = _resolved_callee(node, env)
         src_line = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else ""
         reached = f"{where}:{node.lineno}"
-        if fname in ("exec", "eval", "builtins.exec") and node.args:
+        if fname in ("exec", "eval", "builtins.exec", "builtins.eval") and node.args:
             self.run_payload(cf, node, node.args[0], env, base, src_line, depth)
         elif fname in ("runpy.run_path", "run_path") and node.args:
             ev = _Eval(env, self)
@@ -282,13 +282,32 @@ class _Reader:
                 return
             if target in self.files:
                 self.add_python(target, "exec", reached)
+        elif fname in ("importlib.util.spec_from_file_location", "spec_from_file_location", "util.spec_from_file_location") \
+                and len(node.args) >= 2:
+            try:
+                ev = _Eval(env, self)
+                target = ev.path_of(ev.text_of(ev.ev(node.args[1])))
+            except (DecodeRefused, RecursionError):
+                self.bundle.dynamic.append(DynamicCode(where, node.lineno, "import", src_line,
+                                                       "module file is computed at run time; the static pass cannot resolve it"))
+                return
+            if target in self.files:
+                self.add_python(target, "import", reached)
         elif fname in ("importlib.import_module", "import_module", "__import__", "importlib.__import__") and node.args:
             lit = _str_const(node.args[0])
             if lit is None:
+                try:
+                    v = _Eval(env, self).ev(node.args[0])
+                    lit = v if isinstance(v, str) else None
+                except (DecodeRefused, RecursionError):
+                    lit = None
+            if lit is None:
                 self.bundle.dynamic.append(DynamicCode(where, node.lineno, "import", src_line,
                                                        "module name is computed at run time; the static pass cannot resolve it"))
-            else:
-                self.import_module(lit, base, reached)
+            elif not self.import_module(lit, base, reached) and _str_const(node.args[0]) is None:
+                # a computed name that resolves outside the folder: not hidden code, but a module chosen at run time
+                self.bundle.dynamic.append(DynamicCode(where, node.lineno, "module", src_line,
+                                                       f"imports {lit!r} through a computed name"))
         elif fname.startswith(("subprocess.", "os.system", "os.popen", "os.exec")) or fname in ("Popen", "check_call", "check_output"):
             for n in ast.walk(node):
                 lit = _str_const(n)
@@ -409,6 +428,39 @@ def _call_name(func: ast.AST) -> str:
     if isinstance(func, ast.Call):
         return _call_name(func.func)
     return ""
+
+
+_RUNNERS = {"exec", "eval", "compile", "__import__", "importlib.import_module", "import_module", "builtins.exec",
+            "builtins.eval", "runpy.run_path", "run_path"}
+
+
+def _resolved_callee(node: ast.Call, env: "_Env") -> str:
+    """The callee's dotted name, seen through ``_run = exec`` / ``_load = importlib.import_module``
+    aliases and ``getattr(builtins, "ex" + "ec")``."""
+    func = node.func
+    if isinstance(func, ast.Call) and _call_name(func.func) == "getattr" and len(func.args) == 2:
+        try:
+            attr = _Eval(env, None).ev(func.args[1])
+        except (DecodeRefused, RecursionError, AttributeError):
+            return "getattr"
+        if isinstance(attr, str):
+            return "builtins." + attr if _call_name(func.args[0]) in ("builtins", "__builtins__") else attr
+        return "getattr"
+    name = _call_name(func)
+    for _ in range(4):  # alias of an alias
+        if not isinstance(func, ast.Name):
+            break
+        bound = env.lookup(func.id, node.lineno)
+        if not isinstance(bound, (ast.Name, ast.Attribute)):
+            break
+        cand = _call_name(bound)
+        head = cand.split(".", 1)[0]
+        if head in env.aliases:
+            cand = env.aliases[head] + cand[len(head):]
+        if cand in _RUNNERS or cand.endswith(".import_module"):
+            return cand
+        func = bound
+    return name
 
 
 def _str_const(node: ast.AST) -> str | None:
@@ -698,7 +750,8 @@ class _Eval:
         if isinstance(func, ast.Attribute):
             meth = func.attr
             q = self.qual(func)
-            if q not in _DECODERS and q not in _PATH_CTORS and not q.startswith(("os.path.", "base64.", "codecs.")):
+            if isinstance(func.value, ast.Call) or (
+                    q not in _DECODERS and q not in _PATH_CTORS and not q.startswith(("os.path.", "base64.", "codecs."))):
                 obj = self.ev(func.value, depth + 1)
                 return self.method(obj, meth, args(), node, depth)
         q = self.qual(func)
@@ -723,6 +776,9 @@ class _Eval:
             return args()[0]
         if q in ("bytes", "bytearray") and node.args:
             return _bytes_of(args()[0])
+        if q in ("reversed", "list", "tuple", "sorted") and len(node.args) == 1 and isinstance(args()[0], (list, tuple, str)):
+            seq = args()[0]
+            return list(reversed(seq)) if q == "reversed" else sorted(seq) if q == "sorted" else list(seq)
         fn = _DECODERS.get(q)
         if fn is None:
             raise DecodeRefused(f"calls {q or 'an expression'}, which the decoder does not evaluate")
