@@ -62,12 +62,20 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+# What one worker may send back for one folder (the pickled, already capped result); the main
+# process refuses more, so no folder can grow the main process's memory by much.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
 # --- output caps and sanitising -------------------------------------------------------------------
 
 def cap_record(rec: RecordResult, caps: Caps) -> RecordResult:
     """Bound one folder's findings and errors; what is dropped is counted in one line. Idempotent."""
     if getattr(rec, "_capped", None) == caps:
         return rec
+    from auditor.evidence.submission import cap_claims
+
+    cap_claims(rec.claims)  # the parsed submission.json stays in the worker
     order = sorted(rec.findings, key=lambda f: (f.waived is not None, -f.severity.rank))  # stable: keeps rule order
     kept, per_rule, dropped = [], Counter(), Counter()
     for f in order:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import sys
 import time
 import types
@@ -28,7 +29,8 @@ from typing import Callable
 from auditor.context import AuditOptions
 from auditor.discover import Discovery, RecordFolder
 from auditor.limits import (  # noqa: F401  (Caps, cap_* and sanitize re-exported for older callers)
-    DEFAULT_FOLDER_TIMEOUT_S, Caps, cap_record, cap_report, folder_timeout, in_process_requested, sanitize, worker_memory_mb,
+    DEFAULT_FOLDER_TIMEOUT_S, MAX_ANSWER_BYTES, Caps, cap_record, cap_report, folder_timeout, in_process_requested, sanitize,
+    worker_memory_mb,
 )
 from auditor.model import VERDICT_REVIEW, Problem, RecordResult, Report
 from auditor.worker import FileTiming
@@ -218,7 +220,8 @@ class _WorkerPool:
                 for w in busy:
                     if w.conn in ready:
                         try:
-                            index, rec, err, t = w.conn.recv()
+                            # bounded: a worker's answer over the cap ends that worker, not this process
+                            index, rec, err, t = pickle.loads(w.conn.recv_bytes(MAX_ANSWER_BYTES + (1 << 20)))
                         except (EOFError, OSError) as exc:
                             why = w.death() if isinstance(exc, EOFError) else f"lost the worker ({exc})"
                             done(w.task, None, f"audit failed: {why}; the folder is not audited", [], time.monotonic() - w.started)

@@ -183,11 +183,25 @@ def serve(conn, options, memory_mb: int, caps, cwd: str | None = None, env: dict
             except Exception as exc:
                 rec, err = None, f"audit failed while capping the report: {type(exc).__name__}: {exc}"
         try:
-            conn.send((index, rec, err, timings))
+            conn.send_bytes(_answer(index, rec, err, timings))
         except (EOFError, OSError, BrokenPipeError):
             return
         except Exception as exc:  # a result that does not pickle: say so, keep serving
             conn.send((index, None, f"audit failed: result could not be sent ({type(exc).__name__}: {exc})", timings))
+
+
+def _answer(index, rec, err, timings) -> bytes:
+    """The pickled answer, within the cap on what a worker sends back (else a one-line failure)."""
+    import pickle
+
+    from auditor.limits import MAX_ANSWER_BYTES
+
+    data = pickle.dumps((index, rec, err, timings), protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= MAX_ANSWER_BYTES:
+        return data
+    why = (f"audit failed: the result is {len(data):,} bytes, over the {MAX_ANSWER_BYTES:,}-byte cap on what a worker "
+           "sends back; the folder is not audited, review it by hand")
+    return pickle.dumps((index, None, why, timings[:1000]), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 if __name__ == "__main__":  # pragma: no cover - never run as a script

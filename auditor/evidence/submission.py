@@ -454,3 +454,54 @@ def parse_claims_text(text: str, claims: Claims | None = None) -> Claims:
     claims.key_lines = key_line_map(text)
     fold(claims, obj)
     return claims
+
+
+# ------------------------------------------------------------------------------------------------
+# What crosses from a worker to the main process: the claims, bounded (an audit of many folders
+# must not hold every folder's parsed JSON; the rules have used it by then).
+MAX_RAW_CHARS = 64 * 1024
+MAX_SEEDS = 1000
+MAX_KEY_LINES = 2000
+MAX_NOTES = 100
+
+
+def cap_claims(claims: Claims) -> Claims:
+    """Bound ``claims`` for the trip to the main process; says what was cut in ``repairs``. Idempotent."""
+    cut: list[str] = []
+    raw = claims.raw if isinstance(claims.raw, dict) else {}
+    try:
+        size = len(json.dumps(raw, default=str))
+    except (TypeError, ValueError, RecursionError):
+        size = MAX_RAW_CHARS + 1
+    if size > MAX_RAW_CHARS:
+        small, used = {}, 0
+        for k, v in raw.items():
+            if isinstance(v, (dict, list)):
+                continue
+            text = repr(v)
+            if used + len(text) + len(str(k)) > MAX_RAW_CHARS // 2:
+                break
+            small[k] = v
+            used += len(text) + len(str(k))
+        small["_pgolf_truncated"] = f"{size:,} characters of JSON; only short top-level values kept"
+        claims.raw = small
+        cut.append("the parsed submission.json")
+    if len(claims.seeds) > MAX_SEEDS:
+        cut.append(f"{len(claims.seeds) - MAX_SEEDS:,} seeds")
+        claims.seeds = claims.seeds[:MAX_SEEDS]
+    if len(claims.seed_results) > MAX_SEEDS:
+        cut.append(f"{len(claims.seed_results) - MAX_SEEDS:,} seed results")
+        claims.seed_results = dict(list(claims.seed_results.items())[:MAX_SEEDS])
+    for s, res in list(claims.seed_results.items()):
+        if isinstance(res, dict) and any(isinstance(v, (dict, list)) for v in res.values()):
+            claims.seed_results[s] = {k: v for k, v in res.items() if not isinstance(v, (dict, list))}
+    if len(claims.key_lines) > MAX_KEY_LINES:
+        claims.key_lines = dict(list(claims.key_lines.items())[:MAX_KEY_LINES])
+    for name in ("repairs", "problems"):
+        items = getattr(claims, name)
+        if len(items) > MAX_NOTES:
+            setattr(claims, name, items[:MAX_NOTES])
+            cut.append(f"{len(items) - MAX_NOTES} {name}")
+    if cut:
+        claims.repairs.append("report cap: kept out of the report: " + ", ".join(cut))
+    return claims
