@@ -6,7 +6,7 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_TARGET_GATE, LEGAL_PREFIX_GATE, SLIDING_WINDOW, TILT_WITH_Z, UNDECODABLE_WRAPPER, wrapped
-from rules.analysis import analyse, taint
+from rules.analysis import analyse, native, taint
 from rules.analysis.patterns import walk_own
 from rules.analysis.report import code_finding
 from rules.analysis.dataflow import has
@@ -58,6 +58,16 @@ class EvalCausal(Rule):
                 yield self.finding(d.file, d.line, f"code could not be checked: a dynamic {d.what} ({d.why})",
                                    severity=Severity.WARNING, evidence=[f"{d.file}:{d.line}: {d.text[:200]}"],
                                    fix="Exec files and import modules by literal name (or ship plain source) so the audit can read them.")
+        nf = native(ctx)
+        for where, line, why in nf.unreadable:
+            yield self.finding(where, line, f"code could not be checked: native code ({why})", severity=Severity.WARNING,
+                               evidence=[f"{where}:{line}"], fix="Ship the C/C++/CUDA source the record builds, as plain text.")
+        for h in nf.hits:
+            if h.kind == "gate":
+                yield self.finding(h.file, h.line, f"`{h.text}` in the native code of {h.func} branches on a property of the "
+                                   f"token being predicted and decides what is written for that position (line {h.extra_line})",
+                                   evidence=[f"{h.file}:{h.line}: {h.text}"],
+                                   reachability="native code the record builds and calls (read with tree-sitter)")
         facts = analyse(ctx)
         for ff in facts.files:
             if ff.parse_error:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from auditor.model import Severity
 from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, ILLEGAL_NGRAM_README_ON, LEGAL_NGRAM, wrapped
-from rules.analysis import analyse, taint
+from rules.analysis import analyse, native, taint
 from rules.analysis.dataflow import clean
 from rules.analysis.report import code_finding, path_order, sink_order, worst_reach
 from rules.base import Invalid, Rule, Valid, register
@@ -42,6 +42,12 @@ class NgramTargetInKey(Rule):
     ]
 
     def check(self, ctx):
+        for h in native(ctx).hits:
+            if h.kind == "key":
+                yield self.finding(h.file, h.line, f"`{h.text}` in the native code of {h.func} reads a table at a key mixed "
+                                   "from the token being predicted (tokens[i + 1] or the targets Python passes in)",
+                                   evidence=[f"{h.file}:{h.line}: {h.text}"],
+                                   reachability="native code the record builds and calls (read with tree-sitter)")
         facts = analyse(ctx)
         tf = taint(facts)
         seen = set()

@@ -90,6 +90,8 @@ class CodeBundle:
     problems: list[Problem] = field(default_factory=list)
     undecodable: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, why)
     dynamic: list[DynamicCode] = field(default_factory=list)
+    inline_native: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, source) of load_inline strings
+    opaque_native: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line, why): native code with no source to read
     scripts: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of the folder's shell scripts: run configuration
 
     def python_sources(self) -> list[CodeFile]:
@@ -308,6 +310,19 @@ class _Reader:
                 # a computed name that resolves outside the folder: not hidden code, but a module chosen at run time
                 self.bundle.dynamic.append(DynamicCode(where, node.lineno, "module", src_line,
                                                        f"imports {lit!r} through a computed name"))
+        elif fname.rsplit(".", 1)[-1] == "load_inline":
+            for kw in node.keywords:
+                if kw.arg in ("cpp_sources", "cuda_sources"):
+                    try:
+                        v = _Eval(env, self).ev(kw.value)
+                    except (DecodeRefused, RecursionError):
+                        v = None
+                    parts = v if isinstance(v, list) else [v]
+                    if v is None or not all(isinstance(x, str) for x in parts):
+                        self.bundle.opaque_native.append((where, node.lineno, f"the {kw.arg} of load_inline are computed at run time"))
+                        continue
+                    for x in parts:
+                        self.bundle.inline_native.append((where, node.lineno, x))
         elif fname.startswith(("subprocess.", "os.system", "os.popen", "os.exec")) or fname in ("Popen", "check_call", "check_output"):
             for n in ast.walk(node):
                 lit = _str_const(n)
@@ -363,7 +378,8 @@ class _Reader:
     def native_sources(self, cf: CodeFile, tree: ast.Module, base: str, where: str) -> None:
         """C/C++/CUDA sources of the folder that this file names and builds (g++, nvcc, cpp_extension…)."""
         natives = {f for f in self.files if f.lower().endswith(NATIVE_SUFFIXES)}
-        if not natives or not _BUILD_WORDS.search(cf.text):
+        shipped_libs = {f.rsplit("/", 1)[-1] for f in self.files if f.lower().endswith((".so", ".dll", ".dylib"))}
+        if not (natives or shipped_libs) or not _BUILD_WORDS.search(cf.text):
             return
         by_name: dict[str, list[str]] = {}
         for f in natives:
@@ -374,6 +390,15 @@ class _Reader:
                 continue
             for word in re.split(r"[\s'\",]+", lit):
                 name = word.rsplit("/", 1)[-1]
+                if name.endswith((".so", ".dll", ".dylib")):  # ctypes.CDLL("libpairs.so") runs pairs.c
+                    stem = name.rsplit(".", 1)[0]
+                    stem = stem[3:] if stem.startswith("lib") else stem
+                    got = [n for n in by_name if n.rsplit(".", 1)[0] in (stem, "lib" + stem)]
+                    if not got and name in shipped_libs:
+                        self.bundle.opaque_native.append((where, node.lineno, f"loads {name}, whose source is not in the folder"))
+                    for n in got:
+                        self.add_native(sorted(by_name[n])[0], f"{where}:{node.lineno}")
+                    continue
                 if name in by_name:
                     cands = by_name[name]
                     exact = _norm(base + word)

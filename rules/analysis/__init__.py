@@ -38,6 +38,7 @@ command to confirm the configuration. Anything the evaluator cannot decide count
 """
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING
 
 from rules.analysis.config import RunConfig, script_env
@@ -96,6 +97,44 @@ def analyse(ctx: "AuditContext") -> CodeFacts:
     return ctx.fact("code", _build)
 
 
+def native(ctx: "AuditContext"):
+    """C/C++/CUDA sources the record builds (shipped files and ``load_inline`` strings), read with
+    tree-sitter; parameters that Python feeds target-labelled arrays are the predicted tokens."""
+    return ctx.fact("native", _build_native)
+
+
+def _build_native(ctx):
+    from rules.analysis.dataflow import TARGET_NAME, NOT_TARGET
+    from rules.analysis.native import NativeFacts, analyse_native
+
+    code = ctx.evidence.code
+    sources = [(cf.path, cf.text, 1) for cf in code.files if cf.role == "native" and cf.text]
+    for where, line, src in getattr(code, "inline_native", ()):
+        host = next((cf.text for cf in code.files if cf.path == where and cf.text), "")
+        pos = host.find(src[:200]) if src.strip() else -1
+        sources.append((where, src, host.count("\n", 0, pos) + 1 if pos >= 0 else line))
+    if not sources:
+        return NativeFacts(unreadable=list(getattr(code, "opaque_native", ())))
+    first = analyse_native(sources, {})
+    facts = analyse(ctx)
+    tf = taint(facts)
+    targets: dict[str, set[int]] = {}
+    for fn in facts.functions.values():
+        env = tf.env.get(fn.qualname, {})
+        for short, call in fn.calls:
+            if short not in first.functions:
+                continue
+            for i, a in enumerate(call.args):
+                for n in ast.walk(a):
+                    if isinstance(n, ast.Name) and (any(l[0] == "T" for l in env.get(n.id, ())) or (
+                            TARGET_NAME.match(n.id) and not NOT_TARGET.search(n.id))):
+                        targets.setdefault(short, set()).add(i)
+                        break
+    out = analyse_native(sources, targets) if targets else first
+    out.unreadable.extend(getattr(code, "opaque_native", ()))
+    return out
+
+
 def taint(facts: CodeFacts):
     """Interprocedural target taint of the program (built once per CodeFacts)."""
     from rules.analysis.dataflow import build_taint
@@ -103,5 +142,5 @@ def taint(facts: CodeFacts):
     return facts.cached("taint", lambda: build_taint(facts))
 
 
-__all__ = ["analyse", "taint", "CodeFacts", "FileFacts", "FuncInfo", "EnvDefault", "RunConfig", "LogFacts", "Reach",
+__all__ = ["analyse", "taint", "native", "CodeFacts", "FileFacts", "FuncInfo", "EnvDefault", "RunConfig", "LogFacts", "Reach",
            "call_name", "file_facts"]
