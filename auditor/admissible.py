@@ -201,7 +201,7 @@ def derive(rec: RecordResult, logs: list[LogFile]) -> Admissible:
         adm.reason = f"the illegal stage runs inside training ({', '.join(training)})"
         return adm
     if other:
-        adm.reason = f"errors outside eval-time stages ({', '.join(other)})"
+        adm.reason = f"fails outside any eval-time stage ({', '.join(other)}): leaving a stage out would not make it pass"
         return adm
     if not stage:
         adm.reason = "the errors concern the claim, not an eval-time stage"

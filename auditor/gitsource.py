@@ -335,6 +335,7 @@ def list_folder(store: ObjectStore, oid: str) -> tuple[dict[str, tuple[str, str,
                     return False
             elif mode == _MODE_LINK:
                 links.append(rel)
+                entries[rel] = (mode, coid, 0)  # answered "symlink; not followed" when read
                 problems.append(Problem(rel, "symlink in the git tree; not followed"))
             elif mode == _MODE_GITLINK:
                 problems.append(Problem(rel, "a submodule (a commit of another repository); not read"))
@@ -347,6 +348,8 @@ def list_folder(store: ObjectStore, oid: str) -> tuple[dict[str, tuple[str, str,
 
     walk(oid, "", 0)
     for rel, (mode, boid, _) in list(entries.items()):
+        if mode == _MODE_LINK:
+            continue
         try:
             entries[rel] = (mode, boid, store.size(boid))
         except GitError as exc:
@@ -358,7 +361,7 @@ def list_folder(store: ObjectStore, oid: str) -> tuple[dict[str, tuple[str, str,
 def make_folder(store: ObjectStore, gitdir: str, ref: str, commit: str, path: str, oid: str) -> GitRecordFolder:
     entries, links, problems = list_folder(store, oid)
     root = mount_root(gitdir, oid)
-    files = sorted(entries)
+    files = sorted(r for r, e in entries.items() if e[0] != _MODE_LINK)
     return GitRecordFolder(path=root, display=f"{ref}:{path}", root=root, track=track_of(PurePosixPath(path)),
                            files=files, symlinks=links, problems=problems,
                            source=GitTreeSource(gitdir, entries), tree_oid=oid, ref=ref, commit=commit, git_path=path)
@@ -487,10 +490,13 @@ def ref_folders(gitdir: str, ref: str, commit: str, base_commit: str | None) -> 
         if not _HEX40.match(mb):
             out.problems.append((ref, "no merge base with the base branch (unrelated history); its whole records tree is read"))
         else:
+            if mb == commit:  # merged with a merge commit: diff against main as it was before that merge
+                mb = _fork_point(gitdir, commit, base_commit)
+                if mb is None:
+                    out.problems.append((ref, "already contained in the base branch and its fork point cannot be told; "
+                                              "it adds no record folder of its own"))
+                    return out
             out.base = mb
-            if mb == commit:
-                out.problems.append((ref, "already contained in the base branch; it adds no record folder of its own"))
-                return out
             names = run_git(gitdir, "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-ext-diff",
                             "--no-textconv", mb, commit).decode("utf-8", "surrogateescape")
             changed = [c for c in names.split("\0") if c]
@@ -512,6 +518,25 @@ def ref_folders(gitdir: str, ref: str, commit: str, base_commit: str | None) -> 
         out.problems.append((ref, "changes files under records/ but no record folder (no README.md, submission.json, "
                                   "train_gpt.py or log)"))
     return out
+
+
+def _fork_point(gitdir: str, commit: str, base_commit: str) -> str | None:
+    """Where a ref the base branch already contains left it: the merge base of the ref with the
+    base branch's first parent just before the merge that brought it in (for a fast-forward, the
+    ref's own parent)."""
+    got = run_git(gitdir, "rev-list", "--first-parent", "--ancestry-path", "--reverse", f"{commit}..{base_commit}",
+                  check=False).decode().split()
+    if not got:
+        return None
+    parents = run_git(gitdir, "rev-parse", "--verify", "--quiet", f"{got[0]}^1", check=False).decode().strip()
+    if not _HEX40.match(parents):
+        return None
+    if parents != commit:
+        mb = run_git(gitdir, "merge-base", parents, commit, check=False).decode().strip()
+        if _HEX40.match(mb) and mb != commit:
+            return mb
+    own = run_git(gitdir, "rev-parse", "--verify", "--quiet", f"{commit}^1", check=False).decode().strip()
+    return own if _HEX40.match(own) else None
 
 
 def build_folders(gitdir: str, rf: RefFolders) -> tuple[list[GitRecordFolder], list[Problem]]:
@@ -698,7 +723,20 @@ class ResultCache:
             pass
 
     def _refs_path(self, gitdir: str) -> Path:
-        return self.root / "refs" / (hashlib.sha256(gitdir.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".json")
+        # keyed by the repository and by the discovery code: a changed search rule re-reads every ref
+        h = hashlib.sha256(gitdir.encode("utf-8", "surrogateescape"))
+        for mod in (__file__, _discover_file()):
+            try:
+                h.update(Path(mod).read_bytes())
+            except OSError:
+                pass
+        return self.root / "refs" / (h.hexdigest()[:24] + ".json")
+
+
+def _discover_file() -> str:
+    import auditor.discover
+
+    return auditor.discover.__file__
 
 
 def _redisplay(rec, old: str, new: str) -> None:
@@ -744,6 +782,7 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
     descs: list[tuple[str, str, str, str]] = []
     todo: list[GitRecordFolder] = []
     store = ObjectStore.of(gitdir)
+    first: dict[str, int] = {}  # tree id -> index in todo: a folder several PRs share is audited once
     for rf in per_ref:
         report.errors.extend(Problem(f, m) for f, m in rf.problems)
         for path, oid in rf.folders:
@@ -753,14 +792,18 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
             if hit is not None:
                 slots.append(hit)
                 continue
+            if oid in first:
+                slots.append(("same", first[oid], display))
+                continue
             try:
                 todo.append(make_folder(store, gitdir, rf.ref, rf.commit, path, oid))
+                first[oid] = len(todo) - 1
                 slots.append(len(todo) - 1)
             except GitError as exc:
                 report.errors.append(Problem(display, str(exc)))
                 slots.append(None)
     out = RefAudit(report=report, folders=list(descs), per_ref=per_ref)
-    out.cached = sum(1 for s in slots if s is not None and not isinstance(s, int))
+    out.cached = sum(1 for s in slots if s is not None and not isinstance(s, (int, tuple)))
     run = None
     if todo:
         runner.scrub_sys_path([])
@@ -780,7 +823,13 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
     for desc, s in zip(descs, slots):
         if s is None:
             continue
-        rec = results[s] if isinstance(s, int) else s
+        if isinstance(s, tuple):  # the same tree under another ref: a copy under this name
+            import copy
+
+            rec = copy.deepcopy(results[s[1]])
+            _redisplay(rec, todo[s[1]].display, s[2])
+        else:
+            rec = results[s] if isinstance(s, int) else s
         recs.append(rec)
         folders_out.append(todo[s] if isinstance(s, int) else desc)
     report.records = recs
