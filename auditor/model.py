@@ -144,6 +144,7 @@ class LogFile:
     sha256: str = ""
     problems: list[Problem] = field(default_factory=list)
     n_lines: int = 0
+    text: str | None = field(default=None, repr=False)  # the decoded text (None when unreadable); rules read this
 
     @property
     def last_run(self) -> RunLog | None:

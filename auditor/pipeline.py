@@ -42,8 +42,9 @@ def rule_catalog() -> dict[str, RuleInfo]:
 
 
 def run_rules(ctx: AuditContext) -> tuple[list, list[Problem]]:
-    """Every rule, or with ``only_rules`` the findings reported under those ids: a rule runs when its
-    id or a sibling id it reports under (``reports_under``) is selected."""
+    """Every rule, or with ``only_rules`` those rules (with every finding they make) and, for the
+    findings reported under a selected id, the rules that may report under it (``reports_under``):
+    ``--rule REPORT-CONSISTENCY`` shows what a full run files under REPORT-CONSISTENCY."""
     only = ctx.options.only_rules
     findings = []
     problems: list[Problem] = []
@@ -52,7 +53,7 @@ def run_rules(ctx: AuditContext) -> tuple[list, list[Problem]]:
             continue
         try:
             found = cls().check(ctx)
-            findings.extend(found if only is None else (f for f in found if f.rule in only))
+            findings.extend(found if only is None or rule_id in only else (f for f in found if f.rule in only))
         except Exception as exc:  # a rule bug must not take the audit down; it is reported
             problems.append(Problem(ctx.evidence.folder.display, f"rule {rule_id} could not finish: {type(exc).__name__}: {exc}"))
     findings.sort(key=lambda f: (-f.severity.rank, f.rule, f.file, f.line or 0))

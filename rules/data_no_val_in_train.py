@@ -116,10 +116,7 @@ class DataNoValInTrain(Rule):
         for cf in ev.folder.files:
             if not cf.endswith(".py"):
                 continue
-            try:
-                text = (ev.path / cf).read_text(errors="replace") if (ev.path / cf).stat().st_size < 2_000_000 else ""
-            except OSError:
-                continue
+            text = ev.texts.get(cf, "")  # decoded by the reader (under 2,000,000 bytes)
             m = _VAL_DOCS_DEFAULT.search(text)
             if not m:
                 continue
@@ -154,11 +151,5 @@ def _mentions_prefix(node: ast.AST, tainted: set[str]) -> bool:
 
 
 def _markdown(ctx) -> list[str]:
-    out = []
-    for f in ctx.evidence.folder.files:
-        if f.lower().endswith(".md") and f.count("/") <= 1:
-            try:
-                out.append((ctx.evidence.path / f).read_text(errors="replace")[:200_000])
-            except OSError:
-                pass
-    return out
+    ev = ctx.evidence
+    return [ev.texts[f] for f in ev.folder.files if f.lower().endswith(".md") and f.count("/") <= 1 and f in ev.texts]

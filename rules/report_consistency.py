@@ -6,7 +6,6 @@ import hashlib
 from typing import Iterable
 
 from auditor.evidence.submission import printed_decimals
-from auditor.fs import UnreadableFile, read_text
 from auditor.model import EvalLine, LogFile, RunLog, Severity
 from rules.base import Invalid, Rule, Valid, register
 
@@ -351,7 +350,5 @@ def _submission_lines(ctx) -> list[str]:
     claims = ctx.evidence.claims
     if not claims.file:
         return []
-    try:
-        return read_text(ctx.evidence.path / claims.file, ctx.evidence.folder.root).text.split("\n")
-    except UnreadableFile:
-        return []
+    text = ctx.evidence.texts.get(claims.file)
+    return text.split("\n") if text is not None else []

@@ -18,11 +18,8 @@ _ADAPT_LINE = re.compile(r"^(?:prequant_ttt|pre_quant_ttt|pre-eval ttt)\S*\s.*to
 
 def _adaptation(ctx, lf, run):
     """(line, text, seconds) of a val-adaptation stage before scoring (pre-quant TTT), read from the log text."""
-    from auditor.fs import UnreadableFile, read_text
-
-    try:
-        text = read_text(ctx.evidence.path / lf.path, ctx.evidence.folder.root).text
-    except UnreadableFile:
+    text = lf.text
+    if text is None:
         return None
     for m in _ADAPT_LINE.finditer(text):
         line = text[: m.start()].count("\n") + 1

@@ -26,6 +26,9 @@ class Evidence:
     readme: str | None = None
     readme_file: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    # decoded text of the other files rules read (submission.json, Markdown docs, Python sources), by
+    # relative path: rules read these and ``LogFile.text``, never the disk
+    texts: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -65,6 +68,33 @@ def readme_file(files: list[str]) -> str | None:
     return None
 
 
+SOURCE_TEXT_MAX_BYTES = 2_000_000  # a larger .py is data, not a script a rule reads
+DOC_TEXT_MAX_CHARS = 200_000
+
+
+def read_texts(folder: RecordFolder, sub: str | None) -> dict[str, str]:
+    """The submission file, Markdown docs (top level and one folder down) and Python sources, decoded
+    through ``auditor.fs`` (caps, no symlinks). What cannot be read is left out: the claims, README and
+    code readers report their own files; the rest are only searched."""
+    out: dict[str, str] = {}
+    for rel in folder.files:
+        low = rel.lower()
+        if rel == sub:
+            limit = None
+        elif low.endswith(".md") and rel.count("/") <= 1:
+            limit = DOC_TEXT_MAX_CHARS
+        elif low.endswith(".py"):
+            limit = None
+        else:
+            continue
+        try:
+            text = read_text(folder.path / rel, folder.root, **({"max_bytes": SOURCE_TEXT_MAX_BYTES - 1} if low.endswith(".py") else {})).text
+        except UnreadableFile:
+            continue
+        out[rel] = text[:limit] if limit else text
+    return out
+
+
 def read_evidence(folder: RecordFolder) -> Evidence:
     problems: list[Problem] = list(folder.problems)
     sub = submission_file(folder.files)
@@ -86,4 +116,4 @@ def read_evidence(folder: RecordFolder) -> Evidence:
         logs.append(lf)
     code = read_code(folder.path, folder.root, folder.files, readme)
     problems.extend(code.problems)
-    return Evidence(folder=folder, claims=claims, logs=logs, code=code, readme=readme, readme_file=rf, problems=problems)
+    return Evidence(folder=folder, texts=read_texts(folder, sub), claims=claims, logs=logs, code=code, readme=readme, readme_file=rf, problems=problems)

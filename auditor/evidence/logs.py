@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from auditor.fs import UnreadableFile, decode_text, read_bytes
@@ -146,22 +147,46 @@ _NOT_FINAL = re.compile(
 )
 _PROGRESS_PREFIX = ("ttp:", "ttpp:", "tttg:", "ttpr:", "ttt_chunk", "sliding_eval", "ttt_progress", "ttt:batch", "ttt:rank")
 
-# Markers other rules read (eval integrity): kind -> test on the lowercased cleaned line.
+# The one table of log markers. ``parse`` is the parser's test on the lowercased cleaned line (it
+# files the line under ``RunLog.markers[kind]``; cheap, first 120 characters); ``confirm`` is the
+# stricter test a line must also pass before the eval-integrity analysis takes it as evidence of that
+# stage (``rules.analysis.logs``), with ``hints``: the lowercase fragments that let the analysis scan
+# only the lines that may match in a megabyte log. A kind with no ``parse`` is found by that scan only.
 MARKER_CAP = 20
-_MARKERS: list[tuple[str, re.Pattern[str]]] = [
-    ("ngram_pass2", re.compile(r"ngram_pass2|pass 2 done|rescor")),
-    ("ngram_two_pass", re.compile(r"two_pass")),
-    ("ngram", re.compile(r"^(?:starting n-gram|ngram|n-gram|final_ngram)|ngram_cache|backoff")),
-    ("ppm_mix", re.compile(r"\[ppm_mix\]|^ppm_")),
-    ("prefill", re.compile(r"prefill")),
-    ("prequant_ttt", re.compile(r"prequant_ttt|pre_quant_ttt|post-prequant-ttt|pre-eval ttt")),
-    ("ttt", re.compile(r"^(?:\w*ttt|beginning ttt|ttp:|ttpp:|tttg:)")),
-    ("slot", re.compile(r"^\w*slot")),
-    ("etlb", re.compile(r"etlb")),
-    ("gptq", re.compile(r"^gptq")),
-    ("eval_only", re.compile(r"eval_only|skipping training")),
-    ("error", re.compile(r"^traceback|error:|childfailederror|out of memory")),
-]
+
+
+@dataclass(frozen=True)
+class Marker:
+    parse: re.Pattern[str] | None
+    confirm: re.Pattern[str] | None = None
+    hints: tuple[str, ...] = ()
+
+
+MARKERS: dict[str, Marker] = {
+    "ngram_pass2": Marker(
+        re.compile(r"ngram_pass2|pass 2 done|rescor"),
+        re.compile(r"ngram_pass2(?!\s*=)|pass\s*2\b.*rescor|rescor(?:e|ing)\b.*(?:chunk|cache|pass)|two[_-]?pass.*(?:done|bpb)", re.I),
+        ("pass2", "pass 2", "rescor", "two_pass", "two-pass", "twopass")),
+    "ngram_two_pass": Marker(re.compile(r"two_pass")),
+    "ngram": Marker(re.compile(r"^(?:starting n-gram|ngram|n-gram|final_ngram)|ngram_cache|backoff")),
+    "ppm_mix": Marker(
+        re.compile(r"\[ppm_mix\]|^ppm_"),
+        re.compile(r"\[ppm_mix\]|\bppm[_-]?(?:mix\w*|d)\b.*(?:bpb|loss|byte)", re.I),
+        ("ppm",)),
+    "ngram_prefill_train": Marker(
+        None,
+        re.compile(r"prefill\w*.*train|train\w*.*prefill|prefill.*fineweb_train|pre-?fill(?:ed|ing)? .*from .*(?:train|shard)", re.I),
+        ("prefill", "pre-fill")),
+    "prefill": Marker(re.compile(r"prefill")),
+    "prequant_ttt": Marker(re.compile(r"prequant_ttt|pre_quant_ttt|post-prequant-ttt|pre-eval ttt")),
+    "ttt": Marker(re.compile(r"^(?:\w*ttt|beginning ttt|ttp:|ttpp:|tttg:)")),
+    "slot": Marker(re.compile(r"^\w*slot")),
+    "etlb": Marker(re.compile(r"etlb")),
+    "gptq": Marker(re.compile(r"^gptq")),
+    "eval_only": Marker(re.compile(r"eval_only|skipping training")),
+    "error": Marker(re.compile(r"^traceback|error:|childfailederror|out of memory")),
+}
+_MARKERS: list[tuple[str, re.Pattern[str]]] = [(k, m.parse) for k, m in MARKERS.items() if m.parse is not None]
 
 
 # Cheap pre-filter: every marker pattern contains one of these (lower-case) fragments.
@@ -232,6 +257,7 @@ def read_log(path: Path, root: Path, rel: str) -> LogFile:
     lf.sha256 = hashlib.sha256(data).hexdigest()
     try:
         text, _enc, _repairs = decode_text(data)
+        lf.text = text  # rules read this, never the file
         parse_log_text(text, lf)
     except Exception as exc:  # a parser bug must not take the audit down; say which file
         lf.problems.append(Problem(rel, f"log could not be fully parsed ({type(exc).__name__}: {exc})"))

@@ -1,27 +1,21 @@
 """What the logs say about the run that produced them: the final metric line, the hyperparameter
 dump and stage markers. Prefers the log parser's fields (``RunLog.final``, ``RunLog.hyperparameters``,
-``RunLog.markers``) and falls back to scanning the raw lines (read through ``auditor.fs``).
+``RunLog.markers``) and falls back to scanning the decoded text the reader kept (``LogFile.text``);
+nothing here opens a file.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from auditor.fs import UnreadableFile, read_text
+from auditor.evidence.logs import MARKERS as _TABLE
 
-# stage markers the eval-integrity rules care about: kind -> pattern
-MARKERS: dict[str, re.Pattern] = {
-    "ngram_pass2": re.compile(r"ngram_pass2(?!\s*=)|pass\s*2\b.*rescor|rescor(?:e|ing)\b.*(?:chunk|cache|pass)|two[_-]?pass.*(?:done|bpb)", re.I),
-    "ppm_mix": re.compile(r"\[ppm_mix\]|\bppm[_-]?(?:mix\w*|d)\b.*(?:bpb|loss|byte)", re.I),
-    "ngram_prefill_train": re.compile(r"prefill\w*.*train|train\w*.*prefill|prefill.*fineweb_train|pre-?fill(?:ed|ing)? .*from .*(?:train|shard)", re.I),
-}
+# stage markers the eval-integrity rules care about (the kinds of the one marker table that have a
+# ``confirm`` pattern): kind -> pattern
+MARKERS: dict[str, re.Pattern] = {k: m.confirm for k, m in _TABLE.items() if m.confirm is not None}
 
 # a marker's pattern only runs on lines holding one of its hints (logs can be megabytes)
-_MARKER_HINTS = {
-    "ngram_pass2": ("pass2", "pass 2", "rescor", "two_pass", "two-pass", "twopass"),
-    "ppm_mix": ("ppm",),
-    "ngram_prefill_train": ("prefill", "pre-fill"),
-}
+_MARKER_HINTS = {k: m.hints for k, m in _TABLE.items() if m.confirm is not None}
 _KV_HEAD_LINES = 400
 # logs often embed the source: a line of code that prints a marker is not the marker
 _CODE_LINE = re.compile(r"""(\b(print|log\w*|info|write)\s*\(|\bf["']|\bdef\s|\breturn\b|^\s*(if|elif|for|while|with)\b.*:\s*$|^\s*#)""")
@@ -78,7 +72,6 @@ MAX_MARKERS_PER_KIND = 20
 
 def read_log_facts(evidence) -> LogFacts:
     lf_out = LogFacts()
-    folder = evidence.folder
     for lf in evidence.logs:
         lf_out.files.append(lf.path)
         parsed_final = None
@@ -97,9 +90,8 @@ def read_log_facts(evidence) -> LogFacts:
                         continue
                     if MARKERS[kind].search(str(mtext)) and not _CODE_LINE.search(str(mtext)):
                         lf_out.markers.setdefault(kind, []).append(LogLine(lf.path, ln, str(mtext)))
-        try:
-            text = read_text(folder.path / lf.path, folder.root).text
-        except UnreadableFile:
+        text = lf.text
+        if text is None:  # unreadable: the reader reported it
             continue
         lf_out.texts.append((lf.path, text))
         low = text.lower()
