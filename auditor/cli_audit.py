@@ -20,7 +20,8 @@ ENV_TIMINGS_FILE = "PGOLF_TIMINGS_FILE"  # write per-file timings of the run to 
 
 
 def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_rules, jobs, waivers, quiet,
-              folder_timeout: float | None = None) -> int:
+              folder_timeout: float | None = None, selected: set[str] | None = None, statistics: bool = False,
+              show_info: bool = False) -> int:
     options = AuditOptions(against=against, rulebook=rulebook, only_rules=set(r.upper() for r in only_rules) or None,
                            waivers_file=str(waivers) if waivers else None)
     scrub_sys_path([])
@@ -37,6 +38,10 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
         run = run_isolated(disc, options, jobs=jobs, timeout_s=folder_timeout, human=fmt in HUMAN_FORMATS,
                            progress=progress, timings=want_timings)
     report = run.report
+    from auditor import selectors
+
+    # --select/--ignore: applied to findings by rule id (a rule may report under a sibling id)
+    selectors.apply(report, selected)
     if want_timings:
         _write_timings(Path(os.environ[ENV_TIMINGS_FILE]), run)
     from auditor.report import render
@@ -46,7 +51,14 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
         if changed and not report.records and not report.errors and fmt == "text":
             text = f"no record folder changed since {changed}; nothing to audit\n"
         else:
-            text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
+            view = dict(elapsed=run.seconds, quiet=quiet)
+            shown = report if show_info or fmt not in ("github", "markdown") else selectors.without_info(report)
+            if statistics:
+                from auditor.report import statistics as stats_view
+
+                text = stats_view.render(report, fmt, **view)
+            else:
+                text = render(shown, fmt, color=False, **view) if (output and fmt == "text") else render(shown, fmt, **view)
     except Exception as exc:  # a renderer bug: say so in one line; the JSON report is the fallback
         _stderr_line(f"pgolf: the {fmt} renderer failed ({type(exc).__name__}: {exc}); writing JSON instead")
         text = render(report, "json")
@@ -59,8 +71,9 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
             return 2
     else:
         _write_stdout(text)
-    for p in report.errors:
-        _stderr_line(f"pgolf: {p.line()}")
+    if output or fmt != "text":  # the text report on stdout already shows them; once is enough
+        for p in report.errors:
+            _stderr_line(f"pgolf: {p.line()}")
     for path in run.failed:
         _stderr_line(f"pgolf: {path}: not fully audited (see its errors in the report)")
     if not report.records:

@@ -19,6 +19,22 @@ def default_data_dir() -> Path:
     return Path(base) / "pgolf" / "data"
 
 
+def _spinner(what: str):
+    """A spinner with the elapsed time on a terminal's stderr while one long call runs."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True),
+                   transient=True)
+    bar.add_task(what, total=None)
+    return bar
+
+
 def _parse_sets(items: List[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -56,8 +72,10 @@ def data_build(
         else:
             _err("give input files/directories, or --stdlib")
             raise typer.Exit(2)
-        res = corpus.build(corpus.read_docs(files), out, name or ("stdlib" if stdlib else "local"), vocab_size,
-                           val_fraction, tokenizer)
+        with _spinner(f"building {name or ('stdlib' if stdlib else 'local')} from {len(files):,} files "
+                      f"(tokenizer training, encoding, shards) under {out}"):
+            res = corpus.build(corpus.read_docs(files), out, name or ("stdlib" if stdlib else "local"), vocab_size,
+                               val_fraction, tokenizer)
     except (OSError, ValueError, RuntimeError) as e:
         _err(str(e))
         raise typer.Exit(1)
@@ -87,7 +105,7 @@ def data_fetch(
 
 
 def train(
-    preset: str = typer.Option("tiny", "--preset", help="tiny (CPU, minutes) | ci (seconds) | baseline (8xGPU, FineWeb)"),
+    preset: str = typer.Option("tiny", "--preset", help="tiny (CPU, minutes) | ci (seconds) | baseline (8xGPU, FineWeb) | record (baseline + legal record stack, 8xGPU)"),
     out: Path = typer.Option(..., "--out", "-o", help="Record folder to write (created)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root (datasets/, tokenizers/). Default: ~/.cache/pgolf/data"),
     nproc: int = typer.Option(0, "--nproc", help="Processes per run (default: the preset's)."),
@@ -95,18 +113,67 @@ def train(
     sets: List[str] = typer.Option([], "--set", help="Override an env setting, e.g. --set ITERATIONS=100 (repeatable)."),
     keep_artifact: bool = typer.Option(False, "--keep-artifact", help="Keep final_model.*.ptz in the folder (if under 1 MB)."),
     timeout: float = typer.Option(0, "--timeout", help="Per-seed timeout in seconds (0 = none)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress line."),
 ) -> None:
     """Train with the reference implementation and write a complete record folder."""
     from reference_impl import runner
+    from reference_impl.presets import PRESETS
 
     try:
         overrides = _parse_sets(sets)
         seed_list = [int(s) for s in seeds.split(",") if s.strip()] if seeds else None
+    except ValueError:
+        _err(f"--seeds takes comma-separated whole numbers, not {seeds!r}")
+        raise typer.Exit(2)
+    if preset not in PRESETS:
+        _err(f"unknown --preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        raise typer.Exit(2)
+    env = {**PRESETS[preset].env, **overrides}
+    progress = _train_progress(len(seed_list or PRESETS[preset].seeds), env, quiet)
+    try:
         runner.train_record(preset, out, data or default_data_dir(), nproc or None, seed_list, overrides,
-                            keep_artifact, timeout or None, log=typer.echo)
+                            keep_artifact, timeout or None, log=_train_log(progress, out))
     except runner.RunError as e:
+        progress.stop()
         _err(str(e))
         raise typer.Exit(1)
+    finally:
+        progress.stop()
+
+
+def _number(env: dict[str, str], key: str, default: float) -> float:
+    try:
+        return float(env.get(key, default))
+    except ValueError:
+        return default
+
+
+def _train_progress(n_seeds: int, env: dict[str, str], quiet: bool):
+    from auditor.reproduce.progress import TrainProgress
+
+    return TrainProgress(n_seeds, int(_number(env, "TRAIN_BATCH_TOKENS", 524288)), _number(env, "MAX_WALLCLOCK_SECONDS", 600.0),
+                         quiet=quiet)
+
+
+def _train_log(progress, out: Path):
+    """The runner's log lines, above the live line; a seed's start points the live line at its log."""
+    import re
+
+    start = re.compile(r"^seed (\d+): torchrun ")
+    done = re.compile(r"^seed \d+: val_bpb ")
+    k = 0
+
+    def log(line: str) -> None:
+        nonlocal k
+        progress.print(line)
+        if done.match(line):
+            progress.end_seed()
+        m = start.match(line)
+        if m and progress.active:
+            k += 1
+            progress.start_seed(k, int(m.group(1)), out.resolve() / f"train_seed{m.group(1)}.log")
+
+    return log
 
 
 def eval_cmd(

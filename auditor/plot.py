@@ -18,6 +18,7 @@ from auditor.discover import RecordFolder
 from auditor.fs import UnreadableFile, read_text
 
 CAP_SECONDS = 600.0
+SHORT_RUN = 0.05  # runs that end before this share of the cap get a time axis of their own
 _STEP = re.compile(r"^(?:step:\s*)?(\d+)/(\d+)\s")
 _FIELD = {
     "train_loss": re.compile(r"\btrain_loss:\s*([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?\d+)?)"),
@@ -218,9 +219,14 @@ def render_png(c: Curves, out: Path, dpi: int = 110):
                         ax.plot([last], [s.final_bpb], marker="*", markersize=11, color=color, linestyle="none",
                                 markeredgecolor="black", markeredgewidth=0.5)
             if xaxis == "time":
-                right = max([CAP_SECONDS] + [p[1] for s in c.series for p in s.train + s.val if p[1] is not None])
-                ax.set_xlim(0, right * 1.04)
-                ax.axvline(CAP_SECONDS, color="red", linestyle="--", linewidth=1.2, label="600 s training cap")
+                tmax = max([p[1] for s in c.series for p in s.train + s.val if p[1] is not None], default=0.0)
+                if tmax >= SHORT_RUN * CAP_SECONDS:
+                    ax.set_xlim(0, max(CAP_SECONDS, tmax) * 1.04)
+                    ax.axvline(CAP_SECONDS, color="red", linestyle="--", linewidth=1.2, label="600 s training cap")
+                else:  # a short run (a CI preset) would be a few pixels at the left of a 0-600 s axis
+                    ax.set_xlim(0, (tmax or 1.0) * 1.04)
+                    ax.text(0.99, 0.02, f"600 s training cap off the axis (runs end by {tmax:.3g} s)", transform=ax.transAxes,
+                            ha="right", va="bottom", fontsize=8, color="red")
                 ax.set_xlabel("training time (s)")
             else:
                 ax.set_xlabel("step")
@@ -231,8 +237,12 @@ def render_png(c: Curves, out: Path, dpi: int = 110):
             ax.grid(True, alpha=0.3)
         lim = _ylim(all_vals, all_steps, keep_bpb if kind == "val" else [])
         if lim:
+            above = [v for v in all_vals if v > lim[1]]
             for ax in axes[row]:
                 ax.set_ylim(*lim)
+                if above:  # early spikes run off the top on purpose; say so rather than hide them
+                    ax.text(0.99, 0.98, f"{len(above)} early point{'s' if len(above) != 1 else ''} above the axis "
+                            f"(up to {max(above):.3g})", transform=ax.transAxes, ha="right", va="top", fontsize=8, color="gray")
     for ax in axes.flat:
         ax.tick_params(labelbottom=True)
         handles, labels = ax.get_legend_handles_labels()

@@ -36,7 +36,8 @@ def prepare_data(p: Preset, data: Path, log=print) -> tuple[Path, Path, list[str
     if not (tok.is_file() and any(ds.glob("fineweb_val_*.bin")) and any(ds.glob("fineweb_train_*.bin"))):
         t0 = time.time()
         res = corpus.build(corpus.read_docs(corpus.stdlib_files(p.corpus_bytes)), data, name, p.vocab_size)
-        log(f"built {res.dataset_dir} ({res.train_tokens:,} train / {res.val_tokens:,} val tokens) in {time.time() - t0:.1f}s")
+        log(f"built {res.dataset_dir} ({res.train_tokens:,} train / {res.val_tokens:,} val tokens) and {res.tokenizer_path} "
+            f"in {time.time() - t0:.1f}s (outside --out; --data chooses where)")
     return ds, tok, [cmd]
 
 
@@ -114,9 +115,15 @@ def train_record(preset: str, out: Path, data: Path, nproc: int | None = None, s
         raise RunError(f"a run exceeded --timeout {e.timeout}s") from None
     info = record_info(preset, out, data, nproc, ds, prelude, env, shown)
     sub = write_record(out, info, runs, keep_artifact)
+    if p.corpus != "fineweb":  # our own tokenizer: ship the proof pgolf's audit re-checks
+        from reference_impl import bpb_proof
+
+        proof = bpb_proof.write(out, tok, ds)
+        if proof is not None:
+            log(f"wrote {proof} (byte-accounting proof of the custom tokenizer, re-checked by `pgolf audit`)")
     uni = [r.unigram_bpb for r in runs if r.unigram_bpb is not None]
     log(f"record: {out}")
-    log(f"val_bpb {sub['val_bpb']:.4f} (mean of {len(runs)} seeds)"
+    log(f"val_bpb {sub['val_bpb']:.4f} (mean of {len(runs)} seed{'s' if len(runs) != 1 else ''})"
         + (f" vs unigram {sum(uni) / len(uni):.4f} on the same split" if uni else "")
         + f"; {sub['bytes_total']:,} bytes; total wall {time.time() - t_all:.0f}s")
     return sub

@@ -45,6 +45,10 @@ class TokenizerBpbAccounting(Rule):
     denominator — an error (the reverted Scylla record counted byte-fallback pieces as 3 bytes).
     Custom tokenizers, byte metadata files (``*.meta.npz``) and other changed byte paths are warnings
     that ask for the proof; lossless CaseOps with a per-token byte sidecar is accepted by merge.
+    A shipped ``bpb_proof.json`` (the tokenizer's sha256 and a val sample) is that proof in a form
+    pgolf re-checks itself: decode(encode(doc)) == doc byte for byte and the baseline byte tables
+    summing to the sample's UTF-8 bytes settle the tokenizer (info); a proof whose numbers do not
+    hold is an error, one that cannot be checked a warning.
 
     Ruling: README ("Submissions that edit the tokenizer will be examined much more carefully");
     #1806 (Scylla record #1184 reverted as invalid); #1729/#1736 (byte sidecar merged).
@@ -55,7 +59,8 @@ class TokenizerBpbAccounting(Rule):
     title = "the BPB byte count is not proven"
     family = "tokenizer"
     ruling = "https://github.com/openai/parameter-golf/pull/1806"
-    fix = "Count byte-fallback pieces as 1 byte and show decode(ids) reproduces the val text byte for byte (or use a raw-byte sidecar)."
+    fix = ("Count byte-fallback pieces as 1 byte and show decode(ids) reproduces the val text byte for byte: ship bpb_proof.json "
+           "(docs/reports.md) or use a raw-byte sidecar.")
     default_severity = Severity.ERROR
 
     VALID = [Valid(_GOOD)]
@@ -109,6 +114,13 @@ class TokenizerBpbAccounting(Rule):
         for f in meta:
             yield self.finding(f, None, f"{f} ships byte metadata; the denominator then depends on it: show that it equals the UTF-8 "
                                "bytes of the val text (byte-fallback pieces = 1 byte)", severity=Severity.WARNING)
+        proof = ev.bpb_proof
+        if proof is not None:
+            custom = list(self._proof_findings(proof, custom, anchor))
+            for item in custom:
+                if not isinstance(item, str):
+                    yield item
+            custom = [c for c in custom if isinstance(c, str)]
         if custom and caseops and sidecar and len(caseops) == len(custom):
             yield self.finding(anchor[caseops[0]], None, "lossless CaseOps tokenizer with a per-token byte sidecar (accepted by merge, #1729/#1736)",
                                severity=Severity.INFO, evidence=caseops)
@@ -116,3 +128,24 @@ class TokenizerBpbAccounting(Rule):
             yield self.finding(anchor[custom[0]], None, f"a custom tokenizer is used ({custom[0]}): the README requires proof that the byte count equals the "
                                "UTF-8 bytes of the original val text" + (" (a byte sidecar is read)" if sidecar else ""),
                                severity=Severity.WARNING, evidence=sorted(set(custom))[:6])
+
+    def _proof_findings(self, proof, custom: list[str], anchor: dict[str, str]):
+        """The shipped proof (bpb_proof.json, re-checked by the evidence layer): a verified one settles
+        the custom tokenizers it names (yielded back: the rest still need proof); a wrong one is an
+        error; one that cannot be checked is a warning. Yields findings and the unsettled tokenizers."""
+        name = proof.tokenizer.rsplit("/", 1)[-1]
+        if proof.verified:
+            settled = [c for c in custom if c.rsplit("/", 1)[-1] == name]
+            if settled:
+                yield self.finding(proof.file, None, f"byte accounting of the custom tokenizer {name} proven by {proof.file} "
+                                   "(re-checked by pgolf: sha256, decode(encode(val sample)) byte for byte, byte-table sum)",
+                                   severity=Severity.INFO, evidence=proof.checks)
+            yield from (c for c in custom if c not in settled)
+            return
+        if proof.wrong:
+            yield self.finding(proof.file, None, "the byte-accounting proof does not hold: " + "; ".join(proof.problems),
+                               severity=Severity.ERROR, evidence=proof.checks + proof.problems)
+        else:
+            yield self.finding(proof.file, None, "the byte-accounting proof could not be checked: " + "; ".join(proof.problems),
+                               severity=Severity.WARNING, evidence=proof.problems)
+        yield from custom

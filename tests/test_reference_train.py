@@ -85,7 +85,8 @@ def test_inlined_modules_do_not_redefine_names():
 def test_record_folder(record):
     out, _, output = record
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["README.md", "final_model.int8.ptz", "submission.json", "train_gpt.py", "train_seed1337.log"]
+    assert names == ["README.md", "bpb_proof.json", "final_model.int8.ptz", "submission.json", "tokenizer", "train_gpt.py",
+                     "train_seed1337.log"]
     assert out.joinpath("train_gpt.py").read_text() == export.generate_script()
     readme = out.joinpath("README.md").read_text()
     assert "torchrun --standalone --nproc_per_node=2 train_gpt.py" in readme

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditor.discover import RecordFolder, is_marker, looks_like_log
+from auditor.evidence.bpb_proof import BpbProof, read_proof
 from auditor.evidence.code import CodeBundle, read_code
 from auditor.evidence.logs import read_log
 from auditor.evidence.submission import read_claims
@@ -29,6 +30,7 @@ class Evidence:
     # decoded text of the other files rules read (submission.json, Markdown docs, Python sources), by
     # relative path: rules read these and ``LogFile.text``, never the disk
     texts: dict[str, str] = field(default_factory=dict)
+    bpb_proof: BpbProof | None = None  # a shipped byte-accounting proof, re-checked (TOKENIZER-BPB-ACCOUNTING)
 
     @property
     def path(self) -> Path:
@@ -116,4 +118,5 @@ def read_evidence(folder: RecordFolder) -> Evidence:
         logs.append(lf)
     code = read_code(folder.path, folder.root, folder.files, readme)
     problems.extend(code.problems)
-    return Evidence(folder=folder, texts=read_texts(folder, sub), claims=claims, logs=logs, code=code, readme=readme, readme_file=rf, problems=problems)
+    return Evidence(folder=folder, texts=read_texts(folder, sub), claims=claims, logs=logs, code=code, readme=readme, readme_file=rf, problems=problems,
+                    bpb_proof=read_proof(folder.path, folder.root, folder.files))

@@ -155,7 +155,12 @@ def _record(console: Console, rec: RecordResult) -> None:
     title.append_text(_verdict_badge(rec.verdict))
     title.append(" ")
     title.append(rec.path or ".", style="bold")
-    console.print(Rule(title, align="left", style="dim"))
+    if title.cell_len + 6 <= console.width:
+        console.print(Rule(title, align="left", style="dim"))
+    else:  # rich would cut a long path short inside the rule; print it whole, wrapped, under one
+        console.print(Rule(style="dim"))
+        title.overflow = "fold"
+        console.print(title)
     meta = Text("  ")
     meta.append(f"track {rec.track or '?'}", style="dim")
     meta.append(f" · {C.record_phrase(rec)}", style="dim")
@@ -177,49 +182,110 @@ def _record(console: Console, rec: RecordResult) -> None:
     console.print()
 
 
-def _batch_summary(console: Console, report: Report) -> None:
-    tops = {rec.path: next((f.rule for f in C.ordered_findings(rec) if f.waived is None and f.severity is not Severity.INFO), "")
+TRACK_SHORT = {"track_10min_16mb": "10min", "track_non_record_16mb": "non-record", "non_record": "non-record"}
+BADGE_SHORT = {VERDICT_FAIL: "FAIL", VERDICT_REVIEW: "REVIEW", VERDICT_PASS: "PASS"}
+
+
+def _short_badge(verdict: str) -> Text:
+    return Text(f" {BADGE_SHORT.get(verdict, verdict.upper())} ", style=VERDICT_STYLE.get(verdict, "bold"))
+
+
+def _track(rec: RecordResult) -> str:
+    t = rec.track or "?"
+    return TRACK_SHORT.get(t, t[6:] if t.startswith("track_") else t)
+
+
+def _folder_name(rec: RecordResult) -> str:
+    return rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path
+
+
+def counts_width(report: Report) -> int:
+    return max([len("e/w/i")] + [len("{error}/{warning}/{info}".format(**C.counts(r))) for r in report.records])
+
+
+def _summary_layout(report: Report, width: int) -> dict[str, Any]:
+    """Which columns fit at this width. The folder name and the top finding's rule id are never cut:
+    the name wraps, the rule id keeps its width; numbers go first, then the separate counts."""
+    tops = {id(rec): next((f.rule for f in C.ordered_findings(rec) if f.waived is None and f.severity is not Severity.INFO), "")
             for rec in report.records}
-    top_w = min(28, max(len(v) for v in tops.values()) if tops else 0)
-    fixed = 14 + 3 + 4 + 4 + 8 + 8 + min(top_w, 12) + 2 * 8  # every column but the folder, with padding; "top finding" may shrink
+    top_w = max([len(v) for v in tops.values()] + [len("top finding")])
+    track_w = max([len(_track(r)) for r in report.records] + [len("track")])
+    counts_w = {"separate": 3 + 4 + 4, "combined": counts_width(report)}
+    name_w = max([len(_folder_name(r)) for r in report.records] + [len("folder")])
+    want_name = min(name_w, 40)  # below this a name wraps onto too many lines; then numbers give way
+
+    def fixed(numbers: int, counts: str) -> tuple[int, int]:
+        cols = [8, track_w, top_w] + ([7, 8] if numbers == 2 else [8] if numbers == 1 else [])
+        n = len(cols) + (3 if counts == "separate" else 1) + 1  # + the folder column
+        return sum(cols) + counts_w[counts] + 3 * (n - 1), n  # a space each side of a column divider
+
+    for numbers, counts in ((2, "separate"), (2, "combined"), (1, "combined"), (0, "combined")):
+        used, _ = fixed(numbers, counts)
+        if width - used >= want_name:
+            break
+    used, _ = fixed(numbers, counts)
+    return {"tops": tops, "numbers": numbers, "counts": counts, "folder_w": max(12, min(name_w, width - used)),
+            "track_w": track_w, "top_w": top_w}
+
+
+def _batch_summary(console: Console, report: Report) -> None:
+    lay = _summary_layout(report, console.width)
     t = Table(title="Summary (worst first)", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-              header_style="bold")
-    t.add_column("verdict", no_wrap=True, min_width=14)
-    names = [rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path for rec in report.records]
-    # the folder name is what a reviewer scans for: keep it whole (up to 56 chars), squeeze "top finding" instead
-    name_w = min(max([len(n) for n in names] + [6]), 56, max(16, console.width - fixed - 2))
-    t.add_column("folder", no_wrap=True, overflow="ellipsis", min_width=name_w, max_width=max(16, console.width - fixed - 2))
-    t.add_column("err", justify="right", no_wrap=True, min_width=3)
-    t.add_column("warn", justify="right", no_wrap=True, min_width=4)
-    t.add_column("info", justify="right", no_wrap=True, min_width=4)
-    t.add_column("claimed", justify="right", no_wrap=True, min_width=7)
-    t.add_column("measured", justify="right", no_wrap=True, min_width=8)
-    t.add_column("top finding", overflow="ellipsis", no_wrap=True, min_width=min(top_w, 12))
+              show_edge=False, header_style="bold")
+    t.add_column("verdict", no_wrap=True, width=8)
+    t.add_column("track", no_wrap=True, width=lay["track_w"])
+    t.add_column("folder", overflow="fold", width=lay["folder_w"])
+    if lay["counts"] == "separate":
+        t.add_column("err", justify="right", no_wrap=True, min_width=3)
+        t.add_column("warn", justify="right", no_wrap=True, min_width=4)
+        t.add_column("info", justify="right", no_wrap=True, min_width=4)
+    else:
+        t.add_column("e/w/i", justify="right", no_wrap=True, width=counts_width(report))
+    if lay["numbers"] == 2:
+        t.add_column("claimed", justify="right", no_wrap=True, min_width=7)
+    if lay["numbers"] >= 1:
+        t.add_column("measured", justify="right", no_wrap=True, min_width=8)
+    t.add_column("top finding", no_wrap=True, width=lay["top_w"])
     for rec in C.records_by_verdict(report):
         c = C.counts(rec)
-        t.add_row(_verdict_badge(rec.verdict), Text(rec.path.rstrip("/").rsplit("/", 1)[-1] or rec.path), str(c["error"] or ""),
-                  str(c["warning"] or ""), str(c["info"] or ""), C.fmt_bpb(rec.claims.val_bpb), C.fmt_bpb(rec.measured.val_bpb),
-                  Text(tops[rec.path]))
+        cells: list[Any] = [_short_badge(rec.verdict), Text(_track(rec), style="dim"), Text(_folder_name(rec))]
+        if lay["counts"] == "separate":
+            cells += [str(c["error"] or ""), str(c["warning"] or ""), str(c["info"] or "")]
+        else:
+            cells.append(f"{c['error']}/{c['warning']}/{c['info']}")
+        if lay["numbers"] == 2:
+            cells.append(C.fmt_bpb(rec.claims.val_bpb))
+        if lay["numbers"] >= 1:
+            cells.append(C.fmt_bpb(rec.measured.val_bpb))
+        cells.append(Text(lay["tops"][id(rec)]))
+        t.add_row(*cells)
     console.print(t)
 
 
-def _totals(report: Report) -> Text:
+def _totals(report: Report, elapsed: float | None = None) -> Text:
+    """The closing line: "60 folders in 13.1 s: 13 fail, 37 need review, 10 pass"."""
     vc = C.verdict_counts(report)
     out = Text()
-    out.append(f"{C.plural(len(report.records), 'folder')}: ", style="bold")
+    n = len(report.records)
+    head = C.plural(n, "folder") + (f" in {elapsed:.1f} s" if elapsed is not None else "")
+    out.append(f"{head}: ", style="bold")
     out.append(f"{vc[VERDICT_FAIL]} fail", style="bold red" if vc[VERDICT_FAIL] else "")
     out.append(", ")
-    out.append(f"{vc[VERDICT_REVIEW]} needs review", style="bold yellow" if vc[VERDICT_REVIEW] else "")
+    out.append(f"{vc[VERDICT_REVIEW]} {'needs' if vc[VERDICT_REVIEW] == 1 else 'need'} review",
+               style="bold yellow" if vc[VERDICT_REVIEW] else "")
     out.append(", ")
     out.append(f"{vc[VERDICT_PASS]} pass", style="bold green" if vc[VERDICT_PASS] else "")
     return out
 
 
-def render(report: Report, *, color: bool | None = None, width: int | None = None, **_: Any) -> str:
+def render(report: Report, *, color: bool | None = None, width: int | None = None, elapsed: float | None = None,
+           quiet: bool = False, **_: Any) -> str:
+    """``quiet``: the summary table, the unreadable items and the closing line only (``--quiet``)."""
     console = _console(color, width)
-    for rec in report.records:
-        _record(console, rec)
-    if len(report.records) > 1:
+    if not quiet:
+        for rec in report.records:
+            _record(console, rec)
+    if len(report.records) > 1 or (quiet and report.records):
         _batch_summary(console, report)
     for p in report.errors:
         line = Text()
@@ -227,7 +293,7 @@ def render(report: Report, *, color: bool | None = None, width: int | None = Non
         line.append(C.one_line(p.line(), 400))
         console.print(line)
     if report.records:
-        console.print(_totals(report))
+        console.print(_totals(report, elapsed))
     else:
         console.print(Text("nothing readable: no record folder could be audited", style="bold red"))
     out = console.file.getvalue()

@@ -34,6 +34,7 @@ class ImportNeed:
     line: int
     optional: bool = False  # guarded by try/except ImportError
     lazy: bool = False  # inside a function: needed only if that code path runs
+    error: str = ""  # installed, but importing it failed (e.g. flash_attn built for another CUDA)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
 def missing_modules(needs: ScriptNeeds) -> list[ImportNeed]:
     """Top-level modules this interpreter cannot find (optional ones left out). ``find_spec`` on a
     top-level name locates the module without executing it."""
-    out = []
+    out, found_names = [], []
     for n in needs.modules:
         try:
             found = importlib.util.find_spec(n.module) is not None
@@ -145,7 +146,40 @@ def missing_modules(needs: ScriptNeeds) -> list[ImportNeed]:
             found = False
         if not found and not n.optional:
             out.append(n)
+        elif found and not n.optional and n.module in IMPORT_CHECKED:
+            found_names.append(n)
+    # find_spec only locates a package: compiled extensions can be found and still fail to import
+    errors = import_errors([n.module for n in found_names]) if found_names else {}
+    for n in found_names:
+        if n.module in errors:
+            n.error = errors[n.module]
+            out.append(n)
     return out
+
+
+# Packages with compiled parts that are often installed but broken (a wheel for another CUDA or
+# torch); each is imported once, in a separate interpreter, away from the record's folder.
+IMPORT_CHECKED = {"flash_attn", "flash_attn_interface", "triton", "xformers", "apex", "bitsandbytes", "transformer_engine",
+                  "mamba_ssm", "causal_conv1d", "fla", "liger_kernel", "deepspeed"}
+
+
+def import_errors(modules: list[str], timeout_s: float = 120.0) -> dict[str, str]:
+    """``{module: "ImportError: …"}`` for the modules that do not import here (installed packages
+    only; run with ``-P`` from the temp folder, so nothing of the record can shadow them)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("import importlib, json, sys\nout = {}\nfor n in sys.argv[1:]:\n    try:\n        importlib.import_module(n)\n"
+            "    except BaseException as e:\n        out[n] = (type(e).__name__ + ': ' + str(e))[:200]\nprint(json.dumps(out))")
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-c", code, *modules], cwd=tempfile.gettempdir(), capture_output=True,
+                              text=True, timeout=timeout_s)
+        lines = proc.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {m: f"the import check exited {proc.returncode}" for m in modules}
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        return {m: f"the import check failed: {exc}" for m in modules}
 
 
 def missing_binaries(needs: ScriptNeeds) -> list[tuple[str, int]]:

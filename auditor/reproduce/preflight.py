@@ -265,8 +265,10 @@ def _import_checks(plan: Plan) -> list[Check]:
         out.append(Check("script", False, f"{plan.entry} does not parse: {plan.needs.syntax_error}", "fix the script"))
     for need in missing_modules(plan.needs):
         lazy = " inside a function (needed only if that path runs)" if need.lazy else ""
-        out.append(Check("imports", False, f"{plan.entry}:{need.line} imports {need.module}{lazy}, which is not installed",
-                         f"pip install {install_hint(need.module)}", warning=need.lazy))
+        what = f"which is installed but does not import ({need.error})" if need.error else "which is not installed"
+        out.append(Check("imports", False, f"{plan.entry}:{need.line} imports {need.module}{lazy}, {what}",
+                         f"pip install --force-reinstall {install_hint(need.module)} (built for this torch and CUDA)" if need.error
+                         else f"pip install {install_hint(need.module)}", warning=need.lazy))
     for b, line in missing_binaries(plan.needs):
         out.append(Check("binaries", False, f"{plan.entry}:{line} runs {b}, not on PATH", BINARY_HINTS.get(b, f"install {b}")))
     if not out and plan.needs.modules:

@@ -54,7 +54,8 @@ class Progress:
             from rich.live import Live
 
             self.console = Console(stderr=True)
-            self._live = Live(console=self.console, refresh_per_second=4, transient=True)
+            # the status is re-computed at every refresh, so the clock moves between log lines
+            self._live = Live(_Status(self.status), console=self.console, refresh_per_second=4, transient=True)
             self._live.start()
 
     def start_seed(self, k: int, seed: int) -> None:
@@ -106,4 +107,126 @@ class Progress:
 
     def _refresh(self) -> None:
         if self._live:
-            self._live.update(self.status())
+            self._live.refresh()
+
+
+class _Status:
+    """A rich renderable that asks for its text when drawn."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __rich__(self):
+        from rich.text import Text
+
+        return Text(self.text(), no_wrap=True, overflow="ellipsis")
+
+
+def fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"ETA {seconds:.0f} s" if seconds < 120 else f"ETA {seconds / 60:.1f} min"
+
+
+class TrainProgress:
+    """`pgolf train`: a live line on a terminal's stderr while a seed runs, read from the log the run
+    writes (the generated train_gpt.py is not touched): seed k/n, step, loss, tokens/s and the ETA
+    against the wall-clock cap. Off when stderr is not a terminal or ``quiet``."""
+
+    def __init__(self, n_seeds: int, batch_tokens: int, cap_s: float, quiet: bool = False, stream=None):
+        import sys
+
+        self.n, self.batch_tokens, self.cap_s = n_seeds, batch_tokens, cap_s
+        self.k, self.seed, self.log = 0, None, None
+        self.last: StepInfo | None = None
+        self.t0 = time.monotonic()
+        self._pos = 0
+        self._buf = ""
+        self._live = None
+        stream = stream or sys.stderr
+        tty = getattr(stream, "isatty", lambda: False)()
+        if tty and not quiet:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.console = Console(file=stream)
+            self._live = Live(_Status(self.status), console=self.console, refresh_per_second=4, transient=True)
+            self._live.start()
+
+    @property
+    def active(self) -> bool:
+        return self._live is not None
+
+    def print(self, line: str) -> None:
+        """A log line above the live status (or plainly, when there is none)."""
+        if self._live:
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, flush=True)
+
+    def start_seed(self, k: int, seed: int, log) -> None:
+        self.k, self.seed, self.log, self.last, self._pos, self._buf = k, seed, log, None, 0, ""
+        self.t0 = time.monotonic()
+
+    def end_seed(self) -> None:
+        self.log, self.seed = None, None
+
+    def poll(self) -> None:
+        """Read what the run appended to its log since the last call."""
+        if self.log is None:
+            return
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(self._pos)
+                chunk = fh.read(1 << 20)
+        except OSError:
+            return
+        self._pos += len(chunk)
+        lines = (self._buf + chunk.decode("utf-8", "replace")).split("\n")
+        self._buf = lines.pop()
+        for line in lines:
+            info = parse_step(line)
+            if info:
+                self.last = info
+
+    def tokens_per_s(self) -> float | None:
+        s = self.last
+        if s and s.kind == "train_loss" and s.train_time_s and s.step > 0 and self.batch_tokens:
+            return s.step * self.batch_tokens / s.train_time_s
+        return None
+
+    def eta_s(self) -> float | None:
+        """Training time left for this seed: the steps left at the pace so far, at most the cap's rest."""
+        s = self.last
+        if not (s and s.step > 0 and s.train_time_s):
+            return None
+        left = (s.total - s.step) * s.train_time_s / s.step
+        if self.cap_s > 0:
+            left = min(left, max(0.0, self.cap_s - s.train_time_s))
+        return left
+
+    def status(self) -> str:
+        if self.seed is None:
+            return ""
+        self.poll()
+        parts = [f"seed {self.k}/{self.n} ({self.seed})"]
+        s = self.last
+        if s is None:
+            parts.append(f"starting ({time.monotonic() - self.t0:.0f} s)")
+        else:
+            parts.append(f"step {s.step}/{s.total}")
+            parts.append(f"{s.kind.replace('_', ' ')} {s.loss:.4f}")
+            tps = self.tokens_per_s()
+            if tps:
+                parts.append(f"{tps:,.0f} tokens/s")
+            if s.train_time_s is not None:
+                parts.append(f"train {s.train_time_s:.1f}" + (f"/{self.cap_s:.0f} s cap" if self.cap_s > 0 else " s"))
+            eta = fmt_eta(self.eta_s())
+            if eta:
+                parts.append(eta)
+        return "  ".join(parts)
+
+    def stop(self) -> None:
+        if self._live:
+            self._live.stop()
+            self._live = None

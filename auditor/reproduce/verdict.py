@@ -330,7 +330,7 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
         elif claimed and abs(sm.val_bpb - claimed[0]) > tol.bpb:
             findings.append(_finding("REPRODUCE-MISMATCH", Severity.ERROR, where, None,
                                      f"seed {run.seed}: reproduced val_bpb {sm.val_bpb:.8f} vs claimed {claimed[0]:.8f} ({claimed[1]}): "
-                                     f"Δ {sm.val_bpb - claimed[0]:+.8f}, outside tolerance {tol.describe()}",
+                                     f"Δ {sm.val_bpb - claimed[0]:+.8f}, outside tolerance {tol.describe()}{_process_count_note(plan, run.seed)}",
                                      [f"reproduced: {sm.label} val_bpb:{sm.val_bpb:.8f}", f"claimed: {claimed[1]} val_bpb:{claimed[0]:.8f}"],
                                      "the logs must come from the submitted code and configuration"))
         sr = plan.claimed_seed_results.get(run.seed)
@@ -373,7 +373,7 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
         elif abs(mean - claimed_mean) > tol.bpb:
             findings.append(_finding("REPRODUCE-MISMATCH", Severity.ERROR, claims.file or "", claims.key_lines.get("val_bpb"),
                                      f"mean reproduced val_bpb {mean:.8f} over {len(vals)} seed(s) vs claimed {claimed_mean:.8f}: "
-                                     f"Δ {mean - claimed_mean:+.8f}, outside tolerance {tol.describe()}",
+                                     f"Δ {mean - claimed_mean:+.8f}, outside tolerance {tol.describe()}{_process_count_note(plan, None)}",
                                      [f"{claims.file}: val_bpb {claimed_mean}"] + [f"seed {r['seed']}: {r['val_bpb']:.8f}" for r in rows],
                                      "submission.json must state the mean of the runs the logs show"))
     totals = [r["bytes_total"] for r in rows if r["bytes_total"] is not None]
@@ -444,3 +444,19 @@ def build_report(rec: RecordResult) -> Report:
     from auditor.pipeline import tool_info
 
     return Report(records=[rec], tool=tool_info())
+
+
+def _process_count_note(plan, seed: int | None) -> str:
+    """When the record's logs show another process count than this run used, a mismatch may be
+    that alone (the batch splits differently): say so instead of leaving the reviewer to guess."""
+    ev = getattr(plan, "evidence", None)
+    if ev is None:
+        return ""
+    sizes = {r.world_size for lf in ev.logs for r in lf.runs
+             if r.world_size and (seed is None or r.seed in (seed, None) or lf.seed_from_name == seed)}
+    if len(sizes) != 1 or plan.nproc in sizes:
+        return ""
+    (world,) = sizes
+    return (f"; the record's logs show {world} processes (world_size:{world}) and this run used {plan.nproc}: "
+            "a different process count alone can move the result (rerun with --nproc {world} to compare like with like)").replace(
+        "{world}", str(world))

@@ -30,9 +30,10 @@ def code_finding(rule, facts: CodeFacts, ff: FileFacts, node: ast.AST | None, me
     for ln in [line] + list(extra_lines or []):
         if ln:
             t = ff.line_text(ln)
-            if t and f"{ln}: {t}" not in evidence:
+            if t and f"{ff.path}:{ln}: {t}" not in evidence:  # a line named twice is shown once
                 evidence.append(f"{ff.path}:{ln}: {t}")
-    f = rule.finding(ff.path, line, message, evidence=evidence, severity=severity, path=list(path),
+    path = [p for i, p in enumerate(path) if i == 0 or p != path[i - 1]]  # "f:37 → f:37" says nothing twice
+    f = rule.finding(ff.path, line, message, evidence=evidence, severity=severity, path=path,
                      reachability=(f"{reach.state}: {reach.why}" if reach.state else "reachable under the logged configuration"),
                      note=facts.notes.get(ff.path), rule=rule_id, fix=fix)
     return apply_reachability(f, reach.state)
