@@ -632,10 +632,10 @@ def code_fingerprint() -> str:
     global _FINGERPRINT
     if _FINGERPRINT is None:
         import auditor
-        import rules
+        from auditor.pipeline import rules_dir  # the one rule loader
 
         h = hashlib.sha256(auditor.__version__.encode())
-        for pkg in (Path(auditor.__file__).parent, Path(rules.__file__).parent):
+        for pkg in (Path(auditor.__file__).parent, rules_dir()):
             for p in sorted(pkg.rglob("*.py")):
                 try:
                     h.update(p.relative_to(pkg.parent).as_posix().encode() + b"\0" + p.read_bytes())

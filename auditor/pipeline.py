@@ -24,6 +24,13 @@ def load_rules() -> dict:
     return rules.load_all()
 
 
+def rules_dir() -> Path:
+    """The folder of the ``rules`` package (its sources are part of pgolf's own fingerprint)."""
+    import rules
+
+    return Path(rules.__file__).parent
+
+
 def get_rule(rule_id: str):
     """A rule class by id or code, else None."""
     import rules

@@ -24,7 +24,8 @@ from auditor.model import Severity
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.plan import Plan
 from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, given_path, readable_regular, shard_tokens
-from auditor.reproduce.probes import ProbeOutcome, _f
+from auditor.reproduce.probe_outcome import ProbeOutcome
+from auditor.reproduce.probe_outcome import probe_finding as _f
 from auditor.reproduce.run import copy_record, read_capped
 from auditor.reproduce.sandbox import allowed_env, bwrap_argv, limits, open_new, run_limited
 

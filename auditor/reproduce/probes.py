@@ -16,19 +16,18 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from auditor.model import Finding, Measured, RecordResult, Report, Severity
+from auditor.model import Measured, RecordResult, Report, Severity
 from auditor.reproduce.instrument import instrument_source
+from auditor.reproduce.probe_outcome import RULES_URL, ProbeOutcome, probe_finding  # noqa: F401  (RULES_URL: callers' name)
 from auditor.reproduce.run import read_capped
 from auditor.reproduce.sandbox import allowed_env, bwrap_argv, bwrap_works, limits, run_limited
 
 MAX_PROBE_OUT = 64 << 20
 
-RULES_URL = "https://github.com/openai/parameter-golf/issues/1017"
 SCORER_FUNCTIONS = ("score_tokens",)
 N_TOKENS = 96
 VOCAB = 12
@@ -38,15 +37,7 @@ EPS_SCORE = 1e-9
 PROBE_CONFIG = {"chunk_tokens": 4, "max_order": 3}
 
 
-@dataclass
-class ProbeOutcome:
-    target: str
-    findings: list[Finding] = field(default_factory=list)
-    numbers: dict = field(default_factory=dict)
-
-
-def _f(rule: str, sev: Severity, file: str, line: int | None, msg: str, evidence: list[str], fix: str) -> Finding:
-    return Finding(rule=rule, severity=sev, file=file, line=line, message=msg, evidence=evidence, ruling=RULES_URL, fix=fix)
+_f = probe_finding
 
 
 def probe_stream(n: int = N_TOKENS, vocab: int = VOCAB, seed: int = 0) -> list[int]:
