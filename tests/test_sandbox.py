@@ -26,13 +26,39 @@ def _run(folder: Path, run_dir: Path, capsys, data) -> tuple[int, dict]:
     return code, json.loads(capsys.readouterr().out)["records"][0]
 
 
-def test_socket_to_non_loopback_address_is_refused(tmp_path, data, capsys):
-    folder = make_record(tmp_path, *data, seeds=(1,), extra_env="FIXTURE_CONNECT=1.1.1.1:80 ")
+def test_a_network_lookup_is_refused(tmp_path, data, capsys):
+    # a reserved name (RFC 2606 .invalid): no address anywhere is ever a target of this test
+    folder = make_record(tmp_path, *data, seeds=(1,), extra_env="FIXTURE_CONNECT=pgolf-sandbox-test.invalid:80 ")
     code, rec = _run(folder, tmp_path / "run", capsys, data)
     assert code == 1
     denied = [f for f in rec["findings"] if f["rule"] == "SANDBOX-DENIED"]
     assert denied and "tried to open a network connection" in denied[0]["message"]
-    assert any("Network is unreachable" in e for e in denied[0]["evidence"])
+    assert any("name resolution" in e or "not known" in e for e in denied[0]["evidence"])
+
+
+def test_the_host_loopback_is_out_of_reach(tmp_path, data, capsys):
+    """A listener on the host's 127.0.0.1 gets no connection: the sandbox has a loopback of its own."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(0.5)
+    port = srv.getsockname()[1]
+    try:
+        folder = make_record(tmp_path, *data, seeds=(1,), extra_env=f"FIXTURE_CONNECT=127.0.0.1:{port} ")
+        code, rec = _run(folder, tmp_path / "run", capsys, data)
+        try:
+            conn, _ = srv.accept()
+            conn.close()
+            reached = True
+        except (socket.timeout, TimeoutError):
+            reached = False
+    finally:
+        srv.close()
+    assert not reached
+    assert code == 1  # the connection was refused inside, so the run failed
+    assert any(f["rule"] == "REPRODUCE-FAILED" for f in rec["findings"])
 
 
 def test_write_outside_the_run_dir_is_refused(tmp_path, data, capsys):
