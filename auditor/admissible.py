@@ -30,6 +30,7 @@ _PREQUANT = ("pre-quantization TTT", ("prequant_ttt",), ("prequant_ttt", "pre_qu
 _SLOT = ("SLOT", ("slot",), ("slot",))
 _ANY = ("eval-time adaptation", ("ngram", "ngram_pass2", "ngram_two_pass", "ppm_mix", "prefill", "etlb", "ttt", "slot"),
         ("ngram", "n-gram", "ppm", "ttt", "slot", "etlb", "cache", "mix"))
+_STAGE_ORDER = [_PREQUANT[0], _TTT[0], _SLOT[0], _NGRAM[0], _PASS[0], _ANY[0]]
 STAGE_RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "NGRAM-TARGET-IN-KEY": _NGRAM,
     "NGRAM-HASHED-CACHE": _NGRAM,
@@ -167,7 +168,8 @@ def _choose(cands: list[EvalLine]) -> EvalLine:
         twin = next((e for e in reversed(cands) if e.label == last.label + "_exact"
                      and abs((e.val_bpb or 0) - (last.val_bpb or 0)) < 6e-4), None)
         last = twin or last
-    same = [e for e in cands if e.val_bpb == last.val_bpb and e.val_loss == last.val_loss]
+    same = [e for e in cands if e.val_bpb == last.val_bpb and e.val_loss == last.val_loss
+            and e.label.endswith("_exact") == last.label.endswith("_exact")]
     return same[0] if same else last
 
 
@@ -214,8 +216,7 @@ def derive(rec: RecordResult, logs: list[LogFile]) -> Admissible:
             adm.excludes.append(name)
         kinds.update(k)
         words.extend(x for x in w if x not in words)
-    if "TTT-PREQUANT" in stage:  # it runs before quantization: every later evaluation carries it
-        adm.excludes = ["pre-quantization TTT"] + [e for e in adm.excludes if e != "pre-quantization TTT"]
+    adm.excludes.sort(key=_STAGE_ORDER.index)  # in the order the stages run, whatever the rule ids
     if not seeds:
         adm.reason = "no seed log prints a final score"
         return adm
@@ -231,7 +232,10 @@ def derive(rec: RecordResult, logs: list[LogFile]) -> Admissible:
     missing = [a for a in adm.seeds if a.val_bpb is None]
     if missing:
         reasons = sorted({a.reason or "" for a in missing})
-        adm.reason = reasons[0] if len(reasons) == 1 else "; ".join(f"{a.log}: {a.reason}" for a in missing)
+        if len(reasons) == 1 and len(missing) == len(adm.seeds):
+            adm.reason = reasons[0]
+        else:
+            adm.reason = "; ".join(f"{a.log}: {a.reason}" for a in missing)
         return adm
     adm.status = STATUS_DERIVED
     adm.val_bpb = sum(a.val_bpb for a in adm.seeds if a.val_bpb is not None) / len(adm.seeds)

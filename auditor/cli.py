@@ -95,6 +95,8 @@ def audit(
     timeout: Optional[float] = typer.Option(None, "--timeout",
                                             help="Per-folder time limit in seconds (default 120, or PGOLF_FOLDER_TIMEOUT)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="Read settings from this file instead of the repository root's."),
+    ref: List[str] = typer.Option([], "--ref", help="Read record folders from these git refs or globs of the repository given as "
+                                                   "the path, without a checkout ('refs/pull/*/head'); repeatable."),
 ) -> None:
     """Audit record folders and report findings."""
     from auditor import cli_audit, config as config_mod, selectors
@@ -147,6 +149,16 @@ def audit(
     if selected is not None and not selected:
         raise usage("the selection leaves no rule to run (--ignore removes everything --select chose)")
 
+    if ref:  # record folders straight from git objects (auditor.gitsource)
+        from auditor import cli_leaderboard
+
+        if len(paths or []) != 1 or changed:
+            raise usage("--ref reads one git repository: give its path once, without --changed")
+        raise typer.Exit(cli_leaderboard.audit_refs_command(
+            source=paths[0], refs=list(ref), base=None, fmt=cfg.get("format"), output=output, fail_on=cfg.get("fail-on"),
+            jobs=cfg.get("jobs"), timeout=cfg.get("timeout"), quiet=quiet, selected=selected, show_info=cfg.get("show-info"),
+            options=cli_leaderboard.AuditOptions(against=list(against), rulebook=cfg.get("rulebook"),
+                                                 waivers_file=str(waiver_file) if waiver_file else None)))
     code = cli_audit.run_audit(
         paths=list(paths or []), fmt=cfg.get("format"), output=output, fail_on=cfg.get("fail-on"), changed=changed,
         against=list(against), rulebook=cfg.get("rulebook"), only_rules=[], jobs=cfg.get("jobs"),
@@ -226,11 +238,12 @@ def rule_cmd(rule_id: str = typer.Argument(..., help="Rule id (NGRAM-TARGET-IN-K
 
 def _register_optional() -> None:
     # Other command groups live in their own modules; none of them is imported by `audit`.
-    from auditor import cli_plot, cli_reference, cli_reproduce
+    from auditor import cli_leaderboard, cli_plot, cli_reference, cli_reproduce
 
     cli_reference.register(app)
     cli_reproduce.register(app)
     cli_plot.register(app)
+    cli_leaderboard.register(app)
 
 
 _register_optional()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import List, Optional
+
+import typer
 
 from auditor.context import AuditOptions
 
@@ -92,6 +95,15 @@ def read_readme(spec: str, gitdir: str | None) -> str:
     raise LeaderboardError(f"--readme {spec}: no such file" + ("" if gitdir else " (REV:PATH needs a git repository)"))
 
 
+def _same_ref(gitdir: str, base: str, refs: list[str]) -> bool:
+    """Whether one of ``refs`` names the base branch (``main`` and ``refs/heads/main`` alike)."""
+    from auditor import gitsource
+
+    want, _ = gitsource.resolve_refs(gitdir, [base])
+    got, _ = gitsource.resolve_refs(gitdir, refs)
+    return bool(want) and want[0][0] in {n for n, _ in got}
+
+
 def _linked_prs(text: str) -> list[int]:
     from auditor.leaderboard import readme_rows
 
@@ -119,7 +131,7 @@ def leaderboard_command(*, source: str, refs: list[str], base: str | None, readm
         readme_spec = readme
         if readme_spec is None and gitdir is not None:
             base_ref = base or gitsource.default_base(gitdir)
-            if base_ref and (not refs or base_ref in refs):
+            if base_ref and (not refs or _same_ref(gitdir, base_ref, refs)):
                 readme_spec = f"{base_ref}:README.md"
         elif readme_spec is None and (Path(source) / "README.md").is_file() and (Path(source) / "records").is_dir():
             readme_spec = str(Path(source) / "README.md")
@@ -166,9 +178,10 @@ def leaderboard_command(*, source: str, refs: list[str], base: str | None, readm
 
 def audit_refs_command(*, source: str, refs: list[str], base: str | None, options: AuditOptions, fmt: str,
                        output: str | None, fail_on: str, jobs: int, timeout: float | None, cache_dir: str | None = None,
-                       use_cache: bool = True, quiet: bool = False) -> int:
+                       use_cache: bool = True, quiet: bool = False, selected: set[str] | None = None,
+                       show_info: bool = False) -> int:
     """`pgolf audit REPO --ref REF …`: the audit report of the record folders the refs hold."""
-    from auditor import gitsource, runner
+    from auditor import gitsource, runner, selectors
     from auditor.limits import Caps, cap_report
     from auditor.report import render
 
@@ -181,8 +194,10 @@ def audit_refs_command(*, source: str, refs: list[str], base: str | None, option
         return 2
     report = ra.report
     cap_report(report, Caps(), human=fmt in ("text", "markdown", "github"))
+    selectors.apply(report, selected)
+    shown = report if show_info or fmt not in ("github", "markdown") else selectors.without_info(report)
     try:
-        text = render(report, fmt, color=False) if (output and fmt == "text") else render(report, fmt)
+        text = render(shown, fmt, color=False) if (output and fmt == "text") else render(shown, fmt)
     except Exception as exc:  # a renderer bug: one line, JSON instead
         _say(f"the {fmt} renderer failed ({type(exc).__name__}: {exc}); writing JSON instead")
         text = render(report, "json")
@@ -204,3 +219,39 @@ def audit_refs_command(*, source: str, refs: list[str], base: str | None, option
     if not report.records:
         return 2
     return runner.exit_code(report, fail_on, ra.failed)
+
+
+def register(app) -> None:
+    app.command("leaderboard")(leaderboard)
+
+
+def leaderboard(
+    source: str = typer.Argument(..., help="A records tree, a checkout, or a git repository (bare or not) with --ref."),
+    ref: List[str] = typer.Option([], "--ref", help="Git refs or globs to read record folders from, without a checkout "
+                                                   "(refs/heads/main, 'refs/pull/*/head'); repeatable."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base branch PR refs are diffed against (default main)."),
+    readme: Optional[str] = typer.Option(None, "--readme", help="README whose leaderboard tables are cross-checked: a file "
+                                                                "or REV:PATH (default README.md of the base branch)."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text | markdown | json | csv"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the leaderboard to this file."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a PNG of the claimed and audited frontiers over time."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Parallel worker processes."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Per-folder time limit in seconds."),
+    cache_dir: Optional[str] = typer.Option(None, "--cache-dir", help="Result cache (default $XDG_CACHE_HOME/pgolf)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Audit every folder again."),
+    rulebook: Optional[str] = typer.Option(None, "--rulebook", help="Dated rulebook (default the latest)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary line on stderr."),
+) -> None:
+    """The audited leaderboard: per track every record with its verdict, admissible score, bytes, seeds and
+    significance; the audited frontier next to the claimed one; the README table checked row by row."""
+    from auditor.policy import RULEBOOKS
+
+    if jobs < 1:
+        _say(f"--jobs must be at least 1, not {jobs}")
+        raise typer.Exit(2)
+    if rulebook is not None and rulebook not in RULEBOOKS:
+        _say(f"--rulebook {rulebook!r}: choose one of {', '.join(RULEBOOKS)}")
+        raise typer.Exit(2)
+    raise typer.Exit(leaderboard_command(source=source, refs=list(ref), base=base, readme=readme, fmt=fmt, output=output,
+                                         plot=plot, jobs=jobs, timeout=timeout, cache_dir=cache_dir,
+                                         use_cache=not no_cache, rulebook=rulebook, quiet=quiet))
