@@ -108,7 +108,8 @@ class Plan:
 
     def env_for(self, seed: int) -> dict[str, str]:
         env = {k: s.value for k, s in self.env.items()}
-        env.update(self.match_for(seed).env)
+        # the step match sets the record's own knobs, unless the reviewer set them with --env
+        env.update({k: v for k, v in self.match_for(seed).env.items() if k not in self.env or self.env[k].origin != "--env"})
         env.setdefault("SEED", str(seed))
         env["SEED"] = str(seed)
         env["RUN_ID"] = f"train_seed{seed}"

@@ -181,6 +181,16 @@ _EXPLAINED_FIX = ("not a sign against the record: compare at the claimed step �
                   "replays the claimed per-step time, or lifts the cap and runs to the claimed step)")
 
 
+def _rerun_line(m: StepMatch, s: SeedResult) -> str:
+    if s.timing is None:
+        return f"re-run: {s.log_rel}: no step lines"
+    if m.mode == "replay":
+        real = s.real_ms_per_step()
+        return (f"re-run: {s.log_rel}: stopped at step {s.timing.stop_step} (the times it printed are replayed)"
+                + (f"; real {real:.2f} ms/step measured by the replayed clock" if s.clock and real else ""))
+    return f"re-run: {s.log_rel}: {s.timing.describe()}"
+
+
 def _throughput(plan: Plan, m: StepMatch, s: SeedResult, where: str) -> list[Finding]:
     """REPRODUCE-THROUGHPUT (a different speed, with both step counts) and REPRODUCE-STEP-MATCH (how the
     stop step was matched, and whether it was)."""
@@ -201,10 +211,7 @@ def _throughput(plan: Plan, m: StepMatch, s: SeedResult, where: str) -> list[Fin
                 "REPRODUCE-THROUGHPUT", Severity.WARNING, where, None,
                 f"seed {seed}: the claimed run stopped at step {c.stop_step} at {c.ms_per_step:.2f} ms/step; this machine ran "
                 f"{real:.2f} ms/step ({ratio:.2f}× the claimed step time): {here}",
-                [f"claimed: {c.where}: {c.describe()}",
-                 f"re-run: {s.log_rel}: " + (s.timing.describe() if s.timing else "no step lines")
-                 + (f"; real step time {real:.2f} ms measured by the replayed clock ({s.clock.path.rsplit('/', 2)[-2]}/"
-                    f"{s.clock.path.rsplit('/', 1)[-1]})" if s.clock and s.clock.real_ms_per_step else "")],
+                [f"claimed: {c.where}: {c.describe()}", _rerun_line(m, s)],
                 "a wall-clock cap stops the same code at another step on hardware of another speed; the score is compared at "
                 "the claimed step" + (" (replayed clock)" if m.mode == "replay" else " (cap lifted)" if m.mode == "steps" else
                                       " only without --no-match-steps")))
@@ -213,8 +220,7 @@ def _throughput(plan: Plan, m: StepMatch, s: SeedResult, where: str) -> list[Fin
         how = (f"the record's clock replayed at {m.ms_per_step:.4f} ms/step, its cap as documented" if m.mode == "replay"
                else "the cap lifted and the step count set: " + " ".join(f"{k}={v}" for k, v in m.env.items()))
         ev = [f"claimed: {c.where}: {c.describe()}" if c else "claimed: no log",
-              f"re-run: {s.log_rel}: " + (s.timing.describe() if s.timing else "no step lines")
-              + f"; real wall clock of the whole seed {s.run.outcome.seconds:.1f} s"]
+              _rerun_line(m, s) + f"; real wall clock of the whole seed {s.run.outcome.seconds:.1f} s"]
         if s.clock:
             ev.append(f"replayed clock: {s.clock.steps} optimizer steps (warm-up included), real {s.clock.real_s:.1f} s"
                       + (f", {s.clock.leaked_s:.1f} s of idle real time let through" if s.clock.leaked_s else ""))
@@ -266,7 +272,7 @@ def _timing(plan: Plan, seeds: list[SeedResult]) -> Finding | None:
         else:
             ms, ratio = tp.project_ms_per_step(t, shape)
             k = tp.steps_in(tp.CAP_S, ms)
-            lines.append(f"{t.name}: ≈{ms:.2f} ms/step projected ({ratio:.2f}× the baseline's training FLOPs per step × "
+            lines.append(f"{t.name}: ≈{ms:.4g} ms/step projected ({ratio:.3g}× the baseline's training FLOPs per step × "
                          f"{t.baseline_ms_per_step} ms): ≈{k} steps in {tp.CAP_S:.0f} s vs the claimed {n}")
             ev.append(f"calibration: {t.source}; shape {shape}")
             if k < n / 2:  # a FLOP projection is good to about 2× (kernels, precision, compile)
