@@ -88,7 +88,8 @@ def render(report: Report, **_: Any) -> str:
     vc = C.verdict_counts(report)
     verdict = C.overall_verdict(report)
     label = C.VERDICT_LABEL.get(verdict, verdict) if verdict else "nothing readable"
-    total = (f"pgolf: {C.plural(len(report.records), 'record folder')}: {vc['fail']} fail, {vc['needs-review']} needs review, "
+    review = f"{vc['needs-review']} {'needs' if vc['needs-review'] == 1 else 'need'} review"
+    total = (f"pgolf: {C.plural(len(report.records), 'record folder')}: {vc['fail']} fail, {review}, "
              f"{vc['pass']} pass; verdict: {label}")
     kinds = {k: sum(1 for t in out if t.startswith(f"::{k}")) for k in ("error", "warning", "notice")}
     if any(n > SHOWN_PER_KIND for n in kinds.values()):
