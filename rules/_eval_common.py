@@ -61,3 +61,56 @@ def _arm(node, child):
     if any(child is s for s in node.orelse):
         return "else"
     return None
+
+
+# -- stages the logs show and the shipped code lacks (class 7) -------------------------------------
+_STAGES = {
+    # family key -> (pattern of a stage line, hint substrings that must be on the line)
+    "prequant": (re.compile(r"\bpre_?quant\w*[_ ]?(ttt|adapt\w*|tun\w*|finetun\w*)\b.*?(epoch|start|done|step)", re.I), ("pre",)),
+    "ttt": (re.compile(r"(^|[\s\[])\w*ttt\w*\s*[:=]\s*(epoch|chunk|step|start|done|adapt)|\bttt\b.*\bepoch\s*\d+\s*/\s*\d+", re.I), ("ttt",)),
+    "ngram": (re.compile(r"(^|[\s\[])\w*(ngram|n_gram|backoff)\w*\s*[:=]\s*(init|chunk|done|start|hits|order|buckets|pass)", re.I),
+              ("gram", "backoff")),
+}
+_STAGE_CODE_LINE = re.compile(r"(\b(print|log\w*)\s*\(|\bf[\"']|\bdef\s|^\s*#)")
+
+
+def missing_stages(facts) -> dict[str, list]:
+    """Per stage family, log lines printed before a log's final score that show the stage ran,
+    when no shipped source can print them (the label before the first ':' appears in no file)."""
+    return facts.cached("missing_stages", lambda: _missing_stages(facts))
+
+
+def _missing_stages(facts) -> dict[str, list]:
+    from rules.analysis.logs import LogLine
+
+    code = "\n".join(ff.text for ff in facts.files)
+    words: set[str] = set()
+    finals = {f.file: f.line for f in facts.logs.finals}
+    out: dict[str, list] = {}
+    for name, text in facts.logs.texts:
+        low = text.lower()
+        if not any(h in low for _p, hints in _STAGES.values() for h in hints):
+            continue
+        stop = finals.get(name)
+        for i, line in enumerate(text.split("\n"), 1):
+            if stop is not None and i >= stop:
+                break
+            if len(line) > 400 or "val_bpb" in line or _STAGE_CODE_LINE.search(line):
+                continue
+            for fam, (pat, hints) in _STAGES.items():
+                ll = line.lower()
+                if not any(h in ll for h in hints) or not pat.search(line):
+                    continue
+                label = line.strip().split()[0] if line.strip() else ""
+                sep = ":" if ":" in label else "=" if "=" in label else " "
+                label = label.split(sep, 1)[0].strip("[]") + sep
+                if len(label) >= 4 and (label in code or label.strip() in (words or words.update(_words(code)) or words)):
+                    break  # the shipped code prints this stage
+                if len(out.setdefault(fam, [])) < 3:
+                    out[fam].append(LogLine(name, i, line.strip()))
+                break
+    return {k: v for k, v in out.items() if v}
+
+
+def _words(code: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_][\w]*", code))

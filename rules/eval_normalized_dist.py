@@ -11,6 +11,7 @@ from rules._eval_cases import (ILLEGAL_BYTE_SPREAD, ILLEGAL_HASHED_ROW_RATIO, IL
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import IN, clean
 from rules.analysis.hashed_rows import find_hashed_row_ratios
+from rules.analysis.normalization import unnormalized_transforms
 from rules.analysis.patterns import summaries
 from rules.analysis.patterns import walk_own
 from rules.analysis.report import code_finding, log_finding, path_order, sink_order
@@ -73,6 +74,14 @@ class EvalNormalizedDist(Rule):
             yield code_finding(self, facts, s.ff, s.node,
                                f"the scored value at {s.fn.qualname}:{s.line} is built from a count ratio read for the "
                                "target token only (never normalized over the vocabulary)", path=list(kpaths[0]))
+        for t in unnormalized_transforms(facts):
+            if (t.ff.path, t.fn.qualname) in done:
+                continue
+            done.add((t.ff.path, t.fn.qualname))
+            yield code_finding(self, facts, t.ff, t.node,
+                               f"`{t.ff.line_text(t.line)[:100]}` {t.what}; the value read at the target from it is scored "
+                               f"in {t.fn.qualname}, so the scored probabilities do not sum to 1 over the vocabulary",
+                               path=[f"{t.fn.qualname}:{t.line}"])
         for hr in find_hashed_row_ratios(facts, tf):
             if (hr.ff.path, hr.fn.qualname) in done:
                 continue

@@ -7,6 +7,7 @@ from auditor.model import Severity
 from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import clean
+from rules._eval_common import missing_stages
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
@@ -54,6 +55,12 @@ class NgramHashedCache(Rule):
                                + ("; reads of it feed the scored probability" if feeds else ""),
                                severity=None if feeds else Severity.WARNING,
                                path=[f"{u.fn.qualname}:{u.line}"] + list(hp[0] if hp else ()))
+        stage = missing_stages(facts).get("ngram")
+        if stage and not tf.key_reads and not tf.hashed_updates:
+            yield log_finding(self, stage, "the logs show an n-gram cache stage before the reported score that the shipped code "
+                              "does not contain: the claimed score came from code that was not shipped, so its cache cannot be "
+                              "checked to be normalized and keyed by the context only",
+                              fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
         marks = facts.logs.markers.get("ngram_prefill_train") or []
         if marks:
             code_reads_train = any(TRAIN_READ.search(ff.text) and "prefill" in ff.text.lower() for ff in facts.files)

@@ -6,11 +6,11 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_PREQUANT, LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, PROBE_ON_VAL, WARMUP_ON_VAL_DISCARDED, INLINE_ADAPT_ON_VAL, wrapped
-from rules._eval_common import exclusive, in_loop
+from rules._eval_common import exclusive, in_loop, missing_stages
 from rules.analysis import analyse
 from rules.analysis.index import call_name
 from rules.analysis.patterns import VAL_NAME, mentions, summaries, walk_own
-from rules.analysis.report import code_finding
+from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
 WARMUP = re.compile(r"(warmup|warm_up|compile|prime|jit)", re.I)
@@ -45,6 +45,12 @@ class TttPrequant(Rule):
 
     def check(self, ctx):
         facts = analyse(ctx)
+        stage = missing_stages(facts).get("prequant")
+        if stage:
+            yield log_finding(self, stage, "the logs show a pre-quantization adaptation stage that the shipped code does not "
+                              "contain: the reported model was tuned by code that was not shipped (pre-quant TTT on validation "
+                              "tokens is ruled out, #1376)",
+                              fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
         s = summaries(facts)
         for drv in list(facts.functions.values()):
             ff = facts.file_of(drv)

@@ -5,7 +5,8 @@ from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_TTT_UPDATE_FIRST, LEGAL_TTT, PHASED_TTT, wrapped
 from rules._order import update_before_score
 from rules.analysis import analyse
-from rules.analysis.report import code_finding
+from rules._eval_common import missing_stages
+from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
 
@@ -33,6 +34,12 @@ class TttScoreFirst(Rule):
 
     def check(self, ctx):
         facts = analyse(ctx)
+        stage = missing_stages(facts).get("ttt")
+        if stage:
+            yield log_finding(self, stage, "the logs show a test-time-training stage before the reported score that the shipped "
+                              "code does not contain: the claimed score came from code that was not shipped, so it cannot be "
+                              "checked to score each chunk before training on it",
+                              fix="Ship the code that produced the logs (its TTT loop must score each chunk before adapting on it).")
         for fn, ff, loop, node in update_before_score(facts, "train"):
             yield code_finding(self, facts, ff, node,
                                f"in the loop at {fn.qualname}:{loop.lineno} the training step "
