@@ -45,7 +45,8 @@ def quantize_rows(w: torch.Tensor, bits: int, min_clip: float = 1.0) -> tuple[to
     return q.to(torch.int8), scale
 
 
-def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536, min_clip: float = 1.0) -> dict:
+def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536, min_clip: float = 1.0,
+                        keep_fp16: tuple[str, ...] = (), pack6: bool = True) -> dict:
     """2-D float tensors with more than min_numel elements -> per-row intN + fp16 scales;
     other large float tensors -> one scale; small ones fp16 (control tensors fp32)."""
     if bits not in (6, 8):
@@ -56,12 +57,16 @@ def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536, min_cli
         entry: dict = {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
         if not t.is_floating_point():
             entry["raw"] = t
-        elif t.numel() <= min_numel:
+        elif t.numel() <= min_numel or name in keep_fp16:
+            # keep_fp16: the tied embedding is also the output head, the most rounding-sensitive
+            # tensor (2026-03-18_FP16Embed_WD3600 keeps it fp16).
             entry["raw"] = t.float() if CONTROL_TENSOR.search(name) else t.half()
         else:
             q, scale = quantize_rows(t.reshape(t.size(0), -1) if t.dim() == 2 else t.reshape(1, -1), bits, min_clip)
             entry["scale"] = scale
-            entry["q"] = pack_int6(q) if bits == 6 else q
+            # Unpacked int6 (one value a byte) compresses with zstd to fewer bits than the packed form.
+            entry["q"] = pack_int6(q) if bits == 6 and pack6 else q
+            entry["packed"] = bits == 6 and pack6
         out[name] = entry
     return out
 
@@ -80,7 +85,7 @@ def dequantize_state_dict(qsd: dict) -> dict:
         numel = 1
         for d in e["shape"]:
             numel *= d
-        q = unpack_int6(e["q"], numel) if bits == 6 else e["q"]
+        q = unpack_int6(e["q"], numel) if e.get("packed", bits == 6) else e["q"]
         q = q.reshape(scale.numel(), -1).float()
         sd[name] = (q * scale[:, None]).reshape(e["shape"]).to(dtype)
     return sd
@@ -107,9 +112,9 @@ def decompress(blob: bytes, method: str) -> bytes:
 
 
 def save_artifact(sd: dict, path: str, bits: int = 8, method: str = "zlib", min_numel: int = 65536,
-                  min_clip: float = 1.0) -> int:
+                  min_clip: float = 1.0, keep_fp16: tuple[str, ...] = (), pack6: bool = True) -> int:
     buf = io.BytesIO()
-    torch.save(quantize_state_dict(sd, bits, min_numel, min_clip), buf)
+    torch.save(quantize_state_dict(sd, bits, min_numel, min_clip, keep_fp16, pack6), buf)
     blob = compress(buf.getvalue(), method)
     with open(path, "wb") as f:
         f.write(blob)

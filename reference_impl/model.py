@@ -27,6 +27,10 @@ class GPTConfig:
     unet_skips: bool = True
     resid_mix: bool = True
     tied_embed_init_std: float = 0.005
+    # Off in the baseline; the record preset's switches (each names its source record).
+    mlp_neg_slope: float = 0.0  # >0: LeakyReLU(slope)^2 (2026-03-23_LeakyReLU_LegalTTT_ParallelMuon uses 0.5)
+    qat_bits: int = 0  # >0: block matrices see their per-row intN rounding in training, straight-through
+    #                    (2026-03-19_MLP3x_QAT_Int6_SlidingWindow: int6 STE fake-quantisation)
 
 
 def rms_norm(x: torch.Tensor) -> torch.Tensor:
@@ -44,6 +48,27 @@ def _import_flash_attn():
 
 
 FLASH_ATTN_FUNC = _import_flash_attn()
+
+
+def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """w rounded to per-row symmetric intN (scale = row max / qmax) in the forward pass, identity in
+    the backward pass (straight-through), so training sees the export's rounding."""
+    qmax = (1 << (bits - 1)) - 1
+    scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
+    q = torch.round(w / scale).clamp(-qmax, qmax) * scale
+    return w + (q - w).detach()
+
+
+class QATLinear(nn.Linear):
+    """nn.Linear (same parameters and state dict) that can fake-quantise its weight."""
+
+    def __init__(self, fan_in: int, fan_out: int, qat_bits: int = 0):
+        super().__init__(fan_in, fan_out, bias=False)
+        self.qat_bits = qat_bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = fake_quantize(self.weight, self.qat_bits) if self.qat_bits and self.training else self.weight
+        return F.linear(x, w)
 
 
 class Rotary(nn.Module):
@@ -79,10 +104,10 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.n_kv = cfg.num_heads, cfg.num_kv_heads
         self.head_dim = cfg.model_dim // cfg.num_heads
         kv_dim = self.n_kv * self.head_dim
-        self.c_q = nn.Linear(cfg.model_dim, cfg.model_dim, bias=False)
-        self.c_k = nn.Linear(cfg.model_dim, kv_dim, bias=False)
-        self.c_v = nn.Linear(cfg.model_dim, kv_dim, bias=False)
-        self.c_proj = nn.Linear(cfg.model_dim, cfg.model_dim, bias=False)
+        self.c_q = QATLinear(cfg.model_dim, cfg.model_dim, cfg.qat_bits)
+        self.c_k = QATLinear(cfg.model_dim, kv_dim, cfg.qat_bits)
+        self.c_v = QATLinear(cfg.model_dim, kv_dim, cfg.qat_bits)
+        self.c_proj = QATLinear(cfg.model_dim, cfg.model_dim, cfg.qat_bits)
         nn.init.zeros_(self.c_proj.weight)
         # Without a gain, RMS-normed q.k / sqrt(d) is capped at +-sqrt(d): attention cannot get sharp.
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init)) if cfg.qk_gain_init > 0 else None
@@ -109,12 +134,15 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.model_dim, cfg.mlp_mult * cfg.model_dim, bias=False)
-        self.c_proj = nn.Linear(cfg.mlp_mult * cfg.model_dim, cfg.model_dim, bias=False)
+        self.c_fc = QATLinear(cfg.model_dim, cfg.mlp_mult * cfg.model_dim, cfg.qat_bits)
+        self.c_proj = QATLinear(cfg.mlp_mult * cfg.model_dim, cfg.model_dim, cfg.qat_bits)
         nn.init.zeros_(self.c_proj.weight)
+        self.neg_slope = cfg.mlp_neg_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.relu(self.c_fc(x)).square())
+        h = self.c_fc(x)
+        h = F.leaky_relu(h, self.neg_slope) if self.neg_slope > 0 else F.relu(h)
+        return self.c_proj(h.square())
 
 
 class Block(nn.Module):

@@ -51,6 +51,9 @@ class Hyperparameters:
         self.unet_skips = _env("UNET_SKIPS", 1)
         self.resid_mix = _env("RESID_MIX", 1)
         self.tied_embed_init_std = _env("TIED_EMBED_INIT_STD", 0.005)
+        self.mlp_neg_slope = _env("MLP_NEG_SLOPE", 0.0)
+        self.qat_bits = _env("QAT_BITS", 0)
+        self.ema_decay = _env("EMA_DECAY", 0.0)
         self.iterations = _env("ITERATIONS", 20000)
         self.warmup_steps = _env("WARMUP_STEPS", 20)
         self.warmdown_iters = _env("WARMDOWN_ITERS", 1200)
@@ -79,13 +82,15 @@ class Hyperparameters:
         self.compressor = _env("COMPRESSOR", "zlib")
         self.quant_min_numel = _env("QUANT_MIN_NUMEL", 65536)
         self.quant_min_clip = _env("QUANT_MIN_CLIP", 1.0)
+        self.quant_fp16_embed = _env("QUANT_FP16_EMBED", 0)
+        self.quant_int6_pack = _env("QUANT_INT6_PACK", 1)
         self.compile = _env("COMPILE", -1)  # -1: on for CUDA, off on CPU
         self.bf16_body = _env("BF16_BODY", -1)  # -1: on for CUDA, off on CPU
 
     def model_config(self) -> GPTConfig:
         return GPTConfig(self.vocab_size, self.num_layers, self.model_dim, self.num_heads, self.num_kv_heads,
                          self.mlp_mult, self.rope_base, self.logit_softcap, self.qk_gain_init, bool(self.unet_skips),
-                         bool(self.resid_mix), self.tied_embed_init_std)
+                         bool(self.resid_mix), self.tied_embed_init_std, self.mlp_neg_slope, self.qat_bits)
 
 
 class TokenStream:
@@ -154,7 +159,8 @@ def set_schedule(optimizers: list[torch.optim.Optimizer], step: int, lr_mult: fl
 
 def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
     """1 until the warm-down, then linear to 0. With a wall-clock cap the warm-down is measured
-    in time: WARMDOWN_ITERS times the average step time so far."""
+    in time only (as the official script does): WARMDOWN_ITERS times the average step time so far,
+    ending at the cap; ITERATIONS then only stops the run."""
     if args.warmdown_iters <= 0:
         return 1.0
     if args.max_wallclock_seconds <= 0:
@@ -163,9 +169,7 @@ def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
     step_ms = elapsed_ms / max(step, 1)
     warmdown_ms = args.warmdown_iters * step_ms
     remaining_ms = max(args.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0)
-    by_time = remaining_ms / warmdown_ms if remaining_ms < warmdown_ms else 1.0
-    by_steps = 1.0 if step < args.iterations - args.warmdown_iters else max(args.iterations - step, 0) / args.warmdown_iters
-    return min(by_time, by_steps)
+    return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
 
 
 def unigram_bpb(train_pattern: str, val_tokens: np.ndarray, tables, vocab_size: int) -> float:
@@ -314,6 +318,9 @@ def main() -> None:
         base_model.train()
         return out
 
+    # EMA of the weights, used for the artifact (2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271: decay 0.997).
+    ema = [p.detach().float().clone() for p in base_model.parameters()] if args.ema_decay > 0 else None
+
     stream = TokenStream(train_pattern)
     cap_ms = args.max_wallclock_seconds * 1000.0
     train_ms, step, stop_after = 0.0, 0, None
@@ -335,6 +342,9 @@ def main() -> None:
             break
         elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
         train_loss = train_step(stream, step, lr_multiplier(step, elapsed, args))
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach().float() for p in base_model.parameters()], 1.0 - args.ema_decay)
         step += 1
         logging = args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0)
         if cap_ms > 0 or logging:
@@ -354,6 +364,13 @@ def main() -> None:
         log0(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
              f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
 
+    if ema is not None:
+        with torch.no_grad():
+            for p, e in zip(base_model.parameters(), ema):
+                p.copy_(e.to(p.dtype))
+        ema_loss, ema_bpb = evaluate()
+        log0(f"ema:applied decay:{args.ema_decay} val_loss:{ema_loss:.4f} val_bpb:{ema_bpb:.4f}")
+
     tag = format_tag(args.quant_bits, args.compressor)
     artifact_path = f"final_model.int{args.quant_bits}.ptz"
     if master:
@@ -363,7 +380,8 @@ def main() -> None:
         log0(f"Code size: {len(code)} bytes")
         log0(f"Total submission size: {raw_bytes + len(code)} bytes")
         model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel,
-                                    args.quant_min_clip)
+                                    args.quant_min_clip, ("wte.weight",) if args.quant_fp16_embed else (),
+                                    bool(args.quant_int6_pack))
         total = model_bytes + len(code)
         log0(f"Serialized model {tag}: {model_bytes} bytes")
         log0(f"Total submission size {tag}: {total} bytes")

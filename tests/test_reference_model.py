@@ -168,6 +168,9 @@ def test_warmdown_is_time_based_under_a_cap():
     assert lr_multiplier(100, 100_000, a) == 0.0
     # Slower steps (2 s) start the warm-down earlier: 20 s before the cap.
     assert lr_multiplier(40, 85_000, a) == pytest.approx(15 / 21.25)
+    # Under a cap ITERATIONS only stops the run (the official schedule): 80 steps of 100 ms keep LR 1.
+    c = _args(MAX_WALLCLOCK_SECONDS=600, WARMDOWN_ITERS=1200, ITERATIONS=80)
+    assert lr_multiplier(79, 7_900, c) == 1.0
     b = _args(MAX_WALLCLOCK_SECONDS=0, WARMDOWN_ITERS=10, ITERATIONS=100)
     assert lr_multiplier(89, 1e9, b) == 1.0 and lr_multiplier(95, 0, b) == pytest.approx(0.5)
 
@@ -200,3 +203,48 @@ def test_loss_and_newton_schulz_compile_to_one_graph_each():
     assert (e.graph_count, e.graph_break_count) == (1, 0), e.break_reasons
     e = dynamo.explain(newton_schulz)(torch.randn(32, 64))
     assert (e.graph_count, e.graph_break_count) == (1, 0), e.break_reasons
+
+
+def test_qat_forward_sees_int6_rounding_and_backward_passes_straight_through():
+    from reference_impl.model import QATLinear, fake_quantize
+
+    torch.manual_seed(0)
+    w = torch.randn(8, 40, requires_grad=True)
+    q = fake_quantize(w, 6)
+    step = w.detach().abs().amax(dim=1, keepdim=True) / 31
+    assert torch.allclose(q / step, torch.round(q / step), atol=1e-4)  # on the int6 grid
+    assert 0 < (q - w).abs().max() <= step.max() / 2 + 1e-6
+    q.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))  # straight-through
+    lin = QATLinear(40, 8, qat_bits=6)
+    x = torch.randn(3, 40)
+    assert not torch.allclose(lin(x), x @ lin.weight.T)
+    lin.eval()  # export and eval see the stored weights; the artifact does the rounding
+    assert torch.allclose(lin(x), x @ lin.weight.T)
+
+
+def test_leaky_relu_squared_mlp():
+    from reference_impl.model import MLP
+
+    cfg = GPTConfig(model_dim=8, mlp_mult=2, mlp_neg_slope=0.5)
+    m = MLP(cfg)
+    torch.nn.init.eye_(m.c_proj.weight)
+    x = torch.randn(4, 8)
+    h = x @ m.c_fc.weight.T
+    assert torch.allclose(m(x), (torch.where(h > 0, h, 0.5 * h) ** 2) @ m.c_proj.weight.T)
+
+
+def test_fp16_embedding_and_unpacked_int6_artifact(tmp_path):
+    torch.manual_seed(0)
+    m = GPT(SMALL)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    sd = m.state_dict()
+    q = quantize_state_dict(sd, 6, min_numel=512, min_clip=0.0, keep_fp16=("wte.weight",), pack6=False)
+    assert q["wte.weight"]["raw"].dtype == torch.float16
+    assert q["blocks.0.mlp.c_fc.weight"]["q"].numel() == sd["blocks.0.mlp.c_fc.weight"].numel()  # one value a byte
+    n = save_artifact(sd, str(tmp_path / "a.ptz"), 6, "zstd", 512, 0.0, ("wte.weight",), False)
+    back = load_artifact(str(tmp_path / "a.ptz"), "zstd")
+    assert n > 0 and torch.equal(back["wte.weight"], sd["wte.weight"].half().float())
+    w = sd["blocks.0.mlp.c_fc.weight"]
+    assert (back["blocks.0.mlp.c_fc.weight"] - w).abs().max() / w.abs().max() < 0.04
