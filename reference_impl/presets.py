@@ -48,26 +48,6 @@ PRESETS: dict[str, Preset] = {
         notes="baseline + seq 2048, sliding-window eval, fp16 embedding, 3x MLP with int6 QAT and zstd, LeakyReLU^2, "
               "EMA, tuned LRs and warm-down; FineWeb sp1024, 8 GPUs",
     ),
-    # The baseline plus a legal stack of documented gains, each a switch of the generated script and
-    # each from a merged record (records/track_10min_16mb/<name>). No eval-time adaptation, no cache.
-    "record": Preset(
-        name="record", seeds=(1337, 42, 2025), nproc=8, corpus="fineweb", vocab_size=1024,
-        env={"VOCAB_SIZE": "1024", "NUM_LAYERS": "9", "MODEL_DIM": "512", "NUM_HEADS": "8", "NUM_KV_HEADS": "4",
-             "TRAIN_BATCH_TOKENS": "524288", "ITERATIONS": "20000", "WARMUP_STEPS": "20", "MAX_WALLCLOCK_SECONDS": "600",
-             "VAL_LOSS_EVERY": "1000", "TRAIN_LOG_EVERY": "200",
-             "TRAIN_SEQ_LEN": "2048",  # 2026-03-18_LongContextSeq2048
-             "EVAL_STRIDE": "64",  # 2026-03-19_SlidingWindowEval (scored last: the record's score)
-             "QUANT_FP16_EMBED": "1", "WARMDOWN_ITERS": "3600",  # 2026-03-18_FP16Embed_WD3600
-             # 2026-03-19_MLP3x_QAT_Int6_SlidingWindow: 3x MLP, int6 QAT, int6 + zstd-22, its lower LRs
-             # (cf. 2026-03-18_LowerLR)
-             "MLP_MULT": "3", "QAT_BITS": "6", "QUANT_BITS": "6", "QUANT_MIN_CLIP": "0", "QUANT_INT6_PACK": "0",
-             "COMPRESSOR": "zstd", "MATRIX_LR": "0.025", "SCALAR_LR": "0.025", "EMBED_LR": "0.035",
-             "MLP_NEG_SLOPE": "0.5",  # 2026-03-23_LeakyReLU_LegalTTT_ParallelMuon
-             "EMA_DECAY": "0.997",  # 2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271
-             },
-        notes="baseline + seq 2048, sliding-window eval, fp16 embedding, 3x MLP with int6 QAT and zstd, LeakyReLU^2, "
-              "EMA, tuned LRs and warm-down; FineWeb sp1024, 8 GPUs",
-    ),
     # A small model on the standard library's sources: minutes on two CPU cores.
     "tiny": Preset(
         name="tiny", seeds=(1337, 42, 2025), nproc=2, corpus="stdlib", vocab_size=512,
