@@ -1,6 +1,13 @@
 """Speed and coverage of the eval-integrity rules over the labelled PR folders (local only).
 
-    python benchmarks/bench_rules.py [--prs /work/pg/prs] [--head /work/pg/head/records] [--labels PATH]
+    python benchmarks/bench_rules.py --prs PRS [--head HEAD_RECORDS] [--labels PATH]
+
+PRS holds the extracted PR heads (``<PR>/records/<track>/<folder>``), HEAD_RECORDS the merged
+``records/`` of the challenge repository's main branch; they default to the environment variables
+``PGOLF_PRS`` and ``PGOLF_HEAD``. Extract them from a fetched challenge repository (a bare git dir):
+
+    git --git-dir=REPO archive refs/heads/main records | tar -x -C HEAD_PARENT
+    git --git-dir=REPO archive refs/pull/N/head records | tar -x -C PRS/N
 
 Prints, per labelled folder, the wall time of a full audit (discover, read, measure, every rule)
 and the eval-integrity errors it raised; then p50/p95/max, the per-family hit counts for folders
@@ -11,6 +18,7 @@ keeps the cache.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -52,12 +60,14 @@ def audit(path: Path, warm: bool):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--prs", default="/work/pg/prs")
-    ap.add_argument("--head", default="/work/pg/head/records")
+    ap.add_argument("--prs", default=os.environ.get("PGOLF_PRS"), help="extracted PR heads (default: $PGOLF_PRS)")
+    ap.add_argument("--head", default=os.environ.get("PGOLF_HEAD"), help="merged records/ at HEAD (default: $PGOLF_HEAD)")
     ap.add_argument("--labels", default=str(Path(__file__).resolve().parents[2] / "shared/labels/labels.tsv"))
     ap.add_argument("--warm", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args()
+    if not a.prs:
+        ap.error("say where the extracted PR heads are: --prs PATH or PGOLF_PRS")
     rows = [l.rstrip("\n").split("\t") for l in open(a.labels, encoding="utf-8")][1:]
     times, hits, wanted, misses = [], {}, {}, []
     for r in rows:
@@ -93,8 +103,8 @@ def main() -> int:
             print(f"  {fam:6} {hits.get(fam, 0)}/{wanted[fam]}")
     for m in misses:
         print("  miss:", m)
-    head = Path(a.head)
-    if head.is_dir():
+    head = Path(a.head) if a.head else None
+    if head is not None and head.is_dir():
         n_err, n_warn, n = 0, 0, 0
         for d in sorted(p for p in head.glob("*/*") if p.is_dir()):
             rec, _ = audit(d, a.warm)

@@ -3,7 +3,7 @@ reviewer needs to trust it: folders audited, crashes, tracebacks, unreadable ite
 and the slowest files.
 
     python benchmarks/bench_soak.py                       # the shared corpus (../shared/corpus)
-    python benchmarks/bench_soak.py --prs /work/pg/prs    # every PR head extracted there (PR/records/...)
+    python benchmarks/bench_soak.py --prs PRS             # every PR head extracted there (PRS/<PR>/records/...)
     python benchmarks/bench_soak.py PATH... --jobs 2 --timeout 120 --keep out/
 
 It runs the real command line in a subprocess (so a traceback anywhere would show in its stdout or

@@ -78,7 +78,7 @@ def odd_report(n_extra_folders: int = 0) -> Report:
         Finding("SUBMISSION-FILES", Severity.INFO, "README.md", 0, "line 0 is not a line", evidence=[]),
         Finding("STATS-SEEDS", Severity.ERROR, "submission.json", 3, "waived one", evidence=["\"seeds\": [1]"],
                 waived="reviewed by the maintainers: three seeds in PR #1868"),
-        Finding("TOKENIZER-BPB-ACCOUNTING", Severity.WARNING, "/root/.cache/tok.model", None, "custom tokenizer", evidence=[]),
+        Finding("TOKENIZER-BPB-ACCOUNTING", Severity.WARNING, "/opt/tokenizers/tok.model", None, "custom tokenizer", evidence=[]),
         Finding("UNKNOWN-RULE", Severity.WARNING, "bad\udcffname.log", 2, "undecodable \udcff byte", evidence=["\udcfe\udcff"]),
     ]
     rec = RecordResult(

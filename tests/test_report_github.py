@@ -61,7 +61,7 @@ def test_odd_report_round_trips():
     assert "  | ```" in msg and "reachability: reachable: NGRAM_EVAL=1 in the log" in msg
     outside = next(m for m in cmds if _props(m).get("title", "").startswith("pgolf TOKENIZER-BPB-ACCOUNTING"))
     assert _props(outside)["file"].endswith("#folder%20/submission.json") and "line" not in _props(outside)
-    assert unescape(outside.group(3)).startswith("/root/.cache/tok.model: custom tokenizer")
+    assert unescape(outside.group(3)).startswith("/opt/tokenizers/tok.model: custom tokenizer")
     huge = next(m for m in cmds if _props(m).get("title", "").startswith("pgolf REPORT-CONSISTENCY"))
     assert "more lines" in unescape(huge.group(3)) and len(huge.group(3)) < 6_000
     waived = [m for m in cmds if _props(m).get("title", "").endswith("[waived]")]

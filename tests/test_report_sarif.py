@@ -110,7 +110,7 @@ def test_odd_report_sarif(tmp_path):
     outside = by_rule["TOKENIZER-BPB-ACCOUNTING"][0]
     assert outside["locations"][0]["physicalLocation"] == {"artifactLocation": {
         "uri": "records/track_10min_16mb/2026-03-26%20%C3%9Cn%C3%AFcode%20%23folder%2520/submission.json", "uriBaseId": "%SRCROOT%"}}
-    assert outside["message"]["text"].startswith("/root/.cache/tok.model: custom tokenizer")
+    assert outside["message"]["text"].startswith("/opt/tokenizers/tok.model: custom tokenizer")
 
 
 def test_fingerprints_stable_and_distinct():
