@@ -214,22 +214,29 @@ def _entropy(logp: np.ndarray) -> np.ndarray:
     return -(p * np.where(p > 0, logp, 0.0)).sum(axis=-1)
 
 
-def score_tokens(tokens, logprob_fn, cfg: NgramConfig) -> np.ndarray:
-    """NLL (nats) of tokens[1:] under the model+cache mixture, in scoring order."""
+def score_tokens(tokens, logprob_fn, cfg: NgramConfig, rank: int = 0, world: int = 1) -> np.ndarray:
+    """NLL (nats) of tokens[1:] under the model+cache mixture, in scoring order.
+
+    With world > 1 (ranks that all hold the token stream), this rank scores its contiguous share
+    of each chunk and leaves 0 at the others' positions (sum the ranks' arrays, e.g. all_reduce);
+    every rank then adds the WHOLE chunk to its cache, in lockstep, so each cache is the global
+    one and the scores equal the single-process ones exactly."""
     tokens = np.asarray(tokens, dtype=np.int64)
     cache = _Cache(cfg)
-    out = np.empty(max(len(tokens) - 1, 0))
+    out = np.zeros(max(len(tokens) - 1, 0))
     for s in range(1, len(tokens), cfg.chunk_tokens):
         e = min(len(tokens), s + cfg.chunk_tokens)
         pos = np.arange(s, e)
         tgt = tokens[s:e]
-        logp_t, entropy = _model_stats(logprob_fn, tokens, s, e)
         keys = cache.context_keys(tokens, pos)
-        counts, totals = cache.lookup(keys, tgt)
-        lam = mixture_weight(totals, entropy, cfg)
-        p_model = np.exp(logp_t)
-        p = (1.0 - lam) * p_model + lam * _cache_prob(counts, totals, cfg)
-        out[s - 1:e - 1] = -np.log(p)
+        a, b = (e - s) * rank // world, (e - s) * (rank + 1) // world
+        if b > a:
+            logp_t, entropy = _model_stats(logprob_fn, tokens, s + a, s + b)
+            counts, totals = cache.lookup([k[a:b] for k in keys], tgt[a:b])
+            lam = mixture_weight(totals, entropy, cfg)
+            p_model = np.exp(logp_t)
+            p = (1.0 - lam) * p_model + lam * _cache_prob(counts, totals, cfg)
+            out[s + a - 1:s + b - 1] = -np.log(p)
         cache.update(keys, tgt)  # only now do these tokens enter the cache
     return out
 

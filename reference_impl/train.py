@@ -408,4 +408,8 @@ def main() -> None:
         log0(f"{label} val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} eval_time:{eval_ms:.0f}ms")
         log0(f"{label}_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
     if distributed:
+        # Every rank reaches the same point before the group goes away: a rank that tears down
+        # while its peer still holds a gloo connection can abort at exit ("terminate called
+        # without an active exception"), and torchrun then fails the whole run.
+        dist.barrier()
         dist.destroy_process_group()

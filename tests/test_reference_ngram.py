@@ -199,3 +199,11 @@ def test_counts_merge_runs_exactly():
     assert c.get(q).tolist() == [want[x] for x in sorted(want)] + [0, 0, 0]
     codes, n = c.row(0, 1_000_003 * 100)
     assert codes.tolist() == [x for x in sorted(want) if x < 1_000_003 * 100] and n.tolist() == [want[x] for x in codes.tolist()]
+
+
+def test_ranks_share_each_chunk_and_keep_a_global_cache(stream, model):
+    # Three ranks each score a third of every chunk; summed, their scores are the one-process scores.
+    one = score_tokens(stream, model, CFG)
+    parts = [score_tokens(stream, model, CFG, rank=r, world=3) for r in range(3)]
+    assert np.array_equal(np.sum(parts, axis=0), one)
+    assert all(np.count_nonzero(p) < len(one) for p in parts)
