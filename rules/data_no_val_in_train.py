@@ -12,6 +12,8 @@ from rules.data_access import data_facts
 from rules.data_no_train_at_eval import _CLEAN, _TRAIN
 from rules.time_logs import three_seeds
 
+# ``ln -s …fineweb_val_000000.bin …fineweb_train_000080.bin`` / cp / mv / rsync of a val shard to a train name
+_LAYOUT = re.compile(r"\b(ln|cp|mv|rsync|install)\b[^|;&#\n]*?\S*val\S*\.bin\S*\s+\S*train\S*")
 PREFIX = re.compile(r"paid_prefix|prefix_tokens|val_prefix|prefix_blob", re.I)
 CANONICAL_SHARDS_MAX = 600  # sp1024/CaseOps exports have 80, the SP8192 log 128; #2130's leak showed 1,499
 _VAL_DOCS_DEFAULT = re.compile(r"""["']--val[-_]docs["'][^)]*default\s*=\s*([\d_]+)""")
@@ -83,6 +85,26 @@ class DataNoValInTrain(Rule):
                                note=df.notes.get(a.file), severity=Severity.WARNING if a.reach else None, reachability=a.reach_why or None)
         yield from self._paid_prefix(ctx)
         yield from self._shards(ctx)
+        yield from self._layout(ctx)
+
+    def _layout(self, ctx):
+        """A shell script or README command that links, copies or moves a validation shard to a
+        training-shard name: the training loader then reads validation tokens."""
+        ev = ctx.evidence
+        docs = [(path, text) for path, text in getattr(ev.code, "scripts", ())]
+        if ev.readme and ev.readme_file:
+            docs.append((ev.readme_file, ev.readme))
+        for path, text in docs:
+            for i, line in enumerate(text.split("\n"), 1):
+                s = line.strip()
+                if s.startswith("#") or len(s) > 2000:
+                    continue
+                m = _LAYOUT.search(s)
+                if m:
+                    yield self.finding(path, i, f"`{s[:160]}` lays a validation shard out under a training-shard name: "
+                                       "the training loader reads validation tokens", evidence=[f"{path}:{i}: {s[:300]}"],
+                                       reachability="a command the record's run instructions execute")
+                    break
 
     def _paid_prefix(self, ctx):
         facts = analyse(ctx)
