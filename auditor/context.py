@@ -6,12 +6,13 @@ from typing import Any
 
 from auditor.evidence import Evidence
 from auditor.model import Measured, Stats
+from auditor.policy import DEFAULT_RULEBOOK
 
 
 @dataclass
 class AuditOptions:
     against: list[str] = field(default_factory=list)  # previous record folder(s) for STATS-*
-    rulebook: str = "2026-04-28"  # dated rulebook; default the latest
+    rulebook: str = DEFAULT_RULEBOOK  # dated rulebook (auditor.policy.RULEBOOKS); default the latest
     only_rules: set[str] | None = None  # run only these rule ids (tests, `--rule`)
     waivers_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
