@@ -101,6 +101,9 @@ def audit_folder(folder: RecordFolder, options: AuditOptions | None = None) -> R
 
 def build_report(discovery: Discovery, options: AuditOptions, progress: Callable[[int, int, str], None] | None = None,
                  root: Path | None = None) -> Report:
+    """Audit every folder here, in this process (a library call for tests and tools). Entry points
+    that audit folders they did not write (``pgolf audit``, the Action, the pre-commit hook) use
+    ``auditor.runner.run_isolated``: workers with time and memory limits."""
     report = Report(tool=tool_info(), errors=list(discovery.problems), root=str(root or Path.cwd()), rules=rule_catalog())
     n = len(discovery.folders)
     for i, folder in enumerate(discovery.folders):

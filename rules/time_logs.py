@@ -3,7 +3,6 @@ ARTIFACT-* rules ask for them, and the hand-written baseline-format logs their V
 use. Registers no rule."""
 from __future__ import annotations
 
-from auditor.evidence.runs import gptq_after_stop_s  # noqa: F401  (judged by TIME-TRAIN-600)
 from auditor.evidence.runs import used_runs as _used_runs
 from auditor.model import LogFile, RunLog
 

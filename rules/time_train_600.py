@@ -1,9 +1,10 @@
 """TIME-TRAIN-600 (rules.md §1.4): training ≤ 600 s on 8×H100, per seed, from the logs."""
 from __future__ import annotations
 
+from auditor.evidence.runs import gptq_after_stop_s
 from auditor.model import Severity
 from rules.base import Invalid, Rule, Valid, register
-from rules.time_logs import REF_GPUS, TRAIN_CAP_MS, baseline_log, gptq_after_stop_s, three_seeds, used_runs
+from rules.time_logs import REF_GPUS, TRAIN_CAP_MS, baseline_log, three_seeds, used_runs
 
 ONE_STEP_MS = 2_000.0  # the loop checks the clock after each step; merged logs overshoot by ≤ 715 ms
 
