@@ -206,3 +206,72 @@ def test_target_projection_is_calibrated_on_the_baseline():
     assert tp.project_ms_per_step(t, bigger)[0] > 1.5 * 43.54
     with pytest.raises(ValueError, match="unknown target"):
         tp.target("1xTPU")
+
+
+# --- the verdict on hand-written logs (no run) --------------------------------------------------
+
+def _log(stop: int, ms_per_step: float, bpb: float, cap_s: float = 3.0, params: int = 120_000, batch: int = 1024) -> str:
+    train = stop * ms_per_step
+    return "\n".join([
+        "val_loader:shards pattern=x tokens:4000", "world_size:1 grad_accum_steps:1", f"model_params:{params}",
+        f"train_batch_tokens:{batch} train_seq_len:64 iterations:100000 warmup_steps:1 max_wallclock_seconds:{cap_s:.3f}",
+        f"seed:{SEED}",
+        f"step:{stop}/100000 train_loss:2.0000 train_time:{train:.0f}ms step_avg:{ms_per_step:.2f}ms",
+        f"stopping_early: wallclock_cap train_time:{train:.0f}ms step:{stop}/100000",
+        f"final_int8_zlib_roundtrip val_loss:{bpb * 0.7:.4f} val_bpb:{bpb:.4f} eval_time:5ms",
+        f"final_int8_zlib_roundtrip_exact val_loss:{bpb * 0.7:.8f} val_bpb:{bpb:.8f}", ""])
+
+
+def _verdict(tmp_path, claimed: str, rerun: str, **plan_kw):
+    from auditor.reproduce.run import SeedRun
+    from auditor.reproduce.sandbox import Outcome
+    from auditor.reproduce.verdict import build_result, read_seed, tolerance
+
+    folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-08_Hand"
+    folder.mkdir(parents=True)
+    (folder / "train_gpt.py").write_text('import os\nITERATIONS = int(os.environ.get("ITERATIONS", 20000))\n'
+                                         'CAP = float(os.environ.get("MAX_WALLCLOCK_SECONDS", 600))\n')
+    (folder / f"train_seed{SEED}.log").write_text(claimed)
+    (folder / "submission.json").write_text(json.dumps({"name": "hand", "val_bpb": float(claimed.rsplit("val_bpb:", 1)[1]),
+                                                        "seeds": [SEED]}))
+    (folder / "README.md").write_text("# hand\n\n```\nMAX_WALLCLOCK_SECONDS=3 torchrun --standalone --nproc_per_node=1 train_gpt.py\n```\n")
+    plan = build_plan(folder, run_dir=tmp_path / "run", gpu=GpuInfo(), **plan_kw)
+    seed_dir = plan.run_dir / f"seed_{SEED}"
+    (seed_dir / "record" / "logs").mkdir(parents=True)
+    logfile = seed_dir / "record" / "logs" / f"train_seed{SEED}.txt"
+    logfile.write_text(rerun)
+    (seed_dir / "console.txt").write_text(rerun)
+    run = SeedRun(SEED, seed_dir, seed_dir / "record", seed_dir / "console.txt", logfile, Outcome(0, False, 12.0))
+    rec = build_result(plan, [read_seed(run, None)], tolerance(plan))
+    return plan, rec
+
+
+def test_raw_run_at_another_step_is_explained_not_accused(tmp_path):
+    plan, rec = _verdict(tmp_path, _log(6, 534.0, 6.8445), _log(13, 248.8, 5.7862), match_steps=False)
+    assert plan.match_for(SEED).mode == "raw"
+    rules = {(f.rule, f.severity.value) for f in rec.findings}
+    assert ("REPRODUCE-MISMATCH", "warning") in rules and ("REPRODUCE-THROUGHPUT", "warning") in rules
+    assert not any(f.severity.value == "error" for f in rec.findings)
+    assert not any(ACCUSATION in f.fix for f in rec.findings)
+    thr = next(f for f in rec.findings if f.rule == "REPRODUCE-THROUGHPUT")
+    assert "stopped at step 6 at 534.00 ms/step" in thr.message and "it stopped at step 13" in thr.message
+    assert rec.measured.extra["reproduce"]["reproduced"] is False
+
+
+def test_same_step_other_score_is_still_a_mismatch(tmp_path):
+    plan, rec = _verdict(tmp_path, _log(6, 534.0, 6.8445), _log(6, 534.0, 6.5000), match_steps=False)
+    mism = [f for f in rec.findings if f.rule == "REPRODUCE-MISMATCH"]
+    assert mism and all(f.severity.value == "error" for f in mism)
+    assert any(ACCUSATION in f.fix for f in mism)
+    assert not any(f.rule == "REPRODUCE-THROUGHPUT" for f in rec.findings)
+
+
+def test_timing_projection_onto_the_target(tmp_path):
+    plan, rec = _verdict(tmp_path, _log(6, 534.0, 6.8445), _log(6, 534.0, 6.8445), target="8xH100")
+    timing = next(f for f in rec.findings if f.rule == "REPRODUCE-TIMING")
+    assert "8xH100" in timing.message and "claimed 6" in timing.message and timing.severity.value == "info"
+    # the baseline's shape claiming 40,000 steps in 600 s (15 ms/step): far more than 43.54 ms/step allows
+    big = _log(40_000, 15.0, 1.2, cap_s=600.0, params=17_059_912, batch=524_288)
+    plan, rec = _verdict(tmp_path / "big", big, big, target="8xH100")
+    timing = next(f for f in rec.findings if f.rule == "REPRODUCE-TIMING")
+    assert timing.severity.value == "warning"

@@ -212,9 +212,10 @@ def _throughput(plan: Plan, m: StepMatch, s: SeedResult, where: str) -> list[Fin
                 f"seed {seed}: the claimed run stopped at step {c.stop_step} at {c.ms_per_step:.2f} ms/step; this machine ran "
                 f"{real:.2f} ms/step ({ratio:.2f}× the claimed step time): {here}",
                 [f"claimed: {c.where}: {c.describe()}", _rerun_line(m, s)],
-                "a wall-clock cap stops the same code at another step on hardware of another speed; the score is compared at "
-                "the claimed step" + (" (replayed clock)" if m.mode == "replay" else " (cap lifted)" if m.mode == "steps" else
-                                      " only without --no-match-steps")))
+                "a wall-clock cap stops the same code at another step on hardware of another speed; "
+                + ("the score was compared at the claimed step (replayed clock)" if m.mode == "replay" else
+                   "the score was compared at the claimed step (cap lifted)" if m.mode == "steps" else
+                   "re-run without --no-match-steps to compare the score at the claimed step")))
     if m.mode in ("replay", "steps"):
         matched = rerun_stop is not None and c is not None and rerun_stop == c.stop_step
         how = (f"the record's clock replayed at {m.ms_per_step:.4f} ms/step, its cap as documented" if m.mode == "replay"
@@ -386,7 +387,9 @@ def build_result(plan: Plan, seeds: list[SeedResult], tol: Tolerance, against: l
     if totals and claims and claims.bytes_total is not None and max(totals) != claims.bytes_total:
         findings.append(_finding("REPRODUCE-BYTES-MISMATCH", Severity.WARNING, claims.file or "", claims.key_lines.get("bytes_total"),
                                  f"measured artifact {max(totals):,} B vs claimed bytes_total {claims.bytes_total:,} B "
-                                 f"(Δ {max(totals) - claims.bytes_total:+,})", [],
+                                 f"(Δ {max(totals) - claims.bytes_total:+,})"
+                                 + ("; the re-run stopped at another step, so its weights and their compressed size differ"
+                                    if explained_seeds else ""), [],
                                  "state the measured size of the compressed model plus the counted code"))
     stats = Stats(n_seeds=len(vals), mean_bpb=mean, std_bpb=statistics.stdev(vals) if len(vals) > 1 else None)
     for a in against or []:
