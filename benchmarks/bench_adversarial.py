@@ -61,13 +61,17 @@ def table(rows: list[dict]) -> str:
     by = defaultdict(lambda: defaultdict(int))
     for r in rows:
         by[r["class"]][r["outcome"]] += 1
-    out = ["| class | what | folders | caught | needs review (cannot check) | missed | clean | false errors |",
+    out = ["| class | what | folders | caught | needs review (cannot check) | missed | clean (with warnings) | false errors |",
            "|---|---|---|---|---|---|---|---|"]
+    warned = defaultdict(int)
+    for r in rows:
+        if r["outcome"] == CLEAN and r["detail"].startswith("warnings:"):
+            warned[r["class"]] += 1
     for k in sorted(by):
         c = by[k]
         n = sum(c.values())
         if k <= 3:
-            out.append(f"| {k} (legal) | {CLASS_NAMES[k]} | {n} | | | | {c[CLEAN]} | {c[FALSE_ERROR]} |")
+            out.append(f"| {k} (legal) | {CLASS_NAMES[k]} | {n} | | | | {c[CLEAN]} ({warned[k]}) | {c[FALSE_ERROR]} |")
         else:
             out.append(f"| {k} | {CLASS_NAMES[k]} | {n} | {c[CAUGHT]} | {c[REVIEW]} | {c[MISSED]} | | |")
     ill = [r for r in rows if not r["legal"]]
@@ -75,7 +79,8 @@ def table(rows: list[dict]) -> str:
     ok_ill = sum(r["outcome"] in (CAUGHT, REVIEW) for r in ill)
     out.append(f"| all | | {len(rows)} | {sum(r['outcome'] == CAUGHT for r in ill)} | "
                f"{sum(r['outcome'] == REVIEW for r in ill)} | {sum(r['outcome'] == MISSED for r in ill)} | "
-               f"{sum(r['outcome'] == CLEAN for r in leg)} | {sum(r['outcome'] == FALSE_ERROR for r in leg)} |")
+               f"{sum(r['outcome'] == CLEAN for r in leg)} ({sum(warned.values())}) | "
+               f"{sum(r['outcome'] == FALSE_ERROR for r in leg)} |")
     out.append("")
     out.append(f"illegal handled (error of its family, or needs review for class 9): {ok_ill}/{len(ill)}; "
                f"legal with no error: {sum(r['outcome'] == CLEAN for r in leg)}/{len(leg)}")
@@ -95,6 +100,9 @@ def main() -> int:
     rows = run(suite)
     print(table(rows))
     if not a.quiet:
+        for r in rows:
+            if r["outcome"] == CLEAN and r["detail"]:
+                print(f"  legal class {r['class']} {r['folder']}: no error, needs review ({r['detail']})")
         bad = [r for r in rows if r["outcome"] in (MISSED, FALSE_ERROR)]
         if bad:
             print("\nmisses and false errors:")

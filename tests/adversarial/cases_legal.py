@@ -2,7 +2,8 @@
 run's configuration, runs only at training time, or is a legal shape."""
 from __future__ import annotations
 
-from tests.adversarial.cases_config import (ILLEGAL_CACHE, NG_GATED_FINAL, NG_GATED_HP, TTT_GATED_HP, TWO_PASS_DEFS,
+from tests.adversarial.cases_config import (ILLEGAL_CACHE, NG_GATED_FINAL, NG_GATED_HP, TTT_GATED_DEFS, TTT_GATED_HP,
+                                            TWO_PASS_DEFS,
                                             TWO_PASS_FINAL, TWO_PASS_HP)
 from tests.adversarial.cases_stages import CHUNKED
 from tests.adversarial.cases_target import HP as NG_HP
@@ -199,6 +200,46 @@ def sliding_eval(args, model, device, val_tokens: Tensor, luts):
     return nll / cnt, nll / cnt / math.log(2.0) * cnt / nb
 '''
 
+DIAG_HIT_RATE = '''
+def pair_hit_rate(val_tokens: Tensor, buckets: int, limit: int) -> float:
+    """Diagnostic only: how often a (context, next) pair was seen before. Printed after the final
+    score; it feeds no probability and no reported number."""
+    toks = val_tokens[:limit].numpy().astype(np.int64)
+    seen = np.zeros(buckets, dtype=np.int32)
+    keys = ((toks[:-1] * 1000003) % buckets * 998244353 + toks[1:]) % buckets
+    hits = 0
+    for k in keys:
+        hits += int(seen[k] > 0)
+        seen[k] += 1
+    return hits / max(1, keys.size)
+'''
+
+TRAIN_LOOP_WEIGHTS = '''
+class PairFrequency:
+    """Hashed (context, next) counts over the training stream; a token's loss weight falls with how
+    often its pair was seen in TRAINING batches."""
+
+    def __init__(self, buckets: int, device):
+        self.buckets = buckets
+        self.ctx = torch.zeros(buckets, device=device)
+        self.pair = torch.zeros(buckets, device=device)
+
+    def weights(self, x: Tensor, y: Tensor) -> Tensor:
+        c = (x * 1000003) % self.buckets
+        k = (c * 998244353 + y) % self.buckets
+        self.ctx.index_add_(0, c.reshape(-1), torch.ones(c.numel(), device=c.device))
+        self.pair.index_add_(0, k.reshape(-1), torch.ones(k.numel(), device=k.device))
+        return 1.5 - 0.5 * self.pair[k] / self.ctx[c].clamp_min(1.0)
+
+
+def weighted_train_loss(model, x: Tensor, y: Tensor, freq: PairFrequency) -> Tensor:
+    logits = model.logits(x).float()
+    per_tok = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+    w = freq.weights(x, y).reshape(-1)
+    return (w * per_tok).sum() / w.sum()
+'''
+
+
 CASES = [
     # class 1: code that does not run under the run's configuration
     legal("WorldSizeGatedCache", 1, "Cache used only on multi-GPU runs; this run had one GPU", world_size=1,
@@ -265,6 +306,13 @@ if args.ttt_epochs > 0:
     t_loss, t_bpb = chunk_adapt_eval(args, base_model, device, val_tokens, luts)
     log0(f"final_ttt_exact val_loss:{t_loss:.8f} val_bpb:{t_bpb:.8f}")
 ''', log_hparams={"ttt_epochs": ("args.ttt_epochs", "0")}),
+    legal("TTTDisabledByReadme", 1, "TTT on by default in the code, switched off in the command the run used",
+          hparams=TTT_GATED_HP.replace('"TTT_EPOCHS", 0', '"TTT_EPOCHS", 3'), command_env="TTT_EPOCHS=0",
+          defs=TTT_GATED_DEFS, final='''
+if args.ttt_epochs > 0:
+    t_loss, t_bpb = chunk_adapt_eval(args, base_model, device, val_tokens, luts)
+    log0(f"final_ttt_exact val_loss:{t_loss:.8f} val_bpb:{t_bpb:.8f}")
+''', log_hparams={"ttt_epochs": ("args.ttt_epochs", "0")}),
     # class 2: training-time code
     legal("ComplementaryTraining", 2, "Complementary training against a training-batch bigram table",
           hparams='comp_alpha = float(os.environ.get("COMP_ALPHA", 0.5))', defs=COMPLEMENTARY, model_cls="ComplementGPT"),
@@ -278,7 +326,15 @@ def attach_weighter(model: "WeightedGPT", args, device) -> None:
 base_model.weighter = None
 base_model.load_state_dict({k: v.to(base_model.state_dict()[k].dtype) for k, v in ema.items()}, strict=True)
 '''),
+    legal("TrainLoopPairWeights", 2, "Training-loop loss weights from hashed training-batch pair counts",
+          hparams='weight_buckets = int(os.environ.get("WEIGHT_BUCKETS", 1 << 20))', defs=TRAIN_LOOP_WEIGHTS,
+          pre_train="freq = PairFrequency(args.weight_buckets, device)",
+          train_loss="weighted_train_loss(model, x, y, freq)"),
     # class 3: legal shapes
+    legal("DiagnosticAfterScore", 3, "A target-keyed pair hit rate printed as a diagnostic after the final score",
+          defs=DIAG_HIT_RATE, final='''
+log0(f"diagnostic pair_hit_rate:{pair_hit_rate(val_tokens, 1 << 20, 1 << 22):.4f}")
+''', stage_lines=["diagnostic pair_hit_rate:0.4113"]),
     legal("ExactNormalizedCounts", 3, "Exact add-one bigram counts mixed with the model",
           hparams='mix_w = float(os.environ.get("MIX_W", 0.1))', defs=EXACT_TABLE, final_label="final_bigram_exact", final='''
 b_loss, b_bpb = bigram_mix_eval(args, base_model, device, val_tokens, luts)

@@ -30,6 +30,7 @@ class Case:
     imports: str = ""
     defs: str = ""  # module-level code after the shared helpers
     model_cls: str = "GPT"
+    train_loss: str = "model(x, y)"  # the training loop's loss expression
     pre_train: str = ""  # main(), after the model, optimizers and train loader are built
     post_train: str = ""  # main(), after the training loop, before export
     final: str = ""  # main(), after the round-trip eval
@@ -481,7 +482,7 @@ def main():
         for _ in range(grad_accum_steps):
             x, y = train_loader.next_batch(args.train_batch_tokens, args.train_seq_len, grad_accum_steps)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-                loss = model(x, y)
+                loss = {train_loss}
             (loss / grad_accum_steps).backward()
         for opt in optimizers:
             opt.step()
@@ -549,6 +550,7 @@ def render_train_gpt(case: Case) -> str:
         hparams=_indent(case.hparams, 4).rstrip("\n"),
         defs="\n" + textwrap.dedent(case.defs).strip("\n") + "\n" if case.defs.strip() else "",
         model_cls=case.model_cls,
+        train_loss=case.train_loss,
         log_hparams=log_hp,
         pre_train=_indent(case.pre_train, 4),
         log_code=log_code,
@@ -591,8 +593,8 @@ def render_log(case: Case, seed: int, code_text: str) -> tuple[str, float]:
     lines += [f"final_int8_zlib_roundtrip val_loss:{q_loss:.4f} val_bpb:{base:.4f} eval_time:1412ms",
               f"final_int8_zlib_roundtrip_exact val_loss:{q_loss:.8f} val_bpb:{base:.8f}"]
     final = base
+    lines += case.stage_lines
     if case.final_label:
-        lines += case.stage_lines
         final = base - 0.030 - 0.002 * r
         lines.append(f"{case.final_label} val_loss:{final * 1.6885:.8f} val_bpb:{final:.8f}")
     return "\n".join(lines) + "\n", round(final, 8)
