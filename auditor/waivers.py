@@ -243,11 +243,15 @@ def shipped_waiver_files(ev) -> list[tuple[str, str, bool]]:
     return out
 
 
+def suppressions_in(ev) -> list[Suppression]:
+    """The suppression comments in the record's code (as read by the evidence step)."""
+    return [s for rel, text in _texts(ev, set()) for s in parse_suppressions(rel, text)]
+
+
 def collect(ev, options) -> Collected:
     """Everything the waiver step will use for one folder, read before the rules run."""
     c = Collected()
-    for rel, text in _texts(ev, set()):
-        c.suppressions.extend(parse_suppressions(rel, text))
+    c.suppressions.extend(suppressions_in(ev))
     c.ignored.extend(shipped_waiver_files(ev))
     extra = getattr(options, "extra", None) or {}
     for note in extra.get(NOTES_KEY, []) or []:
@@ -273,7 +277,7 @@ def reviewer_side(options, folders=(), base: str | None = None, cwd: Path | None
       base does not have waives nothing.
     """
     cwd = (cwd or Path.cwd())
-    extra = options.extra.setdefault(NOTES_KEY, [])
+    extra = options.extra[NOTES_KEY] = []  # settled afresh for each run
     given = getattr(options, "waivers_file", None)
     path = Path(given) if given else cwd / WAIVER_FILE
     if not path.is_absolute():
@@ -281,7 +285,10 @@ def reviewer_side(options, folders=(), base: str | None = None, cwd: Path | None
     if not os.path.lexists(path):
         return options
     for f in folders:
-        if _inside(path, f.path):  # that folder's WAIVER-REASON names it (``shipped_waiver_files``)
+        if _inside(path, f.path):
+            if given:  # a default-named file there is named by that folder's WAIVER-REASON (``shipped_waiver_files``)
+                extra.append((_shown(path), "(--waivers) lies inside an audited record folder; waivers come only from "
+                                            "the reviewer, so it is not read"))
             _mark_none(options)
             return options
     if base:

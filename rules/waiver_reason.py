@@ -53,9 +53,8 @@ class WaiverReason(Rule):
     def check(self, ctx):
         collected = ctx.cache.get(waivers.CTX_KEY)
         if collected is None:  # a caller that skipped the waiver layer: judge what the evidence holds
-            collected = waivers.Collected(
-                suppressions=[s for rel, text in waivers._texts(ctx.evidence, set()) for s in waivers.parse_suppressions(rel, text)],
-                ignored=waivers.shipped_waiver_files(ctx.evidence))
+            collected = waivers.Collected(suppressions=waivers.suppressions_in(ctx.evidence),
+                                          ignored=waivers.shipped_waiver_files(ctx.evidence))
         return self.judge(collected)
 
     def judge(self, c: "waivers.Collected") -> list[Finding]:

@@ -56,7 +56,6 @@ HOSTILE = textwrap.dedent('''\
         pass
     out["planted"] = planted
     out["limits"] = {n: resource.getrlimit(getattr(resource, n)) for n in ("RLIMIT_NPROC", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CORE")}
-    out["sid_is_own"] = os.getsid(0) != os.getsid(os.getppid()) or True
     with open("trust_report.json", "w") as f:
         json.dump(out, f)
     print("TRUST " + json.dumps(out), flush=True)

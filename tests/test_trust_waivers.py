@@ -61,6 +61,9 @@ def test_symlinked_waiver_file_is_not_followed(tmp_path):
         for args in (["--waivers", str(link)], []):  # given explicitly, and as the working directory's default
             proc = run_pgolf(["audit", str(folder), "--format", "json", *args], tmp_path, module=True, timeout=60)
             assert_no_traceback(proc)
+            if proc.returncode == 2 and args:  # the command line refuses a --waivers that is no regular file
+                assert target == fifo and proc.stderr.count("\n") == 1 and str(link) in proc.stderr, proc.stderr
+                continue
             assert proc.returncode == 1, proc.stderr[-2000:]
             rec = json.loads(proc.stdout)["records"][0]
             assert not [f for f in rec["findings"] if f["waived"]]
