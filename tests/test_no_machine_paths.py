@@ -12,7 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # Home and workspace directories: /home/<user>/, /Users/<user>/, /root/, /work/, /workspace/, C:\Users\<user>
-MACHINE_PATH = re.compile(r"(?<![\w.~-])(?:/home/[\w.-]+/|/Users/[\w.-]+/|/root/|/work/|/workspace/|[A-Za-z]:\\\\?Users\\\\?[\w.-]+)")
+# An absolute path starts a word: at the line start or after a space, quote, "=", "(", ":", "[", ","
+# or a backtick ("run_dir/home/x" is a folder inside a run directory, not a home directory).
+MACHINE_PATH = re.compile(r"(?<![^\s\"'`=(:\[,{])(?:/home/[\w.-]+/|/Users/[\w.-]+/|/root/|/work/|/workspace/|[A-Za-z]:\\\\?Users\\\\?[\w.-]+)")
 # Files that must name host paths: the sandbox test proves the host's private files and directories
 # stay out of reach.
 ALLOWED = {"tests/test_trust_sandbox.py"}
@@ -46,9 +48,9 @@ def test_no_tracked_file_names_a_machine_path():
 
 
 def test_the_pattern_finds_what_it_must():
-    for bad in ("x = '/home/alice/data'", "see /Users/bob/src", "/root/.cache/pgolf/data", "--prs /work/pg/prs",
+    for bad in ("x = '/home/alice/data'", "PRS=/work/pg/prs", "(/root/.cache)", "`/home/bob/x`", "see /Users/bob/src", "/root/.cache/pgolf/data", "--prs /work/pg/prs",
                 "/workspace/parameter-golf", r"C:\Users\carol\x"):
         assert MACHINE_PATH.search(bad), bad
     for ok in ("~/.cache/pgolf/data", "records/track_10min_16mb/x", "/tmp/pgolf-ref", "$PGOLF_PRS/864", "/opt/tokenizers/tok.model",
-               "no `/root`, `/home`, `/var`"):
+               "no `/root`, `/home`, `/var`", 'cp "$OUT"/seed_*/home/pgolf-clock/x .', "seed_<s>/home/pgolf-clock/"):
         assert not MACHINE_PATH.search(ok), ok
