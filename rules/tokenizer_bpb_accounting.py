@@ -114,13 +114,10 @@ class TokenizerBpbAccounting(Rule):
         for f in meta:
             yield self.finding(f, None, f"{f} ships byte metadata; the denominator then depends on it: show that it equals the UTF-8 "
                                "bytes of the val text (byte-fallback pieces = 1 byte)", severity=Severity.WARNING)
-        proof = ev.bpb_proof
-        if proof is not None:
-            custom = list(self._proof_findings(proof, custom, anchor))
-            for item in custom:
-                if not isinstance(item, str):
-                    yield item
-            custom = [c for c in custom if isinstance(c, str)]
+        if ev.bpb_proof is not None:
+            settled, findings = self._proof_findings(ev.bpb_proof, custom)
+            yield from findings
+            custom = [c for c in custom if c not in settled]
         if custom and caseops and sidecar and len(caseops) == len(custom):
             yield self.finding(anchor[caseops[0]], None, "lossless CaseOps tokenizer with a per-token byte sidecar (accepted by merge, #1729/#1736)",
                                severity=Severity.INFO, evidence=caseops)
@@ -129,23 +126,20 @@ class TokenizerBpbAccounting(Rule):
                                "UTF-8 bytes of the original val text" + (" (a byte sidecar is read)" if sidecar else ""),
                                severity=Severity.WARNING, evidence=sorted(set(custom))[:6])
 
-    def _proof_findings(self, proof, custom: list[str], anchor: dict[str, str]):
+    def _proof_findings(self, proof, custom: list[str]):
         """The shipped proof (bpb_proof.json, re-checked by the evidence layer): a verified one settles
-        the custom tokenizers it names (yielded back: the rest still need proof); a wrong one is an
-        error; one that cannot be checked is a warning. Yields findings and the unsettled tokenizers."""
-        name = proof.tokenizer.rsplit("/", 1)[-1]
+        the custom tokenizers it names; a wrong one is an error; one that cannot be checked is a
+        warning. Returns (the settled tokenizers, the findings)."""
         if proof.verified:
+            name = proof.tokenizer.rsplit("/", 1)[-1]
             settled = [c for c in custom if c.rsplit("/", 1)[-1] == name]
-            if settled:
-                yield self.finding(proof.file, None, f"byte accounting of the custom tokenizer {name} proven by {proof.file} "
-                                   "(re-checked by pgolf: sha256, decode(encode(val sample)) byte for byte, byte-table sum)",
-                                   severity=Severity.INFO, evidence=proof.checks)
-            yield from (c for c in custom if c not in settled)
-            return
+            if not settled:
+                return [], []
+            return settled, [self.finding(proof.file, None, f"byte accounting of the custom tokenizer {name} proven by {proof.file} "
+                                          "(re-checked by pgolf: sha256, decode(encode(val sample)) byte for byte, byte-table sum)",
+                                          severity=Severity.INFO, evidence=proof.checks)]
         if proof.wrong:
-            yield self.finding(proof.file, None, "the byte-accounting proof does not hold: " + "; ".join(proof.problems),
-                               severity=Severity.ERROR, evidence=proof.checks + proof.problems)
-        else:
-            yield self.finding(proof.file, None, "the byte-accounting proof could not be checked: " + "; ".join(proof.problems),
-                               severity=Severity.WARNING, evidence=proof.problems)
-        yield from custom
+            return [], [self.finding(proof.file, None, "the byte-accounting proof does not hold: " + "; ".join(proof.problems),
+                                     severity=Severity.ERROR, evidence=proof.checks + proof.problems)]
+        return [], [self.finding(proof.file, None, "the byte-accounting proof could not be checked: " + "; ".join(proof.problems),
+                                 severity=Severity.WARNING, evidence=proof.problems)]
