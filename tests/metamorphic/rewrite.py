@@ -315,10 +315,11 @@ def rename_attributes(ctx: _Ctx) -> str | None:
         return None
     mapping = {a: ctx.fresh() for a in cands}
     for t in ctx.trees.values():
+        methods = _method_ids(t)
         for n in ast.walk(t):
             if isinstance(n, ast.Attribute) and n.attr in mapping:
                 n.attr = mapping[n.attr]
-            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in mapping and _is_method(t, n):
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in mapping and id(n) in methods:
                 n.name = mapping[n.name]
             elif isinstance(n, ast.Call):
                 pos = _attr_string_pos(n)
@@ -337,8 +338,8 @@ def _attr_string_pos(call: ast.Call) -> int | None:
     return pos if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
 
 
-def _is_method(tree: ast.Module, fn: ast.AST) -> bool:
-    return any(isinstance(c, ast.ClassDef) and fn in c.body for c in ast.walk(tree))
+def _method_ids(tree: ast.Module) -> set[int]:
+    return {id(st) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for st in c.body}
 
 
 def _module_functions(tree: ast.Module) -> list[ast.FunctionDef]:
@@ -465,8 +466,9 @@ def _replace_node(root: ast.AST, old: ast.AST, new: ast.AST) -> None:
 def extract_expression(ctx: _Ctx) -> str | None:
     cands = []
     for rel, t in ctx.trees.items():
+        methods = _method_ids(t)
         for fn in _functions(t):
-            if _is_method(t, fn) and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "super"
+            if id(fn) in methods and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "super"
                                          for n in ast.walk(fn)):
                 continue
             for st in ast.walk(fn):
@@ -581,6 +583,8 @@ def reorder_definitions(ctx: _Ctx) -> str | None:
         for run in runs:
             defs = [t.body[i] for i in run]
             names = {d.name for d in defs}
+            if len(names) < len(defs):  # a redefinition: the order decides which one wins
+                continue
             deps = {id(d): _def_time_names(d) & (names - {d.name}) for d in defs}
             order, placed = [], set()
             pending = list(defs)
@@ -639,6 +643,15 @@ def _after_imports(t: ast.Module) -> int:
 _FUNCS = {name: globals()[name] for name in TRANSFORMS}
 
 
+def _compiles(trees: dict[str, ast.Module]) -> bool:
+    try:
+        for rel, t in trees.items():
+            compile(ast.fix_missing_locations(t), rel, "exec")
+        return True
+    except (SyntaxError, ValueError, TypeError):
+        return False
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 def parseable(rel: str, text: str) -> ast.Module | None:
@@ -665,13 +678,19 @@ def mutate(files: dict[str, str | bytes], seed: int, transforms: list[str] | tup
     if unknown:
         raise ValueError(f"unknown transform(s): {unknown}")
     ctx = _Ctx(trees, rng, entry)
-    applied = []
+    applied, used = [], []
     for name in names:
         done = _FUNCS[name](ctx)
-        if done:
-            applied.append(f"{name}: {done}")
         ctx.trees.update(ctx.new_files)
         ctx.new_files = {}
+        if done:
+            applied.append(f"{name}: {done}")
+            used.append(name)
+    if used and not _compiles(ctx.trees):
+        # rare (e.g. a dead copy placed above a `global` declaration): redo without the last transform
+        # that applied; the result is still a function of (files, seed, transforms)
+        keep = [n for n in names if n != used[-1]]
+        return mutate(files, seed, keep, entry)
     out = dict(files)
     for rel, t in ctx.trees.items():
         ast.fix_missing_locations(t)
