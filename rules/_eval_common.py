@@ -12,15 +12,49 @@ NOT_EVAL = re.compile(r"^(main|train\w*|_?warmup\w*|run)$", re.I)
 
 
 def eval_functions(facts: CodeFacts) -> list[FuncInfo]:
-    """Functions that look like eval drivers: eval-ish names (or val-token params) that score."""
+    """Functions that run on validation tokens in the scoring path: eval-ish names (or val-token
+    params) that score, and any function (``main`` too) with a loop that reads the validation stream
+    by value and scores."""
     out = []
     s = summaries(facts)
     for fn in facts.functions.values():
-        if NOT_EVAL.match(fn.short):
+        if not s.direct(fn)["score"]:
             continue
         val_param = any(re.search(r"val", p) for p in fn.params)
-        if (EVALISH.search(fn.qualname) or val_param) and s.direct(fn)["score"]:
+        if not NOT_EVAL.match(fn.short) and (EVALISH.search(fn.qualname) or val_param):
             out.append(fn)
+        elif val_loops(facts, fn):
+            out.append(fn)
+    return out
+
+
+def scoring_loops(facts, fn):
+    """The loops of ``fn`` to order score and update in: all of an eval driver's, only the loops that
+    read the validation stream in any other function (a training loop is not evaluation)."""
+    from rules.analysis.patterns import loops
+
+    if not NOT_EVAL.match(fn.short) and (EVALISH.search(fn.qualname) or any(re.search(r"val", p) for p in fn.params)):
+        return list(loops(fn))
+    return val_loops(facts, fn)
+
+
+def val_loops(facts, fn) -> list:
+    """Loops of ``fn`` that index or slice the validation stream (a value labelled V by the taint)."""
+    from rules.analysis import taint
+    from rules.analysis.patterns import loops
+
+    key = ("val_loops", fn.qualname)
+    if key in facts._cache:
+        return facts._cache[key]
+    env = taint(facts).env.get(fn.qualname, {})
+    vnames = {k for k, v in env.items() if any(l[0] == "V" for l in v)}
+    out = []
+    if vnames:
+        for loop in loops(fn):
+            if any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in vnames
+                   for st in loop.body for n in ast.walk(st)):
+                out.append(loop)
+    facts._cache[key] = out
     return out
 
 
@@ -114,3 +148,54 @@ def _missing_stages(facts) -> dict[str, list]:
 
 def _words(code: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_][\w]*", code))
+
+
+# -- values that are validation scores (results of a scoring pass over the validation stream) -------
+def val_score_names(facts, fn) -> dict[str, ast.AST]:
+    """Names in ``fn`` bound to the result of a call that scores the validation stream (``r =
+    evaluate(model, val_tokens)``, ``_, s = eval_val(...)``, ``results[w] = chunked_eval(...)``), by value:
+    the callee scores (transitively) and an argument carries the validation stream."""
+    from rules.analysis import taint
+    from rules.analysis.index import call_name
+
+    key = ("val_scores", fn.qualname)
+    got = facts._cache.get(key)
+    if got is not None:
+        return got
+    s = summaries(facts)
+    env = taint(facts).env.get(fn.qualname, {})
+    out: dict[str, ast.AST] = {}
+    for n in _walk_stmts(fn.node):
+        if not isinstance(n, ast.Assign) or not isinstance(n.value, ast.Call):
+            continue
+        call = n.value
+        short = call_name(call.func).rsplit(".", 1)[-1]
+        cands = [t for t in facts.resolve(short, call, fn) if t is not fn]
+        if not any(s.does(t, "score") for t in cands):
+            continue
+        if not _val_args(call, env):
+            continue
+        for t in n.targets:
+            for x in ast.walk(t):
+                if isinstance(x, ast.Name):
+                    out[x.id] = call
+    facts._cache[key] = out
+    return out
+
+
+def _val_args(call, env) -> bool:
+    from rules.analysis.patterns import VAL_NAME
+
+    for a in list(call.args) + [k.value for k in call.keywords]:
+        for x in ast.walk(a):
+            if isinstance(x, ast.Name) and (VAL_NAME.search(x.id) or any(l[0] == "V" for l in env.get(x.id, ()))):
+                return True
+            if isinstance(x, ast.Attribute) and VAL_NAME.search(x.attr):
+                return True
+    return False
+
+
+def _walk_stmts(fn_node):
+    from rules.analysis.patterns import walk_own
+
+    return walk_own(fn_node)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
-from rules._eval_common import eval_functions
-from rules.analysis.patterns import loops, summaries
+from rules._eval_common import eval_functions, scoring_loops
+from rules.analysis.patterns import summaries
 
 _PRIOR = re.compile(r"(prev|prior|last_chunk|- ?1\b|-1\]|already|scored|done)", re.I)
 
@@ -17,7 +17,7 @@ def update_before_score(facts, kind: str):
     s = summaries(facts)
     for fn in eval_functions(facts):
         ff = facts.file_of(fn)
-        for loop in loops(fn):
+        for loop in scoring_loops(facts, fn):
             body = loop.body
             first_score = first_update = None
             upd_node = None

@@ -81,6 +81,7 @@ class EvalSinglePass(Rule):
                                            rule_id="REPORT-CONSISTENCY", severity=Severity.WARNING,
                                            fix="Ship the code that produced the logs (or document the env that disables the pass).")
         yield from self._rescore_after_ttt(facts)
+        yield from self._repeated_passes(facts)
         marks = facts.logs.markers.get("ngram_pass2") or []
         if marks:
             if not code_has_pass2:
@@ -89,6 +90,43 @@ class EvalSinglePass(Rule):
                                   fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
             yield log_finding(self, marks, "the logs show a second pass rescoring validation tokens that feeds the reported score")
 
+
+    def _repeated_passes(self, facts):
+        """``for sweep in range(k)`` around a loop over the validation stream that scores, with state
+        updated inside: with k >= 2 under the run's configuration, later sweeps score tokens the state
+        already absorbed (``for pass_id in range(2)``, ``RESCORE_PASSES=2`` set by a launch script)."""
+        from rules._eval_common import val_loops
+        from rules.analysis.config import UNKNOWN, evaluate
+        from rules.analysis.patterns import loops, summaries
+
+        s = summaries(facts)
+        for fn in facts.functions.values():
+            inner_val = val_loops(facts, fn)
+            if not inner_val:
+                continue
+            ff = facts.file_of(fn)
+            for loop in loops(fn):
+                if not (isinstance(loop, ast.For) and isinstance(loop.iter, ast.Call) and call_name(loop.iter.func) == "range"
+                        and len(loop.iter.args) == 1):
+                    continue
+                srcs: set[str] = set()
+                k = evaluate(loop.iter.args[0], facts.config, srcs)
+                if k is UNKNOWN or not isinstance(k, int) or isinstance(k, bool) or k < 2:
+                    continue
+                inner = [l for l in inner_val if l is not loop and any(l is n for n in ast.walk(loop))]
+                if not inner:
+                    continue
+                sc = next((x for l in inner for x in [s.stmt_does(l, "score", fn)] if x is not None), None)
+                up = next((x for kind in ("cache", "train") for x in [s.stmt_does(loop, kind, fn)] if x is not None), None)
+                if sc is None or up is None:
+                    continue
+                where = " (set by " + ", ".join(sorted(srcs & {"log", "readme"})) + ")" if srcs & {"log", "readme"} else ""
+                yield code_finding(self, facts, ff, loop,
+                                   f"`{ff.line_text(loop.lineno)[:80]}` runs {k} passes{where} over the validation stream: the "
+                                   f"state updated at line {up.lineno} in one pass is used when the next pass scores the same "
+                                   f"tokens (score at line {sc.lineno})",
+                                   path=[f"{fn.qualname}:{loop.lineno}", f"{fn.qualname}:{up.lineno}", f"{fn.qualname}:{sc.lineno}"],
+                                   extra_lines=[up.lineno, sc.lineno])
 
     def _rescore_after_ttt(self, facts):
         for drv, ff, c1, t1, c2, rep, shared in _rescore_after_ttt_calls(facts):

@@ -6,7 +6,9 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_MIN_NLL, ILLEGAL_SAFETY_GATE, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW
-from rules.analysis import analyse
+from rules._eval_common import val_score_names
+from rules.analysis import analyse, taint
+from rules.analysis.dataflow import has
 from rules.analysis.index import call_name
 from rules.analysis.patterns import is_score_accum, walk_own
 from rules.analysis.report import code_finding
@@ -42,8 +44,10 @@ class OracleSelection(Rule):
 
     def check(self, ctx):
         facts = analyse(ctx)
+        tf = taint(facts)
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
+            yield from self._by_value(facts, tf, fn, ff)
             for n in walk_own(fn.node):
                 if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min") and len(n.args) >= 2:
                     if all(LOSSY.search(ast.unparse(a)) for a in n.args[:2]):
@@ -66,6 +70,81 @@ class OracleSelection(Rule):
                         yield code_finding(self, facts, ff, n,
                                            f"`{ff.line_text(n.lineno)[:100]}` chooses between runs by their validation score",
                                            severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+
+
+    def _by_value(self, facts, tf, fn, ff):
+        """Selections found by where values come from, whatever they are called: the minimum of two
+        per-token scores of the target (S labels), the better of two validation passes, a sweep whose
+        best setting is picked by its validation score, a comparison of two validation scores."""
+        env = tf.env.get(fn.qualname, {})
+        scores = val_score_names(facts, fn)
+        containers = {_root(t) for n in walk_own(fn.node) if isinstance(n, ast.Assign)
+                      for t in n.targets if isinstance(t, ast.Subscript) and isinstance(n.value, ast.Call)
+                      and _is_score_call(facts, fn, n.value, env)}
+        done = set()
+        for n in walk_own(fn.node):
+            if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min", "max", "maximum", "fmax") \
+                    and len(n.args) >= 2 and n.lineno not in done:
+                per_token = all(has(_labels(a, env, tf, self), "S") for a in n.args[:2])
+                passes = all(_names(a) & set(scores) for a in n.args[:2])
+                if per_token or passes:
+                    done.add(n.lineno)
+                    what = ("takes the per-token minimum of two costs of the realized token (an oracle choice per token)"
+                            if per_token else "reports the better of two evaluations of the validation set")
+                    yield code_finding(self, facts, ff, n, f"`{ff.line_text(n.lineno)[:100]}` {what}", path=[f"{fn.qualname}:{n.lineno}"])
+            elif isinstance(n, ast.Call) and call_name(n.func) in ("min", "max", "sorted") and n.args and n.lineno not in done \
+                    and _names(n.args[0]) & containers:
+                done.add(n.lineno)
+                yield code_finding(self, facts, ff, n, f"`{ff.line_text(n.lineno)[:100]}` picks a setting by its validation score "
+                                   "(a sweep evaluated on the validation set)", severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+            elif isinstance(n, (ast.If, ast.IfExp)) and n.lineno not in done:
+                for c in ast.walk(n.test):
+                    if isinstance(c, ast.Compare) and len(c.ops) == 1 and isinstance(c.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)) \
+                            and _names(c.left) & set(scores) and _names(c.comparators[0]) & (set(scores) | _names_assigned_from(fn, scores)):
+                        done.add(n.lineno)
+                        yield code_finding(self, facts, ff, n, f"`{ff.line_text(n.lineno)[:100]}` chooses by comparing validation "
+                                           "scores (weights, settings or passes picked on the validation set)",
+                                           severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
+                        break
+
+
+def _root(t):
+    while isinstance(t, (ast.Subscript, ast.Attribute)):
+        t = t.value
+    return t.id if isinstance(t, ast.Name) else ""
+
+
+def _names(e) -> set[str]:
+    return {x.id for x in ast.walk(e) if isinstance(x, ast.Name)}
+
+
+def _names_assigned_from(fn, scores) -> set[str]:
+    """``best = r`` where ``r`` is a validation score: ``best`` holds one too."""
+    out = set()
+    for n in walk_own(fn.node):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in scores:
+            out |= {t.id for t in n.targets if isinstance(t, ast.Name)}
+    return out
+
+
+def _is_score_call(facts, fn, call, env) -> bool:
+    from rules._eval_common import _val_args
+    from rules.analysis.patterns import summaries
+
+    s = summaries(facts)
+    short = call_name(call.func).rsplit(".", 1)[-1]
+    return any(s.does(t, "score") for t in facts.resolve(short, call, fn) if t is not fn) and _val_args(call, env)
+
+
+def _labels(e, env, tf, rule):
+    out = set()
+    for x in ast.walk(e):
+        if isinstance(x, ast.Name):
+            out |= set(env.get(x.id, ()))
+        if isinstance(x, ast.Call) and call_name(x.func).rsplit(".", 1)[-1] in ("gather", "cross_entropy", "nll_loss",
+                                                                              "take_along_dim"):
+            out.add(("S", ()))
+    return out
 
 
 def _keeps_smaller(n: ast.If, left: str, right: str) -> bool:

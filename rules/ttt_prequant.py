@@ -13,6 +13,7 @@ from rules.analysis.patterns import VAL_NAME, mentions, summaries, walk_own
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
+_VAL_FILES = re.compile(r"^(val_files|val_pattern|val_path|val_shards?)$|fineweb_val", re.I)
 WARMUP = re.compile(r"(warmup|warm_up|compile|prime|jit)", re.I)
 TRAIN_DATA = re.compile(r"(train_loader|train_files|train_pattern|train_data|train_shard|TokenStream|DistributedTokenLoader|next_batch)")
 
@@ -128,16 +129,21 @@ def _inline_adapt_loops(facts, s, drv, ff):
     if not score_lines:
         return
     assigns = {}
+    val_loaders = set()  # ``warm_loader = DistributedTokenLoader(args.val_files, …)``: a loader over validation data
     for n in walk_own(drv.node):
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
             assigns.setdefault(n.targets[0].id, n.value)
+            if isinstance(n.value, ast.Call) and re.search(r"(Loader|Stream|Dataset|loader)", call_name(n.value.func)) \
+                    and any(mentions(a, VAL_NAME) or mentions(a, _VAL_FILES) for a in list(n.value.args) + [k.value for k in n.value.keywords]):
+                val_loaders.add(n.targets[0].id)
     for loop in walk_own(drv.node):
         if not isinstance(loop, (ast.For, ast.While)):
             continue
         if any(isinstance(a, (ast.For, ast.While)) for a in ancestors(ff, loop, drv.node)):
             continue
         text = ast.unparse(loop)
-        if TRAIN_DATA.search(text) or not mentions(loop, VAL_NAME):
+        on_val_loader = any(isinstance(x, ast.Name) and x.id in val_loaders for x in ast.walk(loop))
+        if not on_val_loader and (TRAIN_DATA.search(text) or not mentions(loop, VAL_NAME)):
             continue
         steps = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == "step" and isinstance(n.func.value, ast.Name)]

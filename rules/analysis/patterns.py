@@ -45,8 +45,10 @@ def update_kind(node: ast.AST) -> str | None:
         name = call_name(node.func)
         short = name.rsplit(".", 1)[-1]
         recv = name.rsplit(".", 1)[0].lower() if "." in name else ""
-        if short == "backward":
+        if short == "backward" or (short == "grad" and "autograd" in name):
             return "backward"
+        if short in ("sub_", "add_") and node.args and _lr_scaled(node):
+            return "step"  # ``p.sub_(lr * g)``: a hand-written optimizer step
         if short == "step" and ("opt" in recv or "sgd" in recv or "adam" in recv or "muon" in recv or recv.endswith("optim")):
             return "step"
         if name in ("np.add.at", "numpy.add.at") or short in ("scatter_add_", "index_add_", "index_put_"):
@@ -59,6 +61,42 @@ def update_kind(node: ast.AST) -> str | None:
         if any(k in name for k in ("count", "table", "tbl", "cache", "freq", "hist")):
             return "cache"
     return None
+
+
+def _lr_scaled(call: ast.Call) -> bool:
+    """``p.sub_(lr * g)`` / ``p.add_(g, alpha=-lr)``: a parameter moved by a learning-rate-scaled gradient."""
+    parts = list(call.args) + [k.value for k in call.keywords if k.arg == "alpha"]
+    for a in parts:
+        for n in ast.walk(a):
+            if isinstance(n, (ast.Name, ast.Attribute)) and re.search(r"(^|_)(lr|eta|step_size|learning_rate)($|_)",
+                                                                     n.id if isinstance(n, ast.Name) else n.attr, re.I):
+                return True
+    return False
+
+
+def _value_score_accum(node: ast.AST, env: dict, returned: set[str]) -> bool:
+    """``tot += float(model(a, b)) * b.numel()`` where ``tot`` is returned: a loss accumulated from a call
+    on validation tokens (labelled V/T by the taint), whatever the accumulator is called."""
+    if not (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)
+            and node.target.id in returned):
+        return False
+    for c in ast.walk(node.value):
+        if isinstance(c, ast.Call) and call_name(c.func).rsplit(".", 1)[-1] not in ("numel", "len", "size", "count_bytes", "sum"):
+            for a in c.args:
+                for x in ast.walk(a):
+                    if isinstance(x, ast.Name) and any(l[0] in ("V", "T") for l in env.get(x.id, ())):
+                        return True
+    return False
+
+
+def target_update(node: ast.AST, env: dict) -> bool:
+    """``succ[x] += one_hot(y)`` / ``tbl[ctx, y] += 1``: a table updated with the target token (by value)."""
+    if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+        for part in (node.target.slice, node.value):
+            for n in ast.walk(part):
+                if isinstance(n, ast.Name) and any(l[0] == "T" for l in env.get(n.id, ())):
+                    return True
+    return False
 
 
 class Summaries:
@@ -77,16 +115,26 @@ class Summaries:
             back_names = {b.func.value.id for b in _walk_own(fn.node) if isinstance(b, ast.Call)
                           and isinstance(b.func, ast.Attribute) and b.func.attr == "backward" and isinstance(b.func.value, ast.Name)}
             fn_nograd = any(_NOGRAD.search(ast.unparse(dec)) for dec in getattr(fn.node, "decorator_list", []))
+            env = self._env(fn)
+            returned = {x.id for r in _walk_own(fn.node) if isinstance(r, ast.Return) and r.value is not None
+                        for x in ast.walk(r.value) if isinstance(x, ast.Name)}
             for n in _walk_own(fn.node):
-                k = update_kind(n)
+                k = update_kind(n) or ("cache" if target_update(n, env) else None)
                 if k:
                     d[k].append(n)
-                if is_score_accum(n) and not _logs_training_loss(n, back_names):
+                if (is_score_accum(n) or _value_score_accum(n, env, returned)) and not _logs_training_loss(n, back_names):
                     d["score"].append(n)
                     if fn_nograd or _under_nograd(ff, n, fn.node):
                         d["ngscore"].append(n)
             self._direct[fn.qualname] = d
         return d
+
+    def _env(self, fn: FuncInfo | None) -> dict:
+        if fn is None:
+            return {}
+        from rules.analysis import taint
+
+        return taint(self.facts).env.get(fn.qualname, {})
 
     def does(self, fn: FuncInfo, kind: str) -> bool:
         """Whether ``fn`` or anything it calls does ``kind`` ("train" = backward and step)."""
@@ -114,10 +162,14 @@ class Summaries:
 
     def stmt_does(self, stmt: ast.AST, kind: str, caller: FuncInfo | None) -> ast.AST | None:
         """The first node in ``stmt`` that does ``kind`` (directly or through a call)."""
+        env = self._env(caller) if kind == "cache" else {}
+        own_scores = {id(x) for x in self.direct(caller)["score"]} if kind == "score" and caller is not None else set()
         for n in ast.walk(stmt):
-            if kind == "score" and is_score_accum(n):
+            if kind == "score" and (is_score_accum(n) or id(n) in own_scores):
                 return n
             if kind in ("step", "backward", "cache") and update_kind(n) == kind:
+                return n
+            if kind == "cache" and target_update(n, env):
                 return n
             if kind == "train" and update_kind(n) in ("step", "backward"):
                 return n
