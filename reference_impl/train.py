@@ -4,6 +4,7 @@ artifact and the score of its decompressed round trip. Log lines follow records.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import os
 import platform
@@ -266,7 +267,11 @@ def main() -> None:
     fwd_model = torch.compile(base_model, dynamic=False, fullgraph=True) if use_compile else base_model
     if use_compile:
         compile_newton_schulz()
-    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None, broadcast_buffers=False) \
+    # No buffer sync on every forward (the official script's broadcast_buffers=False; newer torch
+    # names it forward_sync_buffers): the only buffers are RoPE frequencies, equal on every rank.
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters \
+        else "broadcast_buffers"
+    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None, **{no_sync: False}) \
         if distributed else fwd_model
     optimizers = build_optimizers(base_model, args)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)

@@ -18,6 +18,13 @@ Environment variables:
   MLP_MULT               default 2                                        MLP hidden = MLP_MULT * MODEL_DIM (ReLU^2)
   ROPE_BASE              default 10000.0                                  rotary embedding base
   LOGIT_SOFTCAP          default 30.0                                     tanh softcap of the logits (0 = off)
+  QK_GAIN_INIT           default 1.5                                      initial per-head query gain (0 = no gain parameter)
+  UNET_SKIPS             default 1                                        1: the first half of the blocks feeds the second half through learned skip weights
+  RESID_MIX              default 1                                        1: each block mixes its input with the initial embedding (learned, starts at identity)
+  TIED_EMBED_INIT_STD    default 0.005                                    init std of the tied embedding
+  MLP_NEG_SLOPE          default 0.0                                      MLP activation: 0 = ReLU^2, >0 = LeakyReLU(slope)^2
+  QAT_BITS               default 0                                        0 = off; 6 or 8: block matrices are fake-quantised per row in training (straight-through)
+  EMA_DECAY              default 0.0                                      0 = off; else the exported and scored weights are an EMA of the training weights
   ITERATIONS             default 20000                                    maximum training steps
   WARMUP_STEPS           default 20                                       untimed priming steps, undone before training
   WARMDOWN_ITERS         default 1200                                     linear LR warm-down length (in steps; in time when a wall-clock cap is set)
@@ -34,14 +41,22 @@ Environment variables:
   EMBED_LR               default 0.05                                     Adam learning rate (tied embedding)
   SCALAR_LR              default 0.04                                     Adam learning rate (per-channel gains)
   MUON_MOMENTUM          default 0.95                                     Muon Nesterov momentum
+  MUON_MOMENTUM_WARMUP_START default 0.85                                     Muon momentum at step 0, raised linearly to MUON_MOMENTUM
+  MUON_MOMENTUM_WARMUP_STEPS default 500                                      steps of that momentum warm-up (0 = none)
   MUON_BACKEND_STEPS     default 5                                        Newton-Schulz iterations
+  MUON_NS_BF16           default 1                                        1: Newton-Schulz in bfloat16 (the official precision), 0: float32
   BETA1                  default 0.9                                      Adam beta1
   BETA2                  default 0.95                                     Adam beta2
+  ADAM_EPS               default 1e-8                                     Adam epsilon
   GRAD_CLIP_NORM         default 0.0                                      global gradient-norm clip (0 = off)
   QUANT_BITS             default 8                                        artifact weights: 8 (int8) or 6 (packed int6), per-row fp16 scales
   COMPRESSOR             default "zlib"                                   artifact compression: zlib (level 9) or zstd (level 22)
   QUANT_MIN_NUMEL        default 65536                                    float tensors up to this size stay fp16/fp32 instead of being quantised
+  QUANT_MIN_CLIP         default 1.0                                      per-row clip floor: step = max(clip, this) / qmax (1.0 = the official 1/127 int8 scale floor)
+  QUANT_FP16_EMBED       default 0                                        1: store the tied embedding as fp16 instead of quantising it
+  QUANT_INT6_PACK        default 1                                        1: int6 values packed 4 per 3 bytes; 0: one per byte (compresses better with zstd)
   COMPILE                default -1                                       torch.compile: 1 on, 0 off, -1 on for CUDA only
+  BF16_BODY              default -1                                       bf16 embedding and residual stream, fp32 weights cast at the matmul: 1 on, 0 off, -1 on for CUDA only
 """
 
 from __future__ import annotations
@@ -149,7 +164,6 @@ def load_sentencepiece(path: str):
 
 # ---- reference_impl/model.py -------------------------------------------------------
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -167,19 +181,52 @@ class GPTConfig:
     mlp_mult: int = 2
     rope_base: float = 10000.0
     logit_softcap: float = 30.0
+    qk_gain_init: float = 1.5  # 0: no per-head gain (QK-normed logits then stay within +-sqrt(head_dim))
+    unet_skips: bool = True
+    resid_mix: bool = True
+    tied_embed_init_std: float = 0.005
+    # Off in the baseline; the record preset's switches (each names its source record).
+    mlp_neg_slope: float = 0.0  # >0: LeakyReLU(slope)^2 (2026-03-23_LeakyReLU_LegalTTT_ParallelMuon uses 0.5)
+    qat_bits: int = 0  # >0: block matrices see their per-row intN rounding in training, straight-through
+    #                    (2026-03-19_MLP3x_QAT_Int6_SlidingWindow: int6 STE fake-quantisation)
 
 
 def rms_norm(x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
 
-def _flash_attn_func():
-    # FlashAttention is optional (the `[gpu]` extra); it only runs on CUDA tensors.
+def _import_flash_attn():
+    # FlashAttention is optional (the `[gpu]` extra). Resolved once here: an import inside
+    # forward() would break the compiled graph once per layer when the package is absent.
     try:
         from flash_attn import flash_attn_func
     except Exception:
         return None
     return flash_attn_func
+
+
+FLASH_ATTN_FUNC = _import_flash_attn()
+
+
+def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """w rounded to per-row symmetric intN (scale = row max / qmax) in the forward pass, identity in
+    the backward pass (straight-through), so training sees the export's rounding."""
+    qmax = (1 << (bits - 1)) - 1
+    scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
+    q = torch.round(w / scale).clamp(-qmax, qmax) * scale
+    return w + (q - w).detach()
+
+
+class QATLinear(nn.Linear):
+    """nn.Linear (same parameters and state dict) that can fake-quantise its weight."""
+
+    def __init__(self, fan_in: int, fan_out: int, qat_bits: int = 0):
+        super().__init__(fan_in, fan_out, bias=False)
+        self.qat_bits = qat_bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = fake_quantize(self.weight, self.qat_bits) if self.qat_bits and self.training else self.weight
+        return F.linear(x, w)
 
 
 class Rotary(nn.Module):
@@ -191,7 +238,9 @@ class Rotary(nn.Module):
 
     def forward(self, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cache is None or self._cache[0] < T or self._cache[1] != device:
-            t = torch.arange(T, device=device, dtype=torch.float32)
+            # Positions in the buffer's dtype, as the official script does: a bf16 body (to_bf16_body
+            # casts buffers too) rounds positions above 256, and parity means doing the same.
+            t = torch.arange(T, device=device, dtype=self.inv_freq.dtype)
             freqs = torch.outer(t, self.inv_freq.to(device))
             self._cache = (T, device, freqs.cos(), freqs.sin())
         return self._cache[2][:T], self._cache[3][:T]
@@ -213,11 +262,13 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.n_kv = cfg.num_heads, cfg.num_kv_heads
         self.head_dim = cfg.model_dim // cfg.num_heads
         kv_dim = self.n_kv * self.head_dim
-        self.c_q = nn.Linear(cfg.model_dim, cfg.model_dim, bias=False)
-        self.c_k = nn.Linear(cfg.model_dim, kv_dim, bias=False)
-        self.c_v = nn.Linear(cfg.model_dim, kv_dim, bias=False)
-        self.c_proj = nn.Linear(cfg.model_dim, cfg.model_dim, bias=False)
+        self.c_q = QATLinear(cfg.model_dim, cfg.model_dim, cfg.qat_bits)
+        self.c_k = QATLinear(cfg.model_dim, kv_dim, cfg.qat_bits)
+        self.c_v = QATLinear(cfg.model_dim, kv_dim, cfg.qat_bits)
+        self.c_proj = QATLinear(cfg.model_dim, cfg.model_dim, cfg.qat_bits)
         nn.init.zeros_(self.c_proj.weight)
+        # Without a gain, RMS-normed q.k / sqrt(d) is capped at +-sqrt(d): attention cannot get sharp.
+        self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init)) if cfg.qk_gain_init > 0 else None
         self.rotary = Rotary(self.head_dim, cfg.rope_base)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,9 +279,10 @@ class CausalSelfAttention(nn.Module):
         q, k = rms_norm(q), rms_norm(k)
         cos, sin = self.rotary(T, x.device)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        flash = _flash_attn_func() if x.is_cuda else None
-        if flash is not None:
-            y = flash(q, k, v, causal=True)
+        if self.q_gain is not None:
+            q = q * self.q_gain.to(q.dtype)[None, None, :, None]
+        if FLASH_ATTN_FUNC is not None and x.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+            y = FLASH_ATTN_FUNC(q, k, v.to(q.dtype), causal=True)
         else:
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head).transpose(1, 2)
@@ -240,12 +292,15 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.model_dim, cfg.mlp_mult * cfg.model_dim, bias=False)
-        self.c_proj = nn.Linear(cfg.mlp_mult * cfg.model_dim, cfg.model_dim, bias=False)
+        self.c_fc = QATLinear(cfg.model_dim, cfg.mlp_mult * cfg.model_dim, cfg.qat_bits)
+        self.c_proj = QATLinear(cfg.mlp_mult * cfg.model_dim, cfg.model_dim, cfg.qat_bits)
         nn.init.zeros_(self.c_proj.weight)
+        self.neg_slope = cfg.mlp_neg_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.relu(self.c_fc(x)).square())
+        h = self.c_fc(x)
+        h = F.leaky_relu(h, self.neg_slope) if self.neg_slope > 0 else F.relu(h)
+        return self.c_proj(h.square())
 
 
 class Block(nn.Module):
@@ -256,8 +311,14 @@ class Block(nn.Module):
         # Per-channel residual gains: cheap scalars trained by Adam and kept in fp32 by the exporter.
         self.attn_scale = nn.Parameter(torch.ones(cfg.model_dim))
         self.mlp_scale = nn.Parameter(torch.ones(cfg.model_dim))
+        # Row 0 weighs the stream, row 1 the initial embedding x0 (starts as the identity mix).
+        self.resid_mix = nn.Parameter(torch.stack((torch.ones(cfg.model_dim), torch.zeros(cfg.model_dim)))) \
+            if cfg.resid_mix else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        if self.resid_mix is not None:
+            mix = self.resid_mix.to(x.dtype)
+            x = mix[0] * x + mix[1] * x0
         x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x))
         return x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x))
 
@@ -267,24 +328,58 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.model_dim)
-        nn.init.normal_(self.wte.weight, std=0.5 / math.sqrt(cfg.model_dim))
+        # U-Net: the first half of the blocks hands its outputs, last first, to the second half.
+        self.n_enc = cfg.num_layers // 2 if cfg.unet_skips else 0
+        n_skip = min(self.n_enc, cfg.num_layers - self.n_enc)
+        self.skip_weights = nn.Parameter(torch.ones(n_skip, cfg.model_dim)) if n_skip else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        # After the blocks, as the official script does, so one seed gives both the same weights.
+        nn.init.normal_(self.wte.weight, std=cfg.tied_embed_init_std)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits (float32, softcapped) for every position of idx (B, T)."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Softcapped float32 logits (B, T, V) for every position of idx (B, T); with targets, the
+        mean cross-entropy instead, in the same (compiled) graph."""
         x = rms_norm(self.wte(idx))
-        for block in self.blocks:
-            x = block(x)
-        logits = F.linear(rms_norm(x), self.wte.weight.to(x.dtype)).float()
+        x0 = x
+        skips: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            if i >= self.n_enc and skips:
+                x = x + self.skip_weights[i - self.n_enc].to(x.dtype) * skips.pop()
+            x = block(x, x0)
+            if i < self.n_enc:
+                skips.append(x)
+        logits = F.linear(rms_norm(x), self.wte.weight.to(x.dtype))
         cap = self.cfg.logit_softcap
-        return cap * torch.tanh(logits / cap) if cap > 0 else logits
+        if cap > 0:
+            logits = cap * torch.tanh(logits / cap)
+        if targets is None:
+            return logits.float()
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = self(idx)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return self(idx, targets)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# Small parameters that stay fp32 in a bf16 body, go to Adam, and are stored exactly in the artifact.
+CONTROL_PARAM_NAMES = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights")
+
+
+def is_control_param(name: str, p: torch.Tensor) -> bool:
+    return p.dim() < 2 or any(s in name for s in CONTROL_PARAM_NAMES)
+
+
+def to_bf16_body(model: GPT) -> GPT:
+    """The official precision split: embedding (and so the residual stream) in bf16; linear
+    weights and control parameters in fp32, cast at the matmul by autocast."""
+    model.bfloat16()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name != "wte.weight":
+                p.data = p.data.float()
+    return model
 
 
 # ---- reference_impl/muon.py --------------------------------------------------------
@@ -297,9 +392,9 @@ import torch.distributed as dist
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
-def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     a, b, c = NS_COEFFS
-    x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)
+    x = g.to(dtype)
     x = x / (x.norm() + eps)  # Frobenius norm >= spectral norm, so every singular value starts <= 1
     tall = x.size(0) > x.size(1)
     if tall:
@@ -310,21 +405,37 @@ def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
     return x.T if tall else x
 
 
+# Eager Newton–Schulz is ~15 small kernel launches per matrix and iteration; train.py swaps in
+# the compiled version on CUDA (one fused graph per matrix shape), as the official script does.
+NS_IMPL = {"fn": newton_schulz}
+
+
+def compile_newton_schulz() -> None:
+    NS_IMPL["fn"] = torch.compile(newton_schulz)
+
+
 class Muon(torch.optim.Optimizer):
-    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5):
+    """ns_dtype: the iteration's precision. bfloat16 (the official script's, on every device)
+    or float32."""
+
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
+                 ns_dtype: torch.dtype = torch.bfloat16):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps))
+        self.ns_dtype = ns_dtype
 
     @torch.no_grad()
     def step(self):
         distributed = dist.is_available() and dist.is_initialized()
         world = dist.get_world_size() if distributed else 1
         rank = dist.get_rank() if distributed else 0
+        ns = NS_IMPL["fn"]
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            # Each rank orthogonalises every world-th matrix; one all-reduce shares the results.
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=torch.float32)
+            # Each rank orthogonalises every world-th matrix; one all-reduce (in the iteration's
+            # precision: the values are already rounded to it) shares the results.
+            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device, dtype=self.ns_dtype)
             offset = 0
             for i, p in enumerate(params):
                 if i % world == rank:
@@ -334,9 +445,9 @@ class Muon(torch.optim.Optimizer):
                         buf = state["momentum_buffer"] = torch.zeros_like(p.grad)
                     buf.mul_(group["momentum"]).add_(p.grad)
                     g = p.grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
-                    u = newton_schulz(g.view(g.size(0), -1), steps=group["ns_steps"])
+                    u = ns(g.view(g.size(0), -1), steps=group["ns_steps"], dtype=self.ns_dtype)
                     u = u * max(1.0, u.size(0) / u.size(1)) ** 0.5  # same RMS for tall and wide matrices
-                    flat[offset:offset + p.numel()] = u.flatten().float()
+                    flat[offset:offset + p.numel()] = u.flatten()
                 offset += p.numel()
             if world > 1:
                 dist.all_reduce(flat)
@@ -492,16 +603,20 @@ def unpack_int6(packed: torch.Tensor, numel: int) -> torch.Tensor:
     return (u - 32).to(torch.int8)
 
 
-def quantize_rows(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_rows(w: torch.Tensor, bits: int, min_clip: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric quantisation. The step is max(clip, min_clip) / qmax: the official
+    script floors its int8 scale at 1/127 (min_clip 1.0), so small-valued rows use few levels
+    and compress far better; min_clip 0 gives every row its full range."""
     qmax = (1 << (bits - 1)) - 1
     w = w.float()
     clip = torch.quantile(w.abs(), CLIP_QUANTILE, dim=1) if w.size(1) > 1 else w.abs().amax(dim=1)
-    scale = (clip / qmax).clamp_min(1e-12).to(torch.float16)
+    scale = (clip.clamp_min(min_clip) / qmax).clamp_min(1e-12).to(torch.float16)
     q = torch.round(w.clamp(-clip[:, None], clip[:, None]) / scale.float()[:, None]).clamp(-qmax, qmax)
     return q.to(torch.int8), scale
 
 
-def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536) -> dict:
+def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536, min_clip: float = 1.0,
+                        keep_fp16: tuple[str, ...] = (), pack6: bool = True) -> dict:
     """2-D float tensors with more than min_numel elements -> per-row intN + fp16 scales;
     other large float tensors -> one scale; small ones fp16 (control tensors fp32)."""
     if bits not in (6, 8):
@@ -512,12 +627,16 @@ def quantize_state_dict(sd: dict, bits: int = 8, min_numel: int = 65536) -> dict
         entry: dict = {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
         if not t.is_floating_point():
             entry["raw"] = t
-        elif t.numel() <= min_numel:
+        elif t.numel() <= min_numel or name in keep_fp16:
+            # keep_fp16: the tied embedding is also the output head, the most rounding-sensitive
+            # tensor (2026-03-18_FP16Embed_WD3600 keeps it fp16).
             entry["raw"] = t.float() if CONTROL_TENSOR.search(name) else t.half()
         else:
-            q, scale = quantize_rows(t.reshape(t.size(0), -1) if t.dim() == 2 else t.reshape(1, -1), bits)
+            q, scale = quantize_rows(t.reshape(t.size(0), -1) if t.dim() == 2 else t.reshape(1, -1), bits, min_clip)
             entry["scale"] = scale
-            entry["q"] = pack_int6(q) if bits == 6 else q
+            # Unpacked int6 (one value a byte) compresses with zstd to fewer bits than the packed form.
+            entry["q"] = pack_int6(q) if bits == 6 and pack6 else q
+            entry["packed"] = bits == 6 and pack6
         out[name] = entry
     return out
 
@@ -536,7 +655,7 @@ def dequantize_state_dict(qsd: dict) -> dict:
         numel = 1
         for d in e["shape"]:
             numel *= d
-        q = unpack_int6(e["q"], numel) if bits == 6 else e["q"]
+        q = unpack_int6(e["q"], numel) if e.get("packed", bits == 6) else e["q"]
         q = q.reshape(scale.numel(), -1).float()
         sd[name] = (q * scale[:, None]).reshape(e["shape"]).to(dtype)
     return sd
@@ -562,9 +681,10 @@ def decompress(blob: bytes, method: str) -> bytes:
     raise ValueError(f"unknown compressor {method!r} (zlib | zstd)")
 
 
-def save_artifact(sd: dict, path: str, bits: int = 8, method: str = "zlib", min_numel: int = 65536) -> int:
+def save_artifact(sd: dict, path: str, bits: int = 8, method: str = "zlib", min_numel: int = 65536,
+                  min_clip: float = 1.0, keep_fp16: tuple[str, ...] = (), pack6: bool = True) -> int:
     buf = io.BytesIO()
-    torch.save(quantize_state_dict(sd, bits, min_numel), buf)
+    torch.save(quantize_state_dict(sd, bits, min_numel, min_clip, keep_fp16, pack6), buf)
     blob = compress(buf.getvalue(), method)
     with open(path, "wb") as f:
         f.write(blob)
@@ -584,6 +704,7 @@ def format_tag(bits: int, method: str) -> str:
 # ---- reference_impl/train.py -------------------------------------------------------
 
 import copy
+import inspect
 import math
 import os
 import platform
@@ -594,7 +715,6 @@ import uuid
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 
@@ -623,6 +743,13 @@ class Hyperparameters:
         self.mlp_mult = _env("MLP_MULT", 2)
         self.rope_base = _env("ROPE_BASE", 10000.0)
         self.logit_softcap = _env("LOGIT_SOFTCAP", 30.0)
+        self.qk_gain_init = _env("QK_GAIN_INIT", 1.5)
+        self.unet_skips = _env("UNET_SKIPS", 1)
+        self.resid_mix = _env("RESID_MIX", 1)
+        self.tied_embed_init_std = _env("TIED_EMBED_INIT_STD", 0.005)
+        self.mlp_neg_slope = _env("MLP_NEG_SLOPE", 0.0)
+        self.qat_bits = _env("QAT_BITS", 0)
+        self.ema_decay = _env("EMA_DECAY", 0.0)
         self.iterations = _env("ITERATIONS", 20000)
         self.warmup_steps = _env("WARMUP_STEPS", 20)
         self.warmdown_iters = _env("WARMDOWN_ITERS", 1200)
@@ -639,18 +766,27 @@ class Hyperparameters:
         self.embed_lr = _env("EMBED_LR", 0.05)
         self.scalar_lr = _env("SCALAR_LR", 0.04)
         self.muon_momentum = _env("MUON_MOMENTUM", 0.95)
+        self.muon_momentum_warmup_start = _env("MUON_MOMENTUM_WARMUP_START", 0.85)
+        self.muon_momentum_warmup_steps = _env("MUON_MOMENTUM_WARMUP_STEPS", 500)
         self.muon_backend_steps = _env("MUON_BACKEND_STEPS", 5)
+        self.muon_ns_bf16 = _env("MUON_NS_BF16", 1)
         self.beta1 = _env("BETA1", 0.9)
         self.beta2 = _env("BETA2", 0.95)
+        self.adam_eps = _env("ADAM_EPS", 1e-8)
         self.grad_clip_norm = _env("GRAD_CLIP_NORM", 0.0)
         self.quant_bits = _env("QUANT_BITS", 8)
         self.compressor = _env("COMPRESSOR", "zlib")
         self.quant_min_numel = _env("QUANT_MIN_NUMEL", 65536)
+        self.quant_min_clip = _env("QUANT_MIN_CLIP", 1.0)
+        self.quant_fp16_embed = _env("QUANT_FP16_EMBED", 0)
+        self.quant_int6_pack = _env("QUANT_INT6_PACK", 1)
         self.compile = _env("COMPILE", -1)  # -1: on for CUDA, off on CPU
+        self.bf16_body = _env("BF16_BODY", -1)  # -1: on for CUDA, off on CPU
 
     def model_config(self) -> GPTConfig:
         return GPTConfig(self.vocab_size, self.num_layers, self.model_dim, self.num_heads, self.num_kv_heads,
-                         self.mlp_mult, self.rope_base, self.logit_softcap)
+                         self.mlp_mult, self.rope_base, self.logit_softcap, self.qk_gain_init, bool(self.unet_skips),
+                         bool(self.resid_mix), self.tied_embed_init_std, self.mlp_neg_slope, self.qat_bits)
 
 
 class TokenStream:
@@ -681,23 +817,46 @@ class TokenStream:
 
 
 def build_optimizers(model: GPT, args: Hyperparameters) -> list[torch.optim.Optimizer]:
-    matrices = [p for n, p in model.blocks.named_parameters() if p.dim() == 2]
-    scalars = [p for n, p in model.blocks.named_parameters() if p.dim() < 2]
-    betas = (args.beta1, args.beta2)
+    """The official split: the tied embedding on Adam (EMBED_LR), block matrices on Muon
+    (MATRIX_LR), every gain, mix and skip weight on Adam (SCALAR_LR)."""
+    named = list(model.blocks.named_parameters())
+    matrices = [p for n, p in named if not is_control_param(n, p)]
+    scalars = [p for n, p in named if is_control_param(n, p)]
+    if model.skip_weights is not None:
+        scalars.append(model.skip_weights)
+    adam = dict(betas=(args.beta1, args.beta2), eps=args.adam_eps, fused=model.wte.weight.is_cuda)
+    ns_dtype = torch.bfloat16 if args.muon_ns_bf16 else torch.float32
     opts: list[torch.optim.Optimizer] = [
-        torch.optim.Adam([{"params": [model.wte.weight], "lr": args.embed_lr, "base_lr": args.embed_lr}], betas=betas, eps=1e-10),
-        Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, ns_steps=args.muon_backend_steps),
+        torch.optim.Adam([{"params": [model.wte.weight], "lr": args.embed_lr, "base_lr": args.embed_lr}], **adam),
+        Muon(matrices, lr=args.matrix_lr, momentum=args.muon_momentum, ns_steps=args.muon_backend_steps, ns_dtype=ns_dtype),
     ]
     for g in opts[1].param_groups:
         g["base_lr"] = args.matrix_lr
     if scalars:
-        opts.append(torch.optim.Adam([{"params": scalars, "lr": args.scalar_lr, "base_lr": args.scalar_lr}], betas=betas, eps=1e-10))
+        opts.append(torch.optim.Adam([{"params": scalars, "lr": args.scalar_lr, "base_lr": args.scalar_lr}], **adam))
     return opts
+
+
+def muon_momentum(step: int, args: Hyperparameters) -> float:
+    """Linear warm-up from MUON_MOMENTUM_WARMUP_START to MUON_MOMENTUM over the first steps: early
+    gradients are noisy, and high momentum carries that noise for tens of steps."""
+    n = args.muon_momentum_warmup_steps
+    frac = min(step / n, 1.0) if n > 0 else 1.0
+    return (1 - frac) * args.muon_momentum_warmup_start + frac * args.muon_momentum
+
+
+def set_schedule(optimizers: list[torch.optim.Optimizer], step: int, lr_mult: float, args: Hyperparameters) -> None:
+    for opt in optimizers:
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * lr_mult
+            if isinstance(opt, Muon):
+                g["momentum"] = muon_momentum(step, args)
 
 
 def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
     """1 until the warm-down, then linear to 0. With a wall-clock cap the warm-down is measured
-    in time: WARMDOWN_ITERS times the average step time so far."""
+    in time only (as the official script does): WARMDOWN_ITERS times the average step time so far,
+    ending at the cap; ITERATIONS then only stops the run."""
     if args.warmdown_iters <= 0:
         return 1.0
     if args.max_wallclock_seconds <= 0:
@@ -706,9 +865,7 @@ def lr_multiplier(step: int, elapsed_ms: float, args: Hyperparameters) -> float:
     step_ms = elapsed_ms / max(step, 1)
     warmdown_ms = args.warmdown_iters * step_ms
     remaining_ms = max(args.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0)
-    by_time = remaining_ms / warmdown_ms if remaining_ms < warmdown_ms else 1.0
-    by_steps = 1.0 if step < args.iterations - args.warmdown_iters else max(args.iterations - step, 0) / args.warmdown_iters
-    return min(by_time, by_steps)
+    return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
 
 
 def unigram_bpb(train_pattern: str, val_tokens: np.ndarray, tables, vocab_size: int) -> float:
@@ -784,7 +941,17 @@ def main() -> None:
     if master:
         log0(f"unigram_bpb:{unigram_bpb(train_pattern, val_tokens, tables, args.vocab_size):.4f}")
 
+    if device.type == "cuda":
+        # The official script's fast-math settings: TF32 matmuls, flash SDPA (math stays as a fallback).
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        torch.backends.cuda.enable_flash_sdp(True)
+        torch.backends.cuda.enable_mem_efficient_sdp(False)
     base_model = GPT(args.model_config()).to(device)
+    bf16 = args.bf16_body if args.bf16_body >= 0 else int(device.type == "cuda")
+    if bf16:
+        to_bf16_body(base_model)
     log0(f"model_params:{base_model.num_params()}")
     log0(f"world_size:{world} grad_accum_steps:{grad_accum}")
     log0(f"train_batch_tokens:{args.train_batch_tokens} train_seq_len:{args.train_seq_len} iterations:{args.iterations} "
@@ -792,8 +959,15 @@ def main() -> None:
     log0(f"seed:{args.seed}")
 
     use_compile = args.compile if args.compile >= 0 else int(device.type == "cuda")
-    fwd_model = torch.compile(base_model) if use_compile else base_model
-    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None) if distributed else fwd_model
+    fwd_model = torch.compile(base_model, dynamic=False, fullgraph=True) if use_compile else base_model
+    if use_compile:
+        compile_newton_schulz()
+    # No buffer sync on every forward (the official script's broadcast_buffers=False; newer torch
+    # names it forward_sync_buffers): the only buffers are RoPE frequencies, equal on every rank.
+    no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters \
+        else "broadcast_buffers"
+    model = DDP(fwd_model, device_ids=[local_rank] if device.type == "cuda" else None, **{no_sync: False}) \
+        if distributed else fwd_model
     optimizers = build_optimizers(base_model, args)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
@@ -801,7 +975,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def train_step(stream: TokenStream, lr_mult: float) -> torch.Tensor:
+    def train_step(stream: TokenStream, step: int, lr_mult: float) -> torch.Tensor:
         # The loss stays on the device: a .item() per micro-step would stall the GPU queue.
         total = torch.zeros((), device=device)
         for micro in range(grad_accum):
@@ -809,15 +983,13 @@ def main() -> None:
             if distributed:
                 model.require_backward_grad_sync = micro == grad_accum - 1
             with autocast:
-                logits = model(x)
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+                loss = model(x, y)
             (loss / grad_accum).backward()
             total += loss.detach() / grad_accum
         if args.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(base_model.parameters(), args.grad_clip_norm)
+        set_schedule(optimizers, step, lr_mult, args)
         for opt in optimizers:
-            for g in opt.param_groups:
-                g["lr"] = g["base_lr"] * lr_mult
             opt.step()
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
@@ -829,7 +1001,7 @@ def main() -> None:
         saved_opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
         stream = TokenStream(train_pattern)
         for i in range(args.warmup_steps):
-            train_step(stream, 1.0)
+            train_step(stream, 0, 1.0)
             log0(f"warmup_step:{i + 1}/{args.warmup_steps}")
         base_model.load_state_dict(saved_model)
         for o, s in zip(optimizers, saved_opts):
@@ -841,10 +1013,13 @@ def main() -> None:
 
     def evaluate() -> tuple[float, float]:
         base_model.eval()
-        out = eval_nonoverlapping(logits_fn, val_tokens, tables, args.train_seq_len, args.val_batch_size // world,
-                                  device, rank, world)
+        out = eval_nonoverlapping(logits_fn, val_tokens, tables, args.train_seq_len,
+                                  args.val_batch_size // (world * grad_accum), device, rank, world)
         base_model.train()
         return out
+
+    # EMA of the weights, used for the artifact (2026-03-20_11L_XSA4_EMA_Int6_MLP3x_WD04_1.1271: decay 0.997).
+    ema = [p.detach().float().clone() for p in base_model.parameters()] if args.ema_decay > 0 else None
 
     stream = TokenStream(train_pattern)
     cap_ms = args.max_wallclock_seconds * 1000.0
@@ -866,7 +1041,10 @@ def main() -> None:
                 log0(f"stopping_early: wallclock_cap train_time:{train_ms:.0f}ms step:{step}/{args.iterations}")
             break
         elapsed = train_ms + 1000.0 * (time.perf_counter() - t0)
-        train_loss = train_step(stream, lr_multiplier(step, elapsed, args))
+        train_loss = train_step(stream, step, lr_multiplier(step, elapsed, args))
+        if ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(ema, [p.detach().float() for p in base_model.parameters()], 1.0 - args.ema_decay)
         step += 1
         logging = args.train_log_every > 0 and (step <= 10 or step % args.train_log_every == 0)
         if cap_ms > 0 or logging:
@@ -886,6 +1064,13 @@ def main() -> None:
         log0(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
              f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
 
+    if ema is not None:
+        with torch.no_grad():
+            for p, e in zip(base_model.parameters(), ema):
+                p.copy_(e.to(p.dtype))
+        ema_loss, ema_bpb = evaluate()
+        log0(f"ema:applied decay:{args.ema_decay} val_loss:{ema_loss:.4f} val_bpb:{ema_bpb:.4f}")
+
     tag = format_tag(args.quant_bits, args.compressor)
     artifact_path = f"final_model.int{args.quant_bits}.ptz"
     if master:
@@ -894,7 +1079,9 @@ def main() -> None:
         log0(f"Serialized model: {raw_bytes} bytes")
         log0(f"Code size: {len(code)} bytes")
         log0(f"Total submission size: {raw_bytes + len(code)} bytes")
-        model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel)
+        model_bytes = save_artifact(base_model.state_dict(), artifact_path, args.quant_bits, args.compressor, args.quant_min_numel,
+                                    args.quant_min_clip, ("wte.weight",) if args.quant_fp16_embed else (),
+                                    bool(args.quant_int6_pack))
         total = model_bytes + len(code)
         log0(f"Serialized model {tag}: {model_bytes} bytes")
         log0(f"Total submission size {tag}: {total} bytes")
@@ -915,12 +1102,16 @@ def main() -> None:
         base_model.eval()
         t_eval = time.perf_counter()
         s_loss, s_bpb = eval_sliding(logits_fn, val_tokens, tables, args.train_seq_len, args.eval_stride,
-                                     max(1, args.val_batch_size // (world * args.train_seq_len)), device, rank, world)
+                                     max(1, args.val_batch_size // (world * grad_accum * args.train_seq_len)), device, rank, world)
         eval_ms = 1000.0 * (time.perf_counter() - t_eval)
         label = f"final_int{args.quant_bits}_sliding_window"
         log0(f"{label} val_loss:{s_loss:.4f} val_bpb:{s_bpb:.4f} stride:{args.eval_stride} eval_time:{eval_ms:.0f}ms")
         log0(f"{label}_exact val_loss:{s_loss:.8f} val_bpb:{s_bpb:.8f}")
     if distributed:
+        # Every rank reaches the same point before the group goes away: a rank that tears down
+        # while its peer still holds a gloo connection can abort at exit ("terminate called
+        # without an active exception"), and torchrun then fails the whole run.
+        dist.barrier()
         dist.destroy_process_group()
 
 
