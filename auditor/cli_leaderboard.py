@@ -144,13 +144,20 @@ def leaderboard_command(*, source: str, refs: list[str], base: str | None, readm
         _say(str(exc))
         return 2
     lb = lbm.build(records, source=" ".join([source, *refs]))
-    lb.problems = problems[:50] + ([f"{len(problems) - 50} more problems not shown"] if len(problems) > 50 else [])
     if text is not None:
         known = None
         if gitdir:
             got, _ = gitsource.resolve_refs(gitdir, ["refs/pull/*/head"])
             known = {int(n.split("/")[2]) for n, _ in got}
         lbm.crosscheck(lb, text, known)
+        # PRs were read only for the rows that link them: keep the folders a row stands for
+        asked = set(refs)
+        matched = {(c.ref, c.folder) for c in lb.readme or []}
+        kept = [(r, o) for r, o in records if o.ref not in extra or o.ref in asked or (o.ref, o.path) in matched]
+        if len(kept) != len(records):
+            lb = lbm.build(kept, source=lb.source)
+            lbm.crosscheck(lb, text, known)
+    lb.problems = problems[:50] + ([f"{len(problems) - 50} more problems not shown"] if len(problems) > 50 else [])
     rendered = lbm.RENDERERS[fmt](lb)
     if output:
         try:

@@ -627,8 +627,17 @@ def cache_dir(given: str | Path | None = None) -> Path:
 _FINGERPRINT: str | None = None
 
 
+# Sources that never change a folder's RecordResult (commands, renderers, the re-run harness, the
+# leaderboard built from results): editing them keeps the cache.
+_OUTSIDE_AUDIT = ("cli", "report/", "reproduce/", "leaderboard.py", "plot.py", "ruledocs.py", "ci_action.py", "precommit.py")
+
+
+def _not_in_audit(rel: str) -> bool:
+    return rel.startswith(_OUTSIDE_AUDIT)
+
+
 def code_fingerprint() -> str:
-    """A hash of pgolf's own auditor/ and rules/ sources: a changed rule invalidates the cache."""
+    """A hash of the sources an audit runs (auditor/, rules/): a changed rule invalidates the cache."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
         import auditor
@@ -637,6 +646,8 @@ def code_fingerprint() -> str:
         h = hashlib.sha256(auditor.__version__.encode())
         for pkg in (Path(auditor.__file__).parent, rules_dir()):
             for p in sorted(pkg.rglob("*.py")):
+                if _not_in_audit(p.relative_to(pkg).as_posix()):
+                    continue
                 try:
                     h.update(p.relative_to(pkg.parent).as_posix().encode() + b"\0" + p.read_bytes())
                 except OSError:

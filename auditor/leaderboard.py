@@ -349,6 +349,12 @@ def check_row(row: ReadmeRow, entries: list[Entry], pr_refs_known: set[int] | No
 
 def crosscheck(lb: Leaderboard, readme_text: str, pr_refs_known: set[int] | None = None) -> list[RowCheck]:
     lb.readme = [check_row(r, lb.entries, pr_refs_known) for r in readme_rows(readme_text)]
+    for c in lb.readme:  # a merged folder learns its PR from the row that names it ("On PR #1493")
+        if c.row.pr is None or c.folder is None:
+            continue
+        for e in lb.entries:
+            if e.folder == c.folder and e.pr is None and (e.ref is None or pr_of_ref(e.ref) is None):
+                e.pr = c.row.pr
     return lb.readme
 
 
