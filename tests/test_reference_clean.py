@@ -22,17 +22,52 @@ def _pgolf(args, cwd, timeout=600):
     return subprocess.run(PGOLF + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**env, "NO_COLOR": "1"})
 
 
+def _on_a_terminal(args, cwd, cols=120) -> tuple[int, str]:
+    """Run pgolf with stdout and stderr on a pseudo-terminal; the transcript without colour codes."""
+    import fcntl
+    import pty
+    import re
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    proc = subprocess.Popen(PGOLF + args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env={**env, "TERM": "xterm"})
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + 900
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.5)
+        if master in r:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return proc.wait(), re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
 @pytest.fixture(scope="module")
 def record(tmp_path_factory):
     root = tmp_path_factory.mktemp("clean")
     # As the issue runs it: any folder D. (Under records/track_10min_16mb/ a one-seed run would rightly
     # need three seeds: STATS-SEEDS; the ci preset trains one.)
     out = root / "D"
-    proc = _pgolf(["train", "--preset", "ci", "--out", str(out), "--data", str(root / "data"), "--timeout", "300"], root)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    code, text = _on_a_terminal(["train", "--preset", "ci", "--out", str(out), "--data", str(root / "data"), "--timeout", "300"], root)
+    assert code == 0, text[-3000:]
+    # live progress while the seed trains: step, loss, tokens/s, time against the cap
+    assert "seed 1/1 (1337)" in text and "step 6/6" in text and "tokens/s" in text and "/600 s cap" in text, text[-2000:]
     # what the run wrote outside --out is named (the data under --data)
-    assert f"{root / 'data'}" in proc.stdout and "outside --out" in proc.stdout
-    assert "(mean of 1 seed)" in proc.stdout
+    assert f"{root / 'data'}" in text and "outside --out" in text
+    assert "(mean of 1 seed)" in text
     return out
 
 

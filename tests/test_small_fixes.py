@@ -78,3 +78,20 @@ def test_a_reproduce_mismatch_names_a_different_process_count():
     note = _process_count_note(plan, 1)
     assert "the record's logs show 8 processes (world_size:8) and this run used 2" in note and "--nproc 8" in note
     assert _process_count_note(SimpleNamespace(evidence=SimpleNamespace(logs=logs), nproc=8), 1) == ""
+
+
+def test_train_progress_reads_the_log_tokens_per_second_and_eta_against_the_cap(tmp_path):
+    from auditor.reproduce.progress import TrainProgress
+
+    log = tmp_path / "train_seed7.log"
+    log.write_text("step:100/10000 train_loss:4.2500 train_time:50000ms step_avg:500.00ms\n")
+    p = TrainProgress(3, 524288, 600.0)  # not a terminal: no live line, the status is still computed
+    p.start_seed(2, 7, log)
+    status = p.status()
+    # 100 steps × 524,288 tokens in 50 s; 9,900 steps left at 0.5 s would be 4,950 s, but the cap leaves 550 s
+    assert status == "seed 2/3 (7)  step 100/10000  train loss 4.2500  1,048,576 tokens/s  train 50.0/600 s cap  ETA 9.2 min"
+    with log.open("a") as fh:
+        fh.write("step:200/10000 val_loss:4.1000 val_bpb:2.4000 train_time:100000ms step_avg:500.00ms\n")
+    assert "step 200/10000  val loss 4.1000  1,048,576 tokens/s  train 100.0/600 s cap  ETA 8.3 min" in p.status()
+    p.end_seed()
+    assert p.status() == ""

@@ -139,6 +139,7 @@ class TrainProgress:
         self.n, self.batch_tokens, self.cap_s = n_seeds, batch_tokens, cap_s
         self.k, self.seed, self.log = 0, None, None
         self.last: StepInfo | None = None
+        self.last_train: StepInfo | None = None
         self.t0 = time.monotonic()
         self._pos = 0
         self._buf = ""
@@ -165,10 +166,13 @@ class TrainProgress:
             print(line, flush=True)
 
     def start_seed(self, k: int, seed: int, log) -> None:
-        self.k, self.seed, self.log, self.last, self._pos, self._buf = k, seed, log, None, 0, ""
+        self.k, self.seed, self.log, self.last, self.last_train, self._pos, self._buf = k, seed, log, None, None, 0, ""
         self.t0 = time.monotonic()
 
     def end_seed(self) -> None:
+        """The seed's last status stays on screen as a line; the live line goes idle."""
+        if self._live and self.seed is not None:
+            self.console.print(self.status(), markup=False, highlight=False, soft_wrap=True)
         self.log, self.seed = None, None
 
     def poll(self) -> None:
@@ -188,10 +192,12 @@ class TrainProgress:
             info = parse_step(line)
             if info:
                 self.last = info
+                if info.kind == "train_loss":
+                    self.last_train = info
 
     def tokens_per_s(self) -> float | None:
-        s = self.last
-        if s and s.kind == "train_loss" and s.train_time_s and s.step > 0 and self.batch_tokens:
+        s = self.last_train  # a val line has no throughput of its own: the last train line's stays
+        if s and s.train_time_s and s.step > 0 and self.batch_tokens:
             return s.step * self.batch_tokens / s.train_time_s
         return None
 
