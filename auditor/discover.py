@@ -54,6 +54,13 @@ def looks_like_log(path: Path) -> bool:
     low = path.name.lower()
     if not low.endswith(".txt") or low == "requirements.txt":
         return False
+    from auditor import fs
+
+    if fs.mounted(path) is not None:  # a folder read from git objects (auditor.gitsource)
+        try:
+            return bool(_LOG_CONTENT.search(fs.read_bytes(path, path.parent)[:_SNIFF_BYTES]))
+        except fs.UnreadableFile:
+            return False
     try:
         if path.is_symlink() or not path.is_file():
             return False

@@ -263,3 +263,22 @@ def test_pr864_from_its_ref(monkeypatch):
     assert adm.status == "derived" and round(adm.val_bpb, 4) == 1.1278
     assert adm.evidence[0] == "train_seed1337.log:79: final_int6_zstd_roundtrip_exact val_loss:1.90443578 val_bpb:1.12791767"
     assert len(adm.evidence) == 3 and "n-gram cache" in adm.excludes
+
+
+def test_txt_log_named_like_nothing_is_read_as_a_log(tmp_path, monkeypatch):
+    """discovery sniffs a .txt file's content (byte_jepa_896d14l_2000.txt); so does a folder from git."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    files = record_files(name="Odd")
+    files["byte_jepa_896d14l_2000.txt"] = files.pop("train_seed42.log")
+    _write(repo, "records/track_10min_16mb/2026-01-01_Odd", files)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "odd")
+    gitdir = gitsource.find_gitdir(repo)
+    _, per = gitsource.discover_refs(gitdir, ["main"])
+    folder = gitsource.build_folders(gitdir, per[0])[0][0]
+    from auditor.evidence import read_evidence
+
+    ev = read_evidence(folder)
+    assert sorted(lf.path for lf in ev.logs) == ["byte_jepa_896d14l_2000.txt", "train_seed1337.log", "train_seed2024.log"]
