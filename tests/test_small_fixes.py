@@ -95,3 +95,18 @@ def test_train_progress_reads_the_log_tokens_per_second_and_eta_against_the_cap(
     assert "step 200/10000  val loss 4.1000  1,048,576 tokens/s  train 100.0/600 s cap  ETA 8.3 min" in p.status()
     p.end_seed()
     assert p.status() == ""
+
+
+def test_reproduce_progress_clock_moves_between_log_lines(monkeypatch):
+    from auditor.reproduce import progress as P
+
+    now = [1000.0]
+    monkeypatch.setattr(P.time, "monotonic", lambda: now[0])
+    p = P.Progress(2, quiet=True)
+    p.start_seed(1, 1337)
+    assert p.status() == "seed 1/2 (1337)  starting (0 s)"
+    now[0] += 42
+    assert p.status() == "seed 1/2 (1337)  starting (42 s)"  # re-computed at each refresh, not frozen at the start
+    p.line("step:10/100 train_loss:5.0000 train_time:20000ms step_avg:2000.00ms")
+    assert "step 10/100  train_time 20.0/600 s  train_loss 5.0000" in p.status()
+    assert P._Status(p.status).__rich__().plain == p.status()

@@ -203,6 +203,23 @@ def counts_width(report: Report) -> int:
     return max([len("e/w/i")] + [len("{error}/{warning}/{info}".format(**C.counts(r))) for r in report.records])
 
 
+def _wrap_name(name: str, width: int) -> str:
+    """Break a long folder name after "_" or "-" so each line fits (rich would break mid-word);
+    a piece longer than the column is left for rich to fold."""
+    if len(name) <= width:
+        return name
+    import re
+
+    lines, cur = [], ""
+    for piece in re.findall(r"[^_\-]*[_\-]|[^_\-]+$", name):
+        if cur and len(cur) + len(piece) > width:
+            lines.append(cur)
+            cur = ""
+        cur += piece
+    lines.append(cur)
+    return "\n".join(lines)
+
+
 def _summary_layout(report: Report, width: int) -> dict[str, Any]:
     """Which columns fit at this width. The folder name and the top finding's rule id are never cut:
     the name wraps, the rule id keeps its width; numbers go first, then the separate counts."""
@@ -248,7 +265,7 @@ def _batch_summary(console: Console, report: Report) -> None:
     t.add_column("top finding", no_wrap=True, width=lay["top_w"])
     for rec in C.records_by_verdict(report):
         c = C.counts(rec)
-        cells: list[Any] = [_short_badge(rec.verdict), Text(_track(rec), style="dim"), Text(_folder_name(rec))]
+        cells: list[Any] = [_short_badge(rec.verdict), Text(_track(rec), style="dim"), Text(_wrap_name(_folder_name(rec), lay["folder_w"]))]
         if lay["counts"] == "separate":
             cells += [str(c["error"] or ""), str(c["warning"] or ""), str(c["info"] or "")]
         else:
