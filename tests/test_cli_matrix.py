@@ -1,0 +1,114 @@
+"""The CLI matrix: every documented option of the user-facing commands is exercised by some test,
+and the options no other test reaches are exercised here with an observable effect."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from auditor import __version__
+from auditor.cli import app
+from tests.helpers import write_folder
+from tests.report_cases import write_tree
+
+TESTS = Path(__file__).parent
+COVERED = ("audit", "reproduce", "probe", "train", "plot", "rule", "rules", "leaderboard", "config")
+ENV = {"PGOLF_IN_PROCESS": "1", "NO_COLOR": "1", "COLUMNS": "120"}
+
+
+def _options() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+
+    def walk(cmd, prefix):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in sorted(subs.items()):
+                walk(sub, prefix + [name])
+            return
+        out[" ".join(prefix)] = [o for p in cmd.params if getattr(p, "param_type_name", "") == "option"
+                                 for o in p.opts if o.startswith("--")]
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+def test_every_documented_option_is_exercised_by_a_test():
+    corpus = "\n".join(p.read_text(encoding="utf-8") for p in TESTS.glob("test_*.py") if p.name != Path(__file__).name)
+    corpus += "\n" + Path(__file__).read_text(encoding="utf-8").split("# -- exercised here --", 1)[1]
+    missing = [f"{cmd} {opt}" for cmd, opts in _options().items() if cmd.split()[0] in COVERED
+               for opt in opts if not re.search(rf"[\"']{re.escape(opt)}(=|[\"'])", corpus)]
+    assert not missing, f"options no test exercises: {missing}"
+
+
+# -- exercised here --
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args), env=ENV)
+
+
+def test_version_prints_the_package_version():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"pgolf {__version__}"
+
+
+def test_version_through_the_installed_entry_point():
+    r = subprocess.run([sys.executable, "-P", "-m", "auditor", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == f"pgolf {__version__}"
+
+
+@pytest.fixture()
+def tree(tmp_path, monkeypatch):
+    folders = write_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return {k: str(v.relative_to(tmp_path)) for k, v in folders.items()}
+
+
+def test_fail_on_info_fails_on_an_info_finding(tree):
+    r_json = run("audit", "-q", tree["pass"], "--format", "json", "--fail-on", "info")
+    doc = json.loads(r_json.stdout)
+    infos = [f for rec in doc["records"] for f in rec["findings"] if f["severity"] == "info" and not f.get("waived")]
+    assert r_json.exit_code == (1 if infos else 0)
+    assert infos, "the clean folder still carries an info (no --against): --fail-on info must fail it"
+
+
+def test_extend_select_adds_to_the_selection(tree):
+    base = json.loads(run("audit", "-q", "records", "--format", "json", "--select", "SUBMISSION-FILES", "--fail-on", "never").stdout)
+    more = json.loads(run("audit", "-q", "records", "--format", "json", "--select", "SUBMISSION-FILES",
+                          "--extend-select", "STATS-SIGNIFICANCE", "--fail-on", "never").stdout)
+    rules_base = {f["rule"] for r in base["records"] for f in r["findings"]}
+    rules_more = {f["rule"] for r in more["records"] for f in r["findings"]}
+    assert rules_base == {"SUBMISSION-FILES"}
+    assert rules_more == {"SUBMISSION-FILES", "STATS-SIGNIFICANCE"}
+
+
+def test_config_file_sets_the_fail_on_level(tree, tmp_path):
+    cfg = tmp_path / "strict.toml"
+    cfg.write_text('fail-on = "warning"\n', encoding="utf-8")
+    plain = run("audit", "-q", tree["needs-review"], "--select", "SUBMISSION-FILES")
+    strict = run("audit", "-q", tree["needs-review"], "--select", "SUBMISSION-FILES", "--config", str(cfg))
+    assert plain.exit_code == 0
+    assert strict.exit_code == 1, strict.output
+    shown = run("config", "--config", str(cfg))
+    assert shown.exit_code == 0 and "warning" in shown.stdout and "strict.toml" in shown.stdout
+
+
+def test_rulebook_decides_which_test_counts(tmp_path):
+    from tests.test_stats import PR1493, PR1514
+    from rules.time_logs import baseline_log
+
+    prev = write_folder(tmp_path, {f"train_seed{s}.log": baseline_log(s, b, l) for s, (b, l) in PR1493.items()}, name="2026-04-01_Prev")
+    new = write_folder(tmp_path, {f"train_seed{s}.log": baseline_log(s, b, l) for s, (b, l) in PR1514.items()}, name="2026-04-02_New")
+    args = ["audit", "-q", str(new), "--select", "STATS-SIGNIFICANCE", "--against", str(prev), "--format", "json"]
+    practice = json.loads(run(*args).stdout)["records"][0]
+    readme = json.loads(run(*args, "--rulebook", "2026-03-18").stdout)["records"][0]
+    sev = lambda rec: [f["severity"] for f in rec["findings"] if f["rule"] == "STATS-SIGNIFICANCE"]  # noqa: E731
+    assert sev(practice) == ["info"]  # p_practice 0.0203 < 0.25
+    assert sev(readme) == ["error"]  # 0.003 nats: under the README's 0.005-nat margin
+    assert practice["stats"]["against"].endswith("2026-04-01_Prev")
