@@ -136,8 +136,8 @@ def _seed_value(lf: LogFile, seed: int | None, kinds: set[str], words: tuple[str
     start = _stage_start(run, kinds, words, end)
     if start is None:
         inside = any(ln <= end and ln >= run.first_line for k in kinds for ln, _ in run.markers.get(k, []))
-        out.reason = ("the illegal stage runs inside training" if inside and _progress_inside(run, kinds, end)
-                      else "the log shows no line of the flagged stage, so it cannot be located")
+        out.reason = ("the illegal stage runs inside training" if inside and _progress_inside(run, kinds, end) else
+                      "the log shows no line of the flagged stage (it may not have run), so no score can be tied to before it")
         return out
     out.stage_line, out.stage_text = start
     cands = [e for e in run.evals if e.after_stop and e.val_bpb is not None and e.line < start[0]
