@@ -119,61 +119,13 @@ def eval_val(model, val_tokens, vocab_size):
 
 # A hashed pair table read for a whole vocabulary row, the target's count divided by a separately
 # hashed context count (the #972 shape: with collisions the row does not sum to the context count).
-_HASHED_ROW = '''
 
-def eval_val_pairs(model, val_tokens, vocab_size, buckets=1 << 16):
-    ctx_tbl = torch.zeros(buckets)
-    pair_tbl = torch.zeros(buckets)
-    vocab = torch.arange(vocab_size)
-    loss_sum = 0.0
-    for s in range(0, len(val_tokens) - 257, 256):
-        x = val_tokens[s:s + 256]
-        y = val_tokens[s + 1:s + 257]
-        p_nn = torch.softmax(model(x), dim=-1)
-        p_y = p_nn.gather(1, y[:, None]).squeeze(1)
-        ctx_h = (x * 1000003) % buckets
-        ctx_n = ctx_tbl[ctx_h]
-        pair_h = (ctx_h[:, None] * 65599 + vocab[None, :]) % buckets
-        row = pair_tbl[pair_h].float()
-        {score}
-        loss_sum += -torch.log(p.clamp(min=1e-12)).sum()
-        ctx_tbl.index_add_(0, ctx_h, torch.ones(len(x)))
-        pair_tbl.index_add_(0, (ctx_h * 65599 + y) % buckets, torch.ones(len(x)))
-    print(f"final_ngram_exact val_loss:{{loss_sum:.4f}} val_bpb:{{loss_sum:.4f}}")
-    return loss_sum
-'''
-
-ILLEGAL_HASHED_ROW_RATIO = program(_HASHED_ROW.format(score="""hit = row.gather(1, y[:, None]).squeeze(1)
-        p = (hit + 2.0 * p_y) / (ctx_n + 2.0)"""), "eval_val_pairs(model, val_tokens, 1024)")
 
 # the same smoothing divided by the row's own sum: Σ_v (c_v + β p(v)) / (Σ_v c_v + β) = 1
-LEGAL_HASHED_ROW_OWN_SUM = program(_HASHED_ROW.format(score="""hit = row.gather(1, y[:, None]).squeeze(1)
-        p = (hit + 2.0 * p_y) / (row.sum(-1) + 2.0)"""), "eval_val_pairs(model, val_tokens, 1024)")
 
 # normalize the row first, then gather the target
-LEGAL_HASHED_ROW_NORMALIZED = program(_HASHED_ROW.format(score="""q = (row + 0.1) / (row + 0.1).sum(-1, keepdim=True)
-        p = 0.8 * p_y + 0.2 * q.gather(1, y[:, None]).squeeze(1)"""), "eval_val_pairs(model, val_tokens, 1024)")
 
 # exact bigram counts keyed by the full context (no hash step): the context total is the row sum
-LEGAL_EXACT_ROW_RATIO = program('''
-
-def eval_val_bigram(model, val_tokens, vocab_size):
-    pair_counts = torch.zeros(vocab_size, vocab_size)
-    ctx_counts = torch.zeros(vocab_size)
-    loss_sum = 0.0
-    for s in range(0, len(val_tokens) - 257, 256):
-        x = val_tokens[s:s + 256]
-        y = val_tokens[s + 1:s + 257]
-        p_y = torch.softmax(model(x), dim=-1).gather(1, y[:, None]).squeeze(1)
-        row = pair_counts[x]
-        hit = row.gather(1, y[:, None]).squeeze(1)
-        p = (hit + 2.0 * p_y) / (ctx_counts[x] + 2.0)
-        loss_sum += -torch.log(p).sum()
-        pair_counts.index_put_((x, y), torch.ones(len(x)), accumulate=True)
-        ctx_counts.index_add_(0, x, torch.ones(len(x)))
-    print(f"final_ngram_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-    return loss_sum
-''', "eval_val_bigram(model, val_tokens, 1024)")
 
 BIGRAM_INPUT_HASH = program('''
 
@@ -216,36 +168,6 @@ def eval_val(model, val_tokens):
 
 # --- two-pass rescoring --------------------------------------------------------------------
 
-ILLEGAL_TWO_PASS = program(_ILLEGAL_CACHE.replace("    print(f\"final_ngram_exact", "    _ = 0\n    print(f\"pass1") + '''
-
-def eval_two_pass(model, val_tokens, rescore_chunks):
-    cache = NgramCache(1 << 16)
-    chunk_losses = []
-    p1_loss = 0.0
-    for s in range(1, len(val_tokens) - 256, 256):
-        pos = np.arange(s, s + 256)
-        x = val_tokens[pos - 1]
-        y = val_tokens[pos]
-        nll = F.cross_entropy(model(x), y, reduction="none")
-        p1_loss += float(nll.sum())
-        chunk_losses.append(float(nll.sum()))
-        cache.update(val_tokens, pos, y)
-    if args_two_pass():
-        p2_loss = 0.0
-        for ci in range(rescore_chunks):
-            pos = np.arange(1 + ci * 256, 1 + ci * 256 + 256)
-            x = val_tokens[pos - 1]
-            y = val_tokens[pos]
-            p2_loss += float(F.cross_entropy(model(x), y, reduction="sum"))
-        total_loss = p1_loss - sum(chunk_losses[:rescore_chunks]) + p2_loss
-    else:
-        total_loss = p1_loss
-    print(f"final_ngram_exact val_loss:{total_loss:.4f} val_bpb:{total_loss:.4f}")
-
-
-def args_two_pass():
-    return bool(int(os.environ.get("NGRAM_TWO_PASS", "1")))
-''', "eval_two_pass(model, val_tokens, 50)")
 
 SLIDING_WINDOW = program('''
 
@@ -311,40 +233,6 @@ def eval_val_phased(args, model, phases):
     print(f"quantized_ttt_phased val_loss:{total_loss:.4f} val_bpb:{total_loss:.4f}")
 ''', "eval_val_phased(args, model, [[(val_tokens[:-1], val_tokens[1:])]])")
 
-ILLEGAL_TTT_UPDATE_FIRST = program('''
-
-def eval_val_ttt(args, model, val_tokens, chunk=32768):
-    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
-    loss_sum = 0.0
-    for ci in range((len(val_tokens) - 1) // chunk):
-        x = val_tokens[ci * chunk:(ci + 1) * chunk]
-        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        with torch.no_grad():
-            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
-    print(f"legal_ttt_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-''', "eval_val_ttt(args, model, val_tokens)")
-
-ILLEGAL_MULTI_EPOCH = program('''
-
-def eval_val_ttt(args, model, val_tokens, chunk=32768):
-    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
-    loss_sum = 0.0
-    n_chunks = (len(val_tokens) - 1) // chunk
-    for epoch in range(args.ttt_epochs):
-        for ci in range(n_chunks):
-            x = val_tokens[ci * chunk:(ci + 1) * chunk]
-            y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
-            if epoch == args.ttt_epochs - 1:
-                with torch.no_grad():
-                    loss_sum += F.cross_entropy(model(x), y, reduction="sum")
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-    print(f"legal_ttt_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-''', "eval_val_ttt(args, model, val_tokens)")
 
 _SCORE = '''
 
@@ -358,22 +246,6 @@ def eval_val(model, val_tokens, seq_len=1024):
     return loss_sum
 '''
 
-ILLEGAL_PREQUANT = program(_SCORE + '''
-
-def ttt_adapt(model, val_tokens, epochs, seq_len=1024):
-    """Fine-tune on the validation tokens before quantization."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    for ep in range(epochs):
-        for s in range(0, len(val_tokens) - seq_len - 1, seq_len):
-            x = val_tokens[s:s + seq_len]
-            y = val_tokens[s + 1:s + seq_len + 1]
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-''', '''ttt_adapt(model, val_tokens, args.ttt_epochs)
-    torch.save(model.state_dict(), "final_model.pt")
-    val_loss = eval_val(model, val_tokens)
-    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
 
 LEGAL_WARMUP_TRAIN = program(_SCORE + '''
 
@@ -431,35 +303,6 @@ def eval_val(model, val_tokens, is_word_start, hint_p):
 
 LEGAL_PREFIX_GATE = ILLEGAL_TARGET_GATE.replace("g = is_word_start[y].float()", "g = is_word_start[x].float()")
 
-ILLEGAL_MIN_NLL = program('''
-
-def eval_val(model, cache_nll, val_tokens):
-    loss_sum = 0.0
-    for s in range(0, len(val_tokens) - 257, 256):
-        x = val_tokens[s:s + 256]
-        y = val_tokens[s + 1:s + 257]
-        nll_model = F.cross_entropy(model(x), y, reduction="none")
-        nll_cache = cache_nll(x, y)
-        loss_sum += torch.minimum(nll_model, nll_cache).sum()
-    print(f"final_mix_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-''', "eval_val(model, lambda a, b: a.float(), val_tokens)")
-
-ILLEGAL_SAFETY_GATE = program('''
-
-def eval_val(model, cache_nll, val_tokens):
-    loss_sum = 0.0
-    for s in range(0, len(val_tokens) - 257, 256):
-        x = val_tokens[s:s + 256]
-        y = val_tokens[s + 1:s + 257]
-        scored_nll = F.cross_entropy(model(x), y, reduction="none")
-        for t in range(256):
-            new_nll = cache_nll(x[:t + 1], y[t])
-            old_nll = scored_nll[t].item()
-            if new_nll < old_nll:
-                scored_nll[t] = new_nll
-        loss_sum += scored_nll.sum()
-    print(f"final_gate_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-''', "eval_val(model, lambda a, b: 0.0, val_tokens)")
 
 ORACLE_EMA_SWA = program(_SCORE, '''ema_bpb = eval_val(model, val_tokens)
     swa_bpb = eval_val(model, val_tokens)
@@ -468,21 +311,6 @@ ORACLE_EMA_SWA = program(_SCORE, '''ema_bpb = eval_val(model, val_tokens)
     print(f"final_int8_zlib_roundtrip_exact val_loss:{ema_bpb:.4f} val_bpb:{ema_bpb:.4f}")''')
 
 # --- byte spread / PPM ---------------------------------------------------------------------
-
-ILLEGAL_BYTE_SPREAD = program('''
-
-def eval_val_bytes(model, val_tokens, token_bytes, ppm):
-    loss_sum = 0.0
-    for s in range(0, len(val_tokens) - 257, 256):
-        x = val_tokens[s:s + 256]
-        y = val_tokens[s + 1:s + 257]
-        p_tok = torch.softmax(model(x), -1).gather(-1, y[:, None]).squeeze(-1)
-        n = token_bytes[y]
-        p_byte = p_tok ** (1.0 / n)
-        p_mix = 0.7 * p_byte + 0.3 * ppm.byte_prob(y)
-        loss_sum += -(n * torch.log(p_mix)).sum()
-    print(f"[ppm_mix] final val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
-''', "eval_val_bytes(model, val_tokens, torch.ones(1024), None)")
 
 
 def wrapped(source: str | dict) -> dict:
@@ -497,41 +325,6 @@ def wrapped(source: str | dict) -> dict:
 UNDECODABLE_WRAPPER = 'import lzma, base64\nblob = open("blob.bin", "rb").read()\nexec(lzma.decompress(base64.b85decode(blob + b"' + "A" * 80 + '")))\n'
 
 
-RESCORE_AFTER_TTT = program(_SCORE + '''
-
-def eval_val_ttt(args, model, val_tokens, chunk=32768):
-    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
-    loss_sum = 0.0
-    for ci in range((len(val_tokens) - 1) // chunk):
-        x = val_tokens[ci * chunk:(ci + 1) * chunk]
-        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
-        with torch.no_grad():
-            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return loss_sum
-''', '''ttt_loss = eval_val_ttt(args, model, val_tokens)
-    print(f"legal_ttt val_loss:{ttt_loss:.4f} val_bpb:{ttt_loss:.4f}")
-    tcal_loss = eval_val(model, val_tokens)
-    print(f"final_ttt_exact val_loss:{tcal_loss:.4f} val_bpb:{tcal_loss:.4f}")''')
-
-PROBE_ON_VAL = program(_SCORE + '''
-
-def diagnostics(model, val_tokens, seq_len=1024):
-    with torch.no_grad():
-        h = model.hidden(val_tokens[:seq_len][None])
-    probe = torch.nn.Linear(h.shape[-1], 1024)
-    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
-    for _ in range(10):
-        loss = F.cross_entropy(probe(h[0]), val_tokens[1:seq_len + 1])
-        opt.zero_grad(); loss.backward(); opt.step()
-    return float(loss)
-''', '''diag = diagnostics(model, val_tokens)
-    val_loss = eval_val(model, val_tokens)
-    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
-
-
 WARMUP_ON_VAL_DISCARDED = program(_SCORE, '''for ctx_len in (256, 1024):
         lora = torch.nn.Linear(64, 64)
         wo = torch.optim.AdamW(lora.parameters(), lr=1e-4)
@@ -543,10 +336,3 @@ WARMUP_ON_VAL_DISCARDED = program(_SCORE, '''for ctx_len in (256, 1024):
     val_loss = eval_val(model, val_tokens)
     print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
 
-INLINE_ADAPT_ON_VAL = program(_SCORE, '''opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    for s in range(0, len(val_tokens) - 1025, 1024):
-        F.cross_entropy(model(val_tokens[s:s + 1024]), val_tokens[s + 1:s + 1025]).backward()
-        opt.step()
-        opt.zero_grad()
-    val_loss = eval_val(model, val_tokens)
-    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')

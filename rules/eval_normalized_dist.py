@@ -5,9 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import (ILLEGAL_BYTE_SPREAD, ILLEGAL_HASHED_ROW_RATIO, ILLEGAL_NGRAM, LEGAL_EXACT_ROW_RATIO,
-                               LEGAL_HASHED_ROW_NORMALIZED, LEGAL_HASHED_ROW_OWN_SUM, LEGAL_NGRAM, SLIDING_WINDOW,
-                               TILT_WITH_Z)
+from rules._eval_cases import ILLEGAL_NGRAM, LEGAL_NGRAM, SLIDING_WINDOW, TILT_WITH_Z, program
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import IN, clean
 from rules.analysis.hashed_rows import find_hashed_row_ratios
@@ -18,6 +16,76 @@ from rules.analysis.report import code_finding, log_finding, path_order, sink_or
 from rules.base import Invalid, Rule, Valid, register
 
 _PPM = re.compile(r"ppm", re.I)
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+_HASHED_ROW = '''
+
+def eval_val_pairs(model, val_tokens, vocab_size, buckets=1 << 16):
+    ctx_tbl = torch.zeros(buckets)
+    pair_tbl = torch.zeros(buckets)
+    vocab = torch.arange(vocab_size)
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        p_nn = torch.softmax(model(x), dim=-1)
+        p_y = p_nn.gather(1, y[:, None]).squeeze(1)
+        ctx_h = (x * 1000003) % buckets
+        ctx_n = ctx_tbl[ctx_h]
+        pair_h = (ctx_h[:, None] * 65599 + vocab[None, :]) % buckets
+        row = pair_tbl[pair_h].float()
+        {score}
+        loss_sum += -torch.log(p.clamp(min=1e-12)).sum()
+        ctx_tbl.index_add_(0, ctx_h, torch.ones(len(x)))
+        pair_tbl.index_add_(0, (ctx_h * 65599 + y) % buckets, torch.ones(len(x)))
+    print(f"final_ngram_exact val_loss:{{loss_sum:.4f}} val_bpb:{{loss_sum:.4f}}")
+    return loss_sum
+'''
+
+ILLEGAL_HASHED_ROW_RATIO = program(_HASHED_ROW.format(score="""hit = row.gather(1, y[:, None]).squeeze(1)
+        p = (hit + 2.0 * p_y) / (ctx_n + 2.0)"""), "eval_val_pairs(model, val_tokens, 1024)")
+
+LEGAL_HASHED_ROW_OWN_SUM = program(_HASHED_ROW.format(score="""hit = row.gather(1, y[:, None]).squeeze(1)
+        p = (hit + 2.0 * p_y) / (row.sum(-1) + 2.0)"""), "eval_val_pairs(model, val_tokens, 1024)")
+
+LEGAL_HASHED_ROW_NORMALIZED = program(_HASHED_ROW.format(score="""q = (row + 0.1) / (row + 0.1).sum(-1, keepdim=True)
+        p = 0.8 * p_y + 0.2 * q.gather(1, y[:, None]).squeeze(1)"""), "eval_val_pairs(model, val_tokens, 1024)")
+
+LEGAL_EXACT_ROW_RATIO = program('''
+
+def eval_val_bigram(model, val_tokens, vocab_size):
+    pair_counts = torch.zeros(vocab_size, vocab_size)
+    ctx_counts = torch.zeros(vocab_size)
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        p_y = torch.softmax(model(x), dim=-1).gather(1, y[:, None]).squeeze(1)
+        row = pair_counts[x]
+        hit = row.gather(1, y[:, None]).squeeze(1)
+        p = (hit + 2.0 * p_y) / (ctx_counts[x] + 2.0)
+        loss_sum += -torch.log(p).sum()
+        pair_counts.index_put_((x, y), torch.ones(len(x)), accumulate=True)
+        ctx_counts.index_add_(0, x, torch.ones(len(x)))
+    print(f"final_ngram_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+    return loss_sum
+''', "eval_val_bigram(model, val_tokens, 1024)")
+
+ILLEGAL_BYTE_SPREAD = program('''
+
+def eval_val_bytes(model, val_tokens, token_bytes, ppm):
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        p_tok = torch.softmax(model(x), -1).gather(-1, y[:, None]).squeeze(-1)
+        n = token_bytes[y]
+        p_byte = p_tok ** (1.0 / n)
+        p_mix = 0.7 * p_byte + 0.3 * ppm.byte_prob(y)
+        loss_sum += -(n * torch.log(p_mix)).sum()
+    print(f"[ppm_mix] final val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val_bytes(model, val_tokens, torch.ones(1024), None)")
 
 
 @register

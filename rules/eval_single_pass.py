@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_TWO_PASS, RESCORE_AFTER_TTT, LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW
+from rules._eval_cases import LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW, _ILLEGAL_CACHE, _SCORE, program
 from rules.analysis import analyse
 from rules.analysis.facts import print_fragments as _print_fragments
 from rules.analysis.index import call_name
@@ -15,6 +15,58 @@ from rules.base import Invalid, Rule, Valid, register
 
 FLAG = re.compile(r"(two_?pass|rescore|re_score|pass_?2|second_pass|full_rescore|rescor)", re.I)
 PARTIAL = re.compile(r"(p1|pass1|pass_1|first|cold|rescore|chunk_loss|partial|old)", re.I)
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+ILLEGAL_TWO_PASS = program(_ILLEGAL_CACHE.replace("    print(f\"final_ngram_exact", "    _ = 0\n    print(f\"pass1") + '''
+
+def eval_two_pass(model, val_tokens, rescore_chunks):
+    cache = NgramCache(1 << 16)
+    chunk_losses = []
+    p1_loss = 0.0
+    for s in range(1, len(val_tokens) - 256, 256):
+        pos = np.arange(s, s + 256)
+        x = val_tokens[pos - 1]
+        y = val_tokens[pos]
+        nll = F.cross_entropy(model(x), y, reduction="none")
+        p1_loss += float(nll.sum())
+        chunk_losses.append(float(nll.sum()))
+        cache.update(val_tokens, pos, y)
+    if args_two_pass():
+        p2_loss = 0.0
+        for ci in range(rescore_chunks):
+            pos = np.arange(1 + ci * 256, 1 + ci * 256 + 256)
+            x = val_tokens[pos - 1]
+            y = val_tokens[pos]
+            p2_loss += float(F.cross_entropy(model(x), y, reduction="sum"))
+        total_loss = p1_loss - sum(chunk_losses[:rescore_chunks]) + p2_loss
+    else:
+        total_loss = p1_loss
+    print(f"final_ngram_exact val_loss:{total_loss:.4f} val_bpb:{total_loss:.4f}")
+
+
+def args_two_pass():
+    return bool(int(os.environ.get("NGRAM_TWO_PASS", "1")))
+''', "eval_two_pass(model, val_tokens, 50)")
+
+RESCORE_AFTER_TTT = program(_SCORE + '''
+
+def eval_val_ttt(args, model, val_tokens, chunk=32768):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = 0.0
+    for ci in range((len(val_tokens) - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return loss_sum
+''', '''ttt_loss = eval_val_ttt(args, model, val_tokens)
+    print(f"legal_ttt val_loss:{ttt_loss:.4f} val_bpb:{ttt_loss:.4f}")
+    tcal_loss = eval_val(model, val_tokens)
+    print(f"final_ttt_exact val_loss:{tcal_loss:.4f} val_bpb:{tcal_loss:.4f}")''')
 
 
 @register

@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_MIN_NLL, ILLEGAL_SAFETY_GATE, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW
+from rules._eval_cases import LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW, program
 from rules._eval_common import val_score_names
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import has
@@ -16,6 +16,38 @@ from rules.base import Invalid, Rule, Valid, register
 
 LOSSY = re.compile(r"(nll|loss|bpb|bits|ce\b|xent)", re.I)
 VALSCORE = re.compile(r"(val_?bpb|val_?loss|bpb|_bpb|eval_loss)", re.I)
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+ILLEGAL_MIN_NLL = program('''
+
+def eval_val(model, cache_nll, val_tokens):
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        nll_model = F.cross_entropy(model(x), y, reduction="none")
+        nll_cache = cache_nll(x, y)
+        loss_sum += torch.minimum(nll_model, nll_cache).sum()
+    print(f"final_mix_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val(model, lambda a, b: a.float(), val_tokens)")
+
+ILLEGAL_SAFETY_GATE = program('''
+
+def eval_val(model, cache_nll, val_tokens):
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        scored_nll = F.cross_entropy(model(x), y, reduction="none")
+        for t in range(256):
+            new_nll = cache_nll(x[:t + 1], y[t])
+            old_nll = scored_nll[t].item()
+            if new_nll < old_nll:
+                scored_nll[t] = new_nll
+        loss_sum += scored_nll.sum()
+    print(f"final_gate_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val(model, lambda a, b: 0.0, val_tokens)")
 
 
 @register

@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_MULTI_EPOCH, LEGAL_TTT, PHASED_TTT
+from rules._eval_cases import LEGAL_TTT, PHASED_TTT, program
 from rules._eval_common import eval_functions
 from rules.analysis import analyse
 from rules.analysis.patterns import loops, summaries
@@ -13,6 +13,27 @@ from rules.analysis.report import code_finding
 from rules.base import Invalid, Rule, Valid, register
 
 EPOCH = re.compile(r"(epoch|\bep\b|n_ep|passes)", re.I)
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+ILLEGAL_MULTI_EPOCH = program('''
+
+def eval_val_ttt(args, model, val_tokens, chunk=32768):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = 0.0
+    n_chunks = (len(val_tokens) - 1) // chunk
+    for epoch in range(args.ttt_epochs):
+        for ci in range(n_chunks):
+            x = val_tokens[ci * chunk:(ci + 1) * chunk]
+            y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
+            if epoch == args.ttt_epochs - 1:
+                with torch.no_grad():
+                    loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    print(f"legal_ttt_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val_ttt(args, model, val_tokens)")
 
 
 @register

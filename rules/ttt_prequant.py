@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_PREQUANT, LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, PROBE_ON_VAL, WARMUP_ON_VAL_DISCARDED, INLINE_ADAPT_ON_VAL, wrapped
+from rules._eval_cases import LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, WARMUP_ON_VAL_DISCARDED, _SCORE, program, wrapped
 from rules._eval_common import exclusive, in_loop, missing_stages
 from rules.analysis import analyse
 from rules.analysis.index import call_name
@@ -16,6 +16,48 @@ from rules.base import Invalid, Rule, Valid, register
 _VAL_FILES = re.compile(r"^(val_files|val_pattern|val_path|val_shards?)$|fineweb_val", re.I)
 WARMUP = re.compile(r"(warmup|warm_up|compile|prime|jit)", re.I)
 TRAIN_DATA = re.compile(r"(train_loader|train_files|train_pattern|train_data|train_shard|TokenStream|DistributedTokenLoader|next_batch)")
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+ILLEGAL_PREQUANT = program(_SCORE + '''
+
+def ttt_adapt(model, val_tokens, epochs, seq_len=1024):
+    """Fine-tune on the validation tokens before quantization."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for ep in range(epochs):
+        for s in range(0, len(val_tokens) - seq_len - 1, seq_len):
+            x = val_tokens[s:s + seq_len]
+            y = val_tokens[s + 1:s + seq_len + 1]
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+''', '''ttt_adapt(model, val_tokens, args.ttt_epochs)
+    torch.save(model.state_dict(), "final_model.pt")
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
+
+PROBE_ON_VAL = program(_SCORE + '''
+
+def diagnostics(model, val_tokens, seq_len=1024):
+    with torch.no_grad():
+        h = model.hidden(val_tokens[:seq_len][None])
+    probe = torch.nn.Linear(h.shape[-1], 1024)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(10):
+        loss = F.cross_entropy(probe(h[0]), val_tokens[1:seq_len + 1])
+        opt.zero_grad(); loss.backward(); opt.step()
+    return float(loss)
+''', '''diag = diagnostics(model, val_tokens)
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
+
+INLINE_ADAPT_ON_VAL = program(_SCORE, '''opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for s in range(0, len(val_tokens) - 1025, 1024):
+        F.cross_entropy(model(val_tokens[s:s + 1024]), val_tokens[s + 1:s + 1025]).backward()
+        opt.step()
+        opt.zero_grad()
+    val_loss = eval_val(model, val_tokens)
+    print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
 
 
 @register

@@ -2,12 +2,30 @@
 from __future__ import annotations
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_TTT_UPDATE_FIRST, LEGAL_TTT, PHASED_TTT, wrapped
+from rules._eval_cases import LEGAL_TTT, PHASED_TTT, program, wrapped
 from rules._order import update_before_score
 from rules.analysis import analyse
 from rules._eval_common import missing_stages
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
+
+
+# This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
+ILLEGAL_TTT_UPDATE_FIRST = program('''
+
+def eval_val_ttt(args, model, val_tokens, chunk=32768):
+    opt = torch.optim.SGD(model.parameters(), lr=args.ttt_lr)
+    loss_sum = 0.0
+    for ci in range((len(val_tokens) - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1]
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x), y, reduction="sum")
+    print(f"legal_ttt_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
+''', "eval_val_ttt(args, model, val_tokens)")
 
 
 @register

@@ -20,15 +20,28 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 
 from rules.analysis.facts import CodeFacts
 from rules.analysis.index import FileFacts, FuncInfo, call_name
 
-Label = tuple  # (kind, path)
-T = ("T", ())
-S = ("S", ())
-V = ("V", ())  # the validation token stream (however it is named or loaded); V shifted by one is the target
-P = ("P", ())  # positions of targets (``arange(s + 1, e + 1)``); indexing the token stream with them gives targets
+class Taint(str, Enum):
+    """What a value carries (the first element of a label; the second is its helper path). Members are
+    named by their one-letter values so they compare and hash equal to those strings."""
+
+    T = "T"  # the realized target, or a property of it
+    H = "H"  # the target combined with something else (a target-keyed hash)
+    K = "K"  # a value read from a table at a target-keyed index
+    S = "S"  # a score of a normalized object at the target (legal; stops T)
+    V = "V"  # the validation token stream, however it is named or loaded
+    P = "P"  # positions of the next tokens
+
+
+Label = tuple  # (Taint, path)
+T = (Taint.T, ())
+S = (Taint.S, ())
+V = (Taint.V, ())  # the validation token stream (however it is named or loaded); V shifted by one is the target
+P = (Taint.P, ())  # positions of targets (``arange(s + 1, e + 1)``); indexing the token stream with them gives targets
 
 
 def _shift_minus_one(call: ast.Call) -> bool:
@@ -306,7 +319,7 @@ class _FnPass:
             hp = paths(hashed, "H")[0] if hashed else (self.site(node),)
             if id(node) not in self.tf.key_reads:
                 self.tf.key_reads[id(node)] = KeyRead(self.fn, self.ff, node, node.lineno, hp, bool(hashed))
-            return out | {("K", hp)}
+            return out | {(Taint.K, hp)}
         if raw_t and (PROB_NAME.search(tname or "") or has(base, "S")):
             return (out - {T}) | {S}
         # a property of the target (LUT value, byte count, boundary flag) or an element of it
@@ -321,12 +334,12 @@ class _FnPass:
             for side, other, other_node in (((a, b, node.right), (b, a, node.left)) if not (has(a, "H") or has(b, "H")) else ()):
                 if has(side, "T") and not has(other, "T") and not isinstance(other_node, ast.Constant) \
                         and not isinstance(node.op, ast.Sub):
-                    out = out | {("H", (self.site(node),))}
+                    out = out | {(Taint.H, (self.site(node),))}
                     break
                 if has(side, "T") and isinstance(node.op, (ast.BitXor, ast.Mult)) and isinstance(other_node, (ast.Constant, ast.Subscript, ast.Name)):
                     # y * PRIME / y ^ MASK: the target hashed with a constant
                     if not (isinstance(other_node, ast.Constant) and other_node.value in (1, 0, -1)):
-                        out = out | {("H", (self.site(node),))}
+                        out = out | {(Taint.H, (self.site(node),))}
                         break
             for side in (a, b):
                 if has(side, "H"):
@@ -399,7 +412,7 @@ class _FnPass:
             hp = hp[0] if hp else (self.site(node),)
             if id(node) not in self.tf.key_reads:
                 self.tf.key_reads[id(node)] = KeyRead(self.fn, self.ff, node, node.lineno, hp, bool(paths(args[0], "H")))
-            return recv | {("K", hp)}
+            return recv | {(Taint.K, hp)}
         targets = self.facts.resolve(short, node, self.fn) if short not in ("get", "items", "append", "to", "float") else []
         targets = [t for t in targets if t.qualname in self.tf.analysed]
         if targets:
