@@ -294,3 +294,24 @@ def test_no_rule_module_opens_a_file():
                 if any(x.startswith(("auditor.fs", "os.", "pathlib", "shutil", "glob", "io.")) or x in ("os", "io", "glob") for x in names):
                     bad.append(f"{where}: imports {', '.join(names)}")
     assert not bad, bad
+
+
+def test_every_rule_declares_the_sibling_ids_it_reports_under():
+    """A literal ``rule_id="X"`` / ``rule="X"`` in a rule module must be in its ``reports_under``, or
+    ``--rule X`` would not run the rule that files findings under X."""
+    import ast
+
+    from auditor.pipeline import load_rules
+
+    by_module: dict[str, set[str]] = {}
+    for rid, cls in load_rules().items():
+        by_module.setdefault(cls.__module__, set()).update({rid, *cls.reports_under})
+    missing = []
+    for mod, allowed in by_module.items():
+        path = REPO / (mod.replace(".", "/") + ".py")
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.keyword) and n.arg in ("rule", "rule_id") and isinstance(n.value, ast.Constant) \
+                    and isinstance(n.value.value, str) and n.value.value not in allowed:
+                missing.append(f"{mod}:{n.value.lineno}: {n.value.value}")
+    assert not missing, missing
+    assert any(cls.reports_under for cls in load_rules().values())
