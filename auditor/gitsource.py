@@ -771,6 +771,9 @@ class RefAudit:
     seconds: float = 0.0
 
 
+CHUNK = 128  # folders per worker-pool run between cache writes
+
+
 def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = None, jobs: int = 1,
                timeout_s: float | None = None, cache: str | Path | None = None, use_cache: bool = True,
                progress=None) -> RefAudit:
@@ -815,22 +818,28 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
                 slots.append(None)
     out = RefAudit(report=report, folders=list(descs), per_ref=per_ref)
     out.cached = sum(1 for s in slots if s is not None and not isinstance(s, (int, tuple)))
-    run = None
+    results: list = []
     if todo:
         runner.scrub_sys_path([])
         kw = {"timeout_s": timeout_s} if timeout_s is not None else {}
-        run = runner.audit_folders(Discovery(folders=todo), options, jobs=jobs, progress=progress, **kw)
-        out.failed = list(run.failed)
+        # in chunks, each cached as it ends: a long cold run that is stopped keeps what it did
+        for lo in range(0, len(todo), CHUNK):
+            part = todo[lo:lo + CHUNK]
+
+            def step(done: int, n: int, label: str, lo=lo) -> None:
+                if progress:
+                    progress(lo + done, len(todo), label)
+
+            run = runner.audit_folders(Discovery(folders=part), options, jobs=jobs, progress=step, **kw)
+            out.failed.extend(run.failed)
+            failed = set(run.failed)
+            for f, rec in zip(part, run.report.records):
+                if rc and rec.path == f.display and rec.path not in failed:
+                    rc.put(f.tree_oid, f.display, rec)
+            results.extend(run.report.records)
         out.audited = len(todo)
-        failed = set(run.failed)
-        by_display = {r.path: r for r in run.report.records}
-        for f in todo:
-            rec = by_display.get(f.display)
-            if rec is not None and rec.path not in failed and rc:
-                rc.put(f.tree_oid, f.display, rec)
     recs = []
     folders_out: list = []
-    results = run.report.records if run else []
     for desc, s in zip(descs, slots):
         if s is None:
             continue

@@ -175,6 +175,7 @@ def _snapshot(repo: Path) -> dict[str, float]:
 
 def test_cached_audit_of_refs(repo, tmp_path, monkeypatch):
     monkeypatch.setenv("PGOLF_IN_PROCESS", "1")
+    monkeypatch.setattr(gitsource, "CHUNK", 2)  # results are cached chunk by chunk, in order
     gitdir = gitsource.find_gitdir(repo)
     before = _snapshot(repo)
     opts = AuditOptions(only_rules=ONLY)
