@@ -105,7 +105,7 @@ def native(ctx: "AuditContext"):
 
 def _build_native(ctx):
     from rules.analysis.dataflow import TARGET_NAME, NOT_TARGET
-    from rules.analysis.native import NativeFacts, analyse_native
+    from rules.analysis.native_code import NativeFacts, analyse_native
 
     code = ctx.evidence.code
     sources = [(cf.path, cf.text, 1) for cf in code.files if cf.role == "native" and cf.text]

@@ -306,6 +306,8 @@ class _FnPass:
             out = (out - {V}) | {T}
         if P in idx and V in base:
             out = (out - {V}) | {T}
+        elif V in base and isinstance(node.slice, ast.Name) and node.slice.id in self.prev_idx:
+            out = (out - {V}) | {T}  # the stream at ``pos`` where the model reads it at ``pos - 1``: the next token
         idx = idx - {P}
         if not idx:
             return out
@@ -667,6 +669,10 @@ class _FnPass:
         """``mk = lambda c, t: …``, ``key_of = functools.partial(f, salt=x)``, ``run = helper``: calls
         through these names reach the lambda body or the function, with the bound arguments."""
         self.lambdas, self.aliases, self._synth = {}, {}, {}
+        # ``x = stream[pos - 1]`` in this function: ``stream[pos]`` is the token after the model's input
+        self.prev_idx = {n.slice.left.id for n in _walk_own_fn(self.fn.node)
+                         if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.BinOp) and isinstance(n.slice.op, ast.Sub)
+                         and isinstance(n.slice.left, ast.Name) and isinstance(n.slice.right, ast.Constant) and n.slice.right.value == 1}
         for n in _walk_own_fn(self.fn.node):
             if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
                 continue
