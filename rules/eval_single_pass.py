@@ -169,7 +169,8 @@ class EvalSinglePass(Rule):
                 if not inner:
                     continue
                 sc = next((x for l in inner for x in [s.stmt_does(l, "score", fn)] if x is not None), None)
-                up = next((x for kind in ("cache", "train") for x in [s.stmt_does(loop, kind, fn)] if x is not None), None)
+                # state a later pass reads: a cache/table update (training epochs over val are TTT-MULTI-EPOCH's)
+                up = s.stmt_does(loop, "cache", fn)
                 if sc is None or up is None:
                     continue
                 where = " (set by " + ", ".join(sorted(srcs & {"log", "readme"})) + ")" if srcs & {"log", "readme"} else ""
