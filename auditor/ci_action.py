@@ -173,7 +173,12 @@ def main(**runner_kw) -> int:
     out_dir: Path = inputs["out_dir"]
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"json": out_dir / "pgolf-report.json", "sarif": out_dir / "pgolf.sarif", "markdown": out_dir / "pgolf-report.md"}
-    rendered = {fmt: _render(report, fmt, problems) for fmt in ("json", "sarif", "markdown", "github")}
+    # annotations leave info findings out (CI noise: "no previous record given" on every folder) unless
+    # PGOLF_SHOW_INFO=1, as `pgolf audit -f github` does without --show-info; the step summary keeps them
+    from auditor.selectors import without_info
+
+    shown = report if os.environ.get("PGOLF_SHOW_INFO") == "1" else without_info(report)
+    rendered = {fmt: _render(shown if fmt == "github" else report, fmt, problems) for fmt in ("json", "sarif", "markdown", "github")}
     # the step summary takes up to 1 MiB, so it carries every finding; the PR comment is capped lower
     full_md = _render(report, "markdown", problems, max_chars=STEP_SUMMARY_LIMIT)
     for fmt in ("json", "sarif"):
