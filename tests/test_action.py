@@ -151,6 +151,8 @@ def test_action_end_to_end(gh_env, tmp_path):
     for m in notes:
         rel = m.group(2).split(",")[0][len("file="):]
         assert (t["repo"] / rel).exists(), rel
+    # info findings stay out of the annotations (only waived ones are notices); the summary keeps them
+    assert all("[waived]" in m.group(3) for m in notes if m.group(1) == "notice"), r.stdout
 
     # The step summary carries the verdict and every finding.
     summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8")
