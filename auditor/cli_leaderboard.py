@@ -149,14 +149,14 @@ def leaderboard_command(*, source: str, refs: list[str], base: str | None, readm
         if gitdir:
             got, _ = gitsource.resolve_refs(gitdir, ["refs/pull/*/head"])
             known = {int(n.split("/")[2]) for n, _ in got}
-        lbm.crosscheck(lb, text, known)
-        # PRs were read only for the rows that link them: keep the folders a row stands for
+        checks = [lbm.check_row(r, lb.entries, known) for r in lbm.readme_rows(text)]
+        # PRs were read only for the rows that link them: the table keeps the folders a row stands for
         asked = set(refs)
-        matched = {(c.ref, c.folder) for c in lb.readme or []}
+        matched = {(c.ref, c.folder) for c in checks}
         kept = [(r, o) for r, o in records if o.ref not in extra or o.ref in asked or (o.ref, o.path) in matched]
         if len(kept) != len(records):
             lb = lbm.build(kept, source=lb.source)
-            lbm.crosscheck(lb, text, known)
+        lbm.attach(lb, checks)
     lb.problems = problems[:50] + ([f"{len(problems) - 50} more problems not shown"] if len(problems) > 50 else [])
     rendered = lbm.RENDERERS[fmt](lb)
     if output:

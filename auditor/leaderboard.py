@@ -348,7 +348,12 @@ def check_row(row: ReadmeRow, entries: list[Entry], pr_refs_known: set[int] | No
 
 
 def crosscheck(lb: Leaderboard, readme_text: str, pr_refs_known: set[int] | None = None) -> list[RowCheck]:
-    lb.readme = [check_row(r, lb.entries, pr_refs_known) for r in readme_rows(readme_text)]
+    return attach(lb, [check_row(r, lb.entries, pr_refs_known) for r in readme_rows(readme_text)])
+
+
+def attach(lb: Leaderboard, checks: list[RowCheck]) -> list[RowCheck]:
+    """Give the board its README checks (made against the same or a larger set of records)."""
+    lb.readme = checks
     for c in lb.readme:  # a merged folder learns its PR from the row that names it ("On PR #1493")
         if c.row.pr is None or c.folder is None:
             continue

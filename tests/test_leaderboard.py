@@ -27,6 +27,7 @@ README = """# Challenge
 | Base | 1.2300 | c | wrong score | 2026-01-02 | [info](records/track_10min_16mb/2026-01-01_Base/README.md) |
 | Gone | 1.1000 | d | no folder | 2026-01-03 | [info](records/track_10min_16mb/2026-01-03_Gone/README.md) |
 | Unknown PR | 1.0000 | e | no ref | 2026-01-04 | [info](https://github.com/openai/parameter-golf/pull/77) |
+| Merged PR | 1.2195 | g | merged with a merge commit | 2026-01-15 | [info](https://github.com/openai/parameter-golf/pull/3) |
 
 #### Unlimited Compute Leaderboard & Non-record Submissions
 
@@ -94,7 +95,7 @@ def test_readme_rows_are_parsed_per_table():
     rows = lb.readme_rows(README)
     assert [(r.table, r.score, r.pr) for r in rows] == [("10min", "1.2145", 1), ("10min", "1.2195", None),
                                                         ("10min", "1.2300", None), ("10min", "1.1000", None),
-                                                        ("10min", "1.0000", 77), ("non_record", "1.1", None)]
+                                                        ("10min", "1.0000", 77), ("10min", "1.2195", 3), ("non_record", "1.1", None)]
     assert rows[1].link == "records/track_10min_16mb/2026-01-15_Merged/README.md" and rows[1].line == 8
 
 
@@ -148,6 +149,9 @@ def test_leaderboard_command_from_refs_with_readme_check(repo, tmp_path):
     assert rows["Gone"]["reasons"] == ["link: records/track_10min_16mb/2026-01-03_Gone is not a record folder of the audited tree"]
     assert rows["Unknown PR"]["reasons"] == ["link: PR #77 has no ref in the repository"]
     assert rows["Long"]["status"] == "unmatched"
+    # a PR merged with a merge commit: matched to its folder as it sits on main, which learns the PR number
+    assert (rows["Merged PR"]["status"], rows["Merged PR"]["ref"], rows["Merged PR"]["folder"]) == ("supported", "refs/heads/main", MERGED)
+    assert next(r for r in doc["records"] if r["folder"] == MERGED)["pr"] == 3
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -155,7 +159,7 @@ def test_every_format_renders(repo):
     board = _board()
     lb.crosscheck(board, README, pr_refs_known={1})
     text = lb.render_text(board)
-    assert "== track_10min_16mb (5 records) ==" in text and "README leaderboard: 6 rows" in text
+    assert "== track_10min_16mb (5 records) ==" in text and "README leaderboard: 7 rows" in text
     assert "2026-01-10  #5" in text
     md = lb.render_markdown(board)
     assert "| date | PR | folder |" in md and "### Frontier over time" in md
