@@ -199,6 +199,10 @@ def test_statistics_quiet_and_info_hidden_from_ci_output(tmp_path):
     shown = _run(["audit", str(EXAMPLES), "-f", "github", "--show-info"], tmp_path).stdout
     assert "::notice" not in github and "::notice" in shown
     assert github.count("::error") == shown.count("::error") and github.count("::warning") == shown.count("::warning")
+    clean = str(EXAMPLES / "track_10min_16mb" / "2026-11-01_ParserDemo_Clean")
+    md = _run(["audit", clean, "-f", "markdown"], tmp_path).stdout
+    md_info = _run(["audit", clean, "-f", "markdown", "--show-info"], tmp_path).stdout
+    assert "no previous record given" not in md and "no previous record given" in md_info
 
 
 def test_a_pyproject_without_the_table_is_not_a_configuration(tmp_path):

@@ -231,18 +231,22 @@ def _summary_layout(report: Report, width: int) -> dict[str, Any]:
     name_w = max([len(_folder_name(r)) for r in report.records] + [len("folder")])
     want_name = min(name_w, 40)  # below this a name wraps onto too many lines; then numbers give way
 
-    def fixed(numbers: int, counts: str) -> tuple[int, int]:
-        cols = [8, track_w, top_w] + ([7, 8] if numbers == 2 else [8] if numbers == 1 else [])
+    def fixed(numbers: int, counts: str, track: bool = True) -> tuple[int, int]:
+        cols = [8, top_w] + ([track_w] if track else []) + ([7, 8] if numbers == 2 else [8] if numbers == 1 else [])
         n = len(cols) + (3 if counts == "separate" else 1) + 1  # + the folder column
         return sum(cols) + counts_w[counts] + 3 * (n - 1), n  # a space each side of a column divider
 
+    track = True
     for numbers, counts in ((2, "separate"), (2, "combined"), (1, "combined"), (0, "combined")):
         used, _ = fixed(numbers, counts)
         if width - used >= want_name:
             break
     used, _ = fixed(numbers, counts)
+    if width - used < 16:  # a terminal under 80 columns: the track gives way before the folder name
+        track = False
+        used, _ = fixed(numbers, counts, track=False)
     return {"tops": tops, "numbers": numbers, "counts": counts, "folder_w": max(12, min(name_w, width - used)),
-            "track_w": track_w, "top_w": top_w}
+            "track_w": track_w, "top_w": top_w, "track": track}
 
 
 def _batch_summary(console: Console, report: Report) -> None:
@@ -250,7 +254,8 @@ def _batch_summary(console: Console, report: Report) -> None:
     t = Table(title="Summary (worst first)", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
               show_edge=False, header_style="bold")
     t.add_column("verdict", no_wrap=True, width=8)
-    t.add_column("track", no_wrap=True, width=lay["track_w"])
+    if lay["track"]:
+        t.add_column("track", no_wrap=True, width=lay["track_w"])
     t.add_column("folder", overflow="fold", width=lay["folder_w"])
     if lay["counts"] == "separate":
         t.add_column("err", justify="right", no_wrap=True, min_width=3)
@@ -265,7 +270,8 @@ def _batch_summary(console: Console, report: Report) -> None:
     t.add_column("top finding", no_wrap=True, width=lay["top_w"])
     for rec in C.records_by_verdict(report):
         c = C.counts(rec)
-        cells: list[Any] = [_short_badge(rec.verdict), Text(_track(rec), style="dim"), Text(_wrap_name(_folder_name(rec), lay["folder_w"]))]
+        cells: list[Any] = [_short_badge(rec.verdict)] + ([Text(_track(rec), style="dim")] if lay["track"] else []) \
+            + [Text(_wrap_name(_folder_name(rec), lay["folder_w"]))]
         if lay["counts"] == "separate":
             cells += [str(c["error"] or ""), str(c["warning"] or ""), str(c["info"] or "")]
         else:
