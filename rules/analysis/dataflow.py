@@ -84,6 +84,8 @@ VIEW_CALLS = {"to", "long", "int", "cuda", "cpu", "numpy", "contiguous", "clone"
               "tensor_split", "copy", "index_select", "take", "stack", "cat", "concatenate"}
 VAL_LOAD = re.compile(r"(load_?val\w*|val\w*_?load\w*|load_validation\w*|read_val\w*|get_val\w*tok\w*)", re.I)
 VAL_FILE = re.compile(r"(fineweb_val|val_files|val_pattern|val_path|_val_)", re.I)
+# a string naming validation data on disk: ``fineweb_val_*.bin``, ``val.pt``, ``data/val_tokens.npy``
+VAL_PATH = re.compile(r"fineweb_val|(^|[/_.-])val(idation)?([_.-][^/]*)?\.(bin|pt|pth|npy|npz|tokens)$|(^|[/_.-])val(idation)?[_.-][^/]*\*", re.I)
 VAL_ATTR = re.compile(r"^(val_?tok\w*|val_ids|val_stream|val_data|val_np|val_seq|val_arr\w*|val_buf\w*)$", re.I)
 IN = "@in:"  # marks a label that entered a function through an argument at this call site
 
@@ -122,6 +124,7 @@ class TaintFacts:
     conditions: dict[int, Sink] = field(default_factory=dict)  # T-labelled branch/gate/where conditions
     hashed_updates: dict[int, Sink] = field(default_factory=dict)  # table updates at target-keyed indices
     analysed: set[str] = field(default_factory=set)
+    val_paths: set[str] = field(default_factory=set)  # names/attributes bound to a validation data path (any file, any level)
 
     def labels_of(self, fn: str, name: str) -> frozenset:
         return self.env.get(fn, {}).get(name, frozenset())
@@ -386,11 +389,14 @@ class _FnPass:
             return frozenset({T})  # the stream read at the next positions
         if short == "roll" and V in everything and _shift_minus_one(node):
             return (everything - {V}) | {T}  # np.roll(tokens, -1): the next token at every position
-        if VAL_LOAD.search(short) or any(isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_FILE.search(a.value)
-                                         for a in ast.walk(node)) or any(isinstance(a, ast.Attribute) and VAL_FILE.search(a.attr)
-                                                                         for a in node.args):
+        loads_val = VAL_LOAD.search(short) or any(isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_PATH.search(a.value)
+                                         for a in ast.walk(node)) or any(
+                isinstance(a, (ast.Attribute, ast.Name)) and (VAL_FILE.search(a.attr if isinstance(a, ast.Attribute) else a.id)
+                                                              or (a.attr if isinstance(a, ast.Attribute) else a.id) in self.tf.val_paths)
+                for x in node.args for a in ast.walk(x))
+        if loads_val:
             everything = everything | {V}
-        if V in everything and short not in VIEW_CALLS and not VAL_LOAD.search(short):
+        elif V in everything and short not in VIEW_CALLS:
             everything = everything - {V}  # a model call on the stream is not the stream
         if short in NO_TAINT_CALLS:
             return frozenset()
@@ -700,6 +706,17 @@ class _FnPass:
 
 def build_taint(facts: CodeFacts) -> TaintFacts:
     tf = TaintFacts()
+    for ff in facts.files:  # ``val_files = os.path.join(data_path, "fineweb_val_*.bin")``: whatever it is renamed to
+        if ff.tree is None:
+            continue
+        for n in ast.walk(ff.tree):
+            if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and any(
+                    isinstance(c, ast.Constant) and isinstance(c.value, str) and VAL_PATH.search(c.value) for c in ast.walk(n.value)):
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                    if isinstance(t, ast.Name):
+                        tf.val_paths.add(t.id)
+                    elif isinstance(t, ast.Attribute):
+                        tf.val_paths.add(t.attr)
     work: list[tuple[FuncInfo, FileFacts]] = []
     for ff in facts.files:
         if ff.tree is None:
