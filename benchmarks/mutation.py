@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS: dict[str, tuple[str, list[str]]] = {
     "stats": ("auditor/stats.py", ["tests/test_stats.py", "tests/test_stats_exact.py", "tests/test_boundaries.py"]),
     "policy": ("auditor/policy.py", ["tests/test_verdict_policy.py"]),
-    "measure": ("auditor/measure.py", ["tests/test_measure.py", "tests/test_boundaries.py", "tests/test_artifact.py", "tests/test_log_parser.py"]),
+    "measure": ("auditor/measure.py", ["tests/test_final_score_selection.py", "tests/test_artifact_bytes_measured.py"]),
     "artifact": ("rules/artifact_16mb.py", ["tests/test_boundaries.py", "tests/test_artifact_bytes_measured.py", "tests/test_artifact.py"]),
     "time": ("rules/time_train_600.py", ["tests/test_boundaries.py", "tests/test_train_time_cap.py"]),
     "waivers": ("auditor/waivers.py", ["tests/test_waiver_matching.py", "tests/test_waivers.py"]),
