@@ -184,3 +184,24 @@ def test_cli_leaderboard_and_audit_ref(repo, tmp_path):
     assert [r["path"] for r in doc["records"]] == [f"refs/pull/1/head:{NEW}"]
     bad = _run(["leaderboard", str(tmp_path), "--ref", "main"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a git repository" in bad.stderr
+
+
+def test_cli_leaderboard_options(repo, tmp_path):
+    out, png, cache = tmp_path / "lb.md", tmp_path / "f.png", tmp_path / "cache"
+    readme = tmp_path / "R.md"
+    readme.write_text(README.replace("| Base | 1.2300 |", "| Base | 1.2245 |"))
+    r = _run(["leaderboard", str(repo), "--ref", "main", "--base", "main", "--readme", str(readme), "--format", "markdown",
+              "--output", str(out), "--plot", str(png), "--jobs", "1", "--timeout", "60", "--no-cache",
+              "--cache-dir", str(cache), "--rulebook", "2026-03-18", "--quiet"], tmp_path)
+    if "No such command" in r.stderr:
+        pytest.skip("the leaderboard command is not registered in this checkout's cli.py")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""  # --quiet: no summary line; -o: nothing on stdout
+    md = out.read_text()
+    assert md.startswith("# Audited leaderboard") and "## README leaderboard rows" in md
+    assert "| 9 | 1.2245 | 2026-01-02 | Base |" in md  # the file given with --readme was read, not main's README
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert not list(cache.rglob("*.pickle"))  # --no-cache: nothing read or written there
+    for bad, why in ((["--jobs", "0"], "--jobs must be at least 1, not 0"), (["--rulebook", "1999"], "--rulebook '1999'"),
+                     (["--readme", "nope.md"], "--readme nope.md: no such file")):
+        b = _run(["leaderboard", str(repo), "--ref", "main", *bad], tmp_path)
+        assert b.returncode == 2 and why in b.stderr and b.stderr.count("\n") == 1, b.stderr
