@@ -11,6 +11,8 @@ module; for a whole script they are reported as not run, with the reason.
 """
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -21,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from auditor.model import Severity
+from auditor.reproduce.cpu_layer import CPU_REASON_TRITON
+from auditor.reproduce.cpu_toy import TRAIN_TOKENS as TOY_TRAIN_TOKENS, VAL_TOKENS as TOY_VAL_TOKENS
+from auditor.reproduce.cpu_toy import script_defaults, script_vocab, stream, tokenizer, toy_env
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.plan import Plan
 from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, given_path, readable_regular, shard_tokens
@@ -55,7 +60,37 @@ def _val_prefix(data: Path, n: int) -> np.ndarray | None:
     return np.concatenate(out) if out else None
 
 
-def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: float = 600.0) -> ProbeOutcome:
+def _pass_ends(events: list[dict]) -> set[int]:
+    """Indices of the last score event of each eval pass: per accumulation line, a pass ends where
+    the next event of that line restarts its loop (a loop variable that does not increase) or at the
+    line's last event."""
+    by_line: dict[int, list[int]] = {}
+    for j, e in enumerate(events):
+        by_line.setdefault(e["line"], []).append(j)
+    ends = set()
+    for idx in by_line.values():
+        for j, nxt in zip(idx, idx[1:]):
+            u, v = list(events[j].get("loop", {}).values()), list(events[nxt].get("loop", {}).values())
+            if u and v and v <= u:
+                ends.add(j)
+        ends.add(idx[-1])
+    return ends
+
+
+def _top_level_import(text: str, module: str) -> int | None:
+    """The line of an unconditional import of ``module`` (one inside try/except may fall back)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        if any(n.split(".")[0] == module for n in names):
+            return node.lineno
+    return None
+
+
+def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: float = 600.0, tok_cache: Path | None = None) -> ProbeOutcome:
     res = ProbeOutcome(f"{plan.entry}")
     entry = plan.record / (plan.entry or "train_gpt.py")
     name = plan.entry or "train_gpt.py"
@@ -67,26 +102,45 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
 
     if not readable_regular(entry, plan.record):  # a symlink would let the probe copy a host file into the run
         return not_run("no entry script (or it is not a regular file of the record folder)")
-    if plan.needs.uses_cuda and not plan.needs.cpu_fallback:
-        line, what = plan.needs.uses_cuda[0]
-        return not_run(f"the script needs CUDA ({name}:{line} uses {what!r} with no CPU fallback); the probes run on CPU", line=line)
     try:
-        inst = instrument_source(read_capped(entry, 64 << 20).decode("utf-8"))
+        text = read_capped(entry, 64 << 20).decode("utf-8")
+        inst = instrument_source(text)
     except Exception as exc:
         return not_run(f"cannot instrument {name}: {type(exc).__name__}: {exc}")
+    triton = _top_level_import(text, "triton")
+    if triton is not None and importlib.util.find_spec("triton") is None:
+        return not_run(f"{name}:{triton}: {CPU_REASON_TRITON}", line=triton)
     sites = inst.score_sites
     if not sites:
-        return not_run(f"no per-token accumulation statement in {name} (a batch-mean accumulator cannot show per-token scores)")
+        return not_run(f"no per-token or per-batch accumulation statement of a loss in {name} (looked for `loss_sum += …`, "
+                       "`nll[i] = …`, `nlls.append(…)`): no score to compare")
+    cuda = bool(plan.needs.uses_cuda and not plan.needs.cpu_fallback)
+    res.numbers["cpu_layer"] = cuda
     key, data = given_path(plan, ("DATA_PATH", "DATA_DIR"))  # never a README path outside the folder
-    if data is None or not data.is_dir():
-        return not_run("the record's data folder is not available here (pass --data)")
-    val = _val_prefix(data, PROBE_VAL_TOKENS)
-    if val is None or val.size < PROBE_VAL_TOKENS:
-        return not_run(f"fewer than {PROBE_VAL_TOKENS} validation tokens in {data}")
-    vocab = plan.expected_vocab or int(val.max()) + 1
+    tok_key = next((k for k in ("TOKENIZER_PATH", "TOKENIZER_MODEL", "SP_MODEL") if k in plan.needs.env_reads), None)
+    toy = data is None or not data.is_dir() or cuda
+    if toy:  # the record's vocabulary, a generated corpus: the probe checks the eval loop, not the score
+        vocab = plan.expected_vocab or script_vocab(text)
+        try:
+            tok = tokenizer(tok_cache or work / "tokenizers", vocab)
+        except Exception as exc:
+            return not_run(f"cannot build a {vocab}-piece toy tokenizer: {type(exc).__name__}: {exc}")
+        val = stream(tok, TOY_VAL_TOKENS, 1)
+        train = stream(tok, TOY_TRAIN_TOKENS, 2)
+        key = key or "DATA_PATH"
+    else:
+        tok = None
+        val = _val_prefix(data, PROBE_VAL_TOKENS)
+        if val is None or val.size < PROBE_VAL_TOKENS:
+            return not_run(f"fewer than {PROBE_VAL_TOKENS} validation tokens in {data}")
+        vocab = plan.expected_vocab or int(val.max()) + 1
+    n_val = int(val.size)
     flipped = val.copy()
     flipped[-1] = (int(val[-1]) + max(1, vocab // 2)) % vocab
     seed = plan.seeds[0] if plan.seeds else 1337
+    logs = "\n".join(p.read_text(errors="replace")[:200_000] for p in sorted(plan.record.glob("*.log"))[:3] if readable_regular(p, plan.record))
+    knobs = toy_env(plan.needs.env_reads, logs, script_defaults(text)) if toy else {}
+    res.numbers["toy_env"] = knobs
     runs = {}
     for tag, tokens in (("base", val), ("flip", flipped)):
         d = work / tag
@@ -98,17 +152,28 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         dd = d / "data"
         dd.mkdir()
         _write_shard(dd / "fineweb_val_000000.bin", tokens)
-        for p in find_shards(data, "train"):
-            os.symlink(p, dd / p.name)
-        env = allowed_env(plan.env_for(seed), home=d / "out")
+        if toy:
+            _write_shard(dd / "fineweb_train_000000.bin", train)
+        else:
+            for p in find_shards(data, "train"):
+                os.symlink(p, dd / p.name)
+        env = allowed_env({**plan.env_for(seed), **knobs}, home=d / "out")
         env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
-                    "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache")})
+                    "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache"), "OMP_NUM_THREADS": "1"})
+        if tok is not None and tok_key:
+            env[tok_key] = str(tok)
         for cap in _VAL_CAPS:
             if cap in plan.needs.env_reads or cap in plan.env:
-                env[cap] = str(PROBE_VAL_TOKENS)
-        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", name]
+                env[cap] = str(n_val)
+        readable = [dd, plan.record] + ([data] if data is not None and data.is_dir() and not toy else []) + ([tok.parent] if tok else [])
+        if cuda:  # one CPU process, no torchrun: the record sees no RANK and stays single-process
+            for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+                env.pop(k, None)
+            argv = [sys.executable, "-m", "auditor.reproduce.cpu_layer", name]
+        else:
+            argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", name]
         if sandbox == "bwrap":  # the run writes its copy and out/ only; console.txt and the data are pgolf's
-            argv = bwrap_argv(argv, workdir=d / "record", writable=[d / "record", d / "out"], readable=[data, dd, plan.record])
+            argv = bwrap_argv(argv, workdir=d / "record", writable=[d / "record", d / "out"], readable=readable)
         runs[tag] = (d, argv, env)
     # The two runs are independent: run them side by side.
     outcomes = {}
@@ -131,22 +196,24 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         if not isinstance(loaded, list):
             tail = [x for x in (d / "console.txt").read_text(errors="replace").splitlines() if x.strip()][-3:]
             why = f"timed out after {timeout_s:.0f} s" if out.timed_out else f"exit status {out.returncode}"
-            return not_run(f"{name} did not run on one CPU process with a {PROBE_VAL_TOKENS}-token val shard ({why})", tail)
+            where = " through pgolf's CPU layer" if cuda else ""
+            return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
         events[tag] = [e for e in loaded if isinstance(e, dict) and e.get("kind") == "score"]
     a, b = events["base"], events["flip"]
     res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(a),
-                        "scores": sum(len(e["values"]) for e in a), "flipped_token": PROBE_VAL_TOKENS - 1})
+                        "scores": sum(len(e["values"]) for e in a), "flipped_token": n_val - 1})
     if len(a) != len(b) or any(len(x["values"]) != len(y["values"]) for x, y in zip(a, b)):
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.WARNING, name, sites[0].line,
                                f"flipping the last val token changed how many scores were committed ({len(a)} vs {len(b)} batches)", [],
                                "the number of scored tokens must not depend on token values"))
         return res
+    last = _pass_ends(a)
     legit, bad = 0, []
     for j, (x, y) in enumerate(zip(a, b)):
         n = len(x["values"])
         for i, (u, v) in enumerate(zip(x["values"], y["values"])):
             if u != v:
-                if i == n - 1:
+                if j in last and i == n - 1:  # the last target sits in the last batch of a pass
                     legit += 1
                 else:
                     bad.append((j, i, u, v, x["line"]))
@@ -154,7 +221,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     if bad:
         j, i, u, v, line = bad[0]
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.ERROR, name, line,
-                               f"flipping the last val token (position {PROBE_VAL_TOKENS - 1}) changed {len(bad)} score(s) of earlier targets "
+                               f"flipping the last val token (position {n_val - 1}) changed {len(bad)} score(s) of earlier targets "
                                f"(first: batch {j + 1}, value {i + 1} of {len(a[j]['values'])}: {u:.6f} → {v:.6f} nats): the eval reads the future",
                                [f"batch {jj + 1} value {ii + 1}: {uu:.6f} → {vv:.6f}" for jj, ii, uu, vv, _ in bad[:5]],
                                "score each token from its prefix only, in one pass"))

@@ -253,7 +253,7 @@ def scorer_files(folder: Path) -> list[tuple[Path, str]]:
 
 
 def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: str | None = None, timeout_s: float = 300.0,
-                 accumulator: str | None = None, plan=None, whole_script: bool = True) -> ProbeOutcome:
+                 accumulator: str | None = None, plan=None, whole_script: bool = True, tok_cache: Path | None = None) -> ProbeOutcome:
     """Probe a scorer file, or the scorer modules of a record folder; without one, the record's
     whole script when it runs on CPU (``probe_script``); say why when nothing can run."""
     target = Path(target)
@@ -274,7 +274,7 @@ def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: s
             plan = None
             agg.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, "", None, f"cannot plan a run of {target}: {exc}", [], ""))
         if plan is not None:
-            one = probe_script(plan, work / "script", sandbox=sandbox, timeout_s=timeout_s)
+            one = probe_script(plan, work / "script", sandbox=sandbox, timeout_s=timeout_s, tok_cache=tok_cache)
             agg.findings += one.findings
             agg.numbers[one.target] = one.numbers
         return agg

@@ -1,0 +1,91 @@
+"""A toy configuration of a record for the CPU probes: the record's own env knobs turned down
+(short sequences, two training steps, small eval batches and chunks), its logged eval features
+turned on, and a tiny dataset in the record's vocabulary size (a sentencepiece model trained here
+on generated text, the shards in the challenge's format). The probes check the eval loop, not the
+score: a two-step model is enough to show whether a score depends on the future.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+SEQ = 128
+VAL_TOKENS = 16 * SEQ + 1
+TRAIN_TOKENS = 64 * SEQ + 1
+# knob → toy value; set only when the script reads the knob
+TOY_KNOBS = {
+    "ITERATIONS": "2", "WARMUP_STEPS": "0", "WARMDOWN_ITERS": "1", "WARMDOWN_STEPS": "1", "VAL_LOSS_EVERY": "0",
+    "TRAIN_LOG_EVERY": "1", "TRAIN_SEQ_LEN": str(SEQ), "EVAL_SEQ_LEN": str(SEQ), "SEQ_LEN": str(SEQ),
+    "TRAIN_BATCH_TOKENS": str(8 * SEQ), "VAL_BATCH_SIZE": str(8 * SEQ), "VAL_BATCH_TOKENS": str(8 * SEQ),
+    "EVAL_STRIDE": str(SEQ // 2), "SLIDING_STRIDE": str(SEQ // 2), "EVAL_BATCH_SEQS": "4", "TTT_CHUNK_TOKENS": str(4 * SEQ),
+    "TTT_EPOCHS": "1", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1", "NGRAM_CHUNK_TOKENS": str(4 * SEQ), "NGRAM_BUCKETS": "65536",
+    "SWA_EVERY": "1", "GPTQ_CALIB_SAMPLES": "2", "GPTQ_CALIB_BATCHES": "2", "CALIB_SAMPLES": "2", "MAX_WALLCLOCK_SECONDS": "0",
+    "VAL_MAX_TOKENS": str(VAL_TOKENS), "MAX_VAL_TOKENS": str(VAL_TOKENS), "MODEL_DIM": "128", "EMBED_DIM": "128",
+}
+# eval features behind a 0/1 switch: on when the record's own logs show the feature ran
+_FEATURE = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)[A-Z_]*?(_EVAL|_ENABLED|_ENABLE)?$")
+
+
+def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
+    reads = set(env_reads)
+    env = {k: v for k, v in TOY_KNOBS.items() if k in reads}
+    low = log_text.lower()
+    for k in sorted(reads):
+        if _FEATURE.match(k) and defaults.get(k) == "0" and (k.lower() in low or k.lower().removeprefix("use_") in low):
+            env[k] = "1"
+    return env
+
+
+def script_defaults(text: str) -> dict[str, str]:
+    """``os.environ.get("NAME", default)`` literals of the script."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"environ\.get\(\s*['\"]([A-Z0-9_]+)['\"]\s*,\s*['\"]?([^'\")]*)['\"]?\s*\)", text)}
+
+
+def script_vocab(text: str) -> int:
+    m = re.search(r"VOCAB_SIZE['\"]\s*,\s*['\"]?(\d+)", text)
+    return int(m.group(1)) if m else 1024
+
+
+def _words(rng: np.random.Generator, n: int) -> list[str]:
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return ["".join(rng.choice(letters, int(rng.integers(2, 9)))) for _ in range(n)]
+
+
+def tokenizer(cache: Path, vocab: int) -> Path:
+    """A sentencepiece BPE model of exactly ``vocab`` pieces, trained once per size into ``cache``."""
+    model = cache / f"toy_sp{vocab}.model"
+    if model.is_file():
+        return model
+    import sentencepiece as spm
+
+    cache.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(vocab)
+    lex = _words(rng, max(2000, vocab * 3))
+    text = cache / f"toy_sp{vocab}.txt"
+    text.write_text("\n".join(" ".join(rng.choice(lex, 12)) for _ in range(max(4000, vocab * 4))), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(model.with_suffix("")), vocab_size=vocab, model_type="bpe",
+                                   character_coverage=1.0, byte_fallback=True, minloglevel=2, num_threads=1)
+    return model
+
+
+def stream(model: Path, n: int, seed: int) -> np.ndarray:
+    """``n`` tokens of generated text with repeated phrases (so caches and n-gram statistics matter)."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    rng = np.random.default_rng(seed)
+    phrases = [" ".join(_words(rng, 6)) for _ in range(12)]
+    out: list[int] = []
+    while len(out) < n:
+        out += sp.encode(phrases[int(rng.integers(0, len(phrases)))] + " " + " ".join(_words(rng, 2)))
+    return np.asarray(out[:n], dtype=np.int64)
+
+
+def write_shard(path: Path, tokens: np.ndarray) -> None:
+    header = np.zeros(256, dtype="<i4")
+    header[:3] = (20240520, 1, tokens.size)
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        f.write(tokens.astype("<u2").tobytes())
