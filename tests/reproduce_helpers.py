@@ -121,21 +121,59 @@ def loss_curve(log_text: str) -> dict[int, float]:
 
 
 class BusyLoops:
-    """``n`` processes spinning on the CPU, started and killed (by pid) by the test that uses them."""
+    """``n`` processes spinning on the CPU (pinned to ``cpu`` when given), started and killed by pid by
+    the test that uses them. ``arm()`` starts them asleep, waiting for a trigger file, so that ``start()``
+    loads the CPU at once (starting processes on a loaded machine takes longer than the run they are
+    meant to slow down). Each is a session of its own: with autogroup scheduling the CPU is shared
+    between sessions first, and torchrun puts every rank in a session of its own. Each also ends by
+    itself after ``LIFETIME_S``, should the test die before killing it."""
 
-    def __init__(self, n: int):
+    LIFETIME_S = 300
+    _CODE = ("import os, sys, time\nend = time.time() + {life}\n"
+             "while not os.path.exists(sys.argv[1]) and time.time() < end: time.sleep(0.05)\n"
+             "while time.time() < end: pass\n")
+
+    def __init__(self, n: int, cpu: int | None = None):
         self.n = n
+        self.cpu = cpu
+        self.trigger: Path | None = None
         self.procs: list = []
 
-    def start(self) -> None:
+    def arm(self, trigger: Path) -> None:
+        import os
         import subprocess
         import sys
 
-        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.n)]
+        self.trigger = trigger
+        code = self._CODE.format(life=self.LIFETIME_S)
+        for _ in range(self.n):
+            p = subprocess.Popen([sys.executable, "-S", "-I", "-c", code, str(trigger)], start_new_session=True,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append(p)
+            if self.cpu is not None and hasattr(os, "sched_setaffinity"):
+                try:
+                    os.sched_setaffinity(p.pid, {self.cpu})
+                except OSError:
+                    pass
+
+    def start(self) -> None:
+        if self.trigger is None:
+            raise RuntimeError("arm() first")
+        self.trigger.write_text("go\n")
 
     def stop(self) -> None:
         for p in self.procs:
-            p.kill()
+            if p.poll() is None:
+                p.kill()
         for p in self.procs:
             p.wait(timeout=30)
         self.procs = []
+
+
+def pin_to(cpu: int | None):
+    """A preexec_fn that pins the child (and what it starts) to one CPU; None: no pinning."""
+    import os
+
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})

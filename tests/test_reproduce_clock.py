@@ -17,7 +17,7 @@ from tests.reproduce_helpers import loss_curve, make_clock_record
 
 SANDBOX_OK, _ = bwrap_works()
 SEED = 7
-FAST, SLOW = 0.01, 0.04  # seconds of sleep per step: the claimed machine, and one about 3× slower
+FAST, SLOW = 0.02, 0.07  # seconds of sleep per step: the claimed machine, and one at least 3× slower (compute ≤ 5 ms)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,12 @@ def _reproduce(record, run_dir, capsys, sleep, **kw):
     rec = json.loads(capsys.readouterr().out)["records"][0]
     log = (run_dir / f"seed_{SEED}" / "record" / "logs" / f"train_seed{SEED}.txt").read_text()
     return code, rec, log
+
+
+def _warmdown_start(log: str) -> int:
+    """The first step trained with a reduced learning rate (the lr_mul a step logs is the next step's)."""
+    lr = {int(x[len("step:"):].split("/")[0]): float(x.split("lr_mul:")[1].split()[0]) for x in log.splitlines() if "lr_mul:" in x}
+    return min(k for k, v in lr.items() if v < 1.0) + 1
 
 
 def _stop(log: str) -> int:
@@ -52,17 +58,18 @@ def test_replayed_clock_gives_the_same_curve_on_a_3x_slower_machine(record, tmp_
     assert _stop(log_f) == _stop(log_s) == n
     assert sorted(fast) == sorted(slow) == list(range(1, n + 1))
     assert max(abs(fast[k] - slow[k]) for k in fast) <= 1e-6
-    # the warm-down really is time-based and starts near 60 % of the cap
-    lr = {int(m.split("/")[0]): float(m.split("lr_mul:")[1].split()[0]) for m in
-          (x[len("step:"):] for x in log_s.splitlines() if "lr_mul:" in x)}
-    first = min(k for k, v in lr.items() if v < 1.0)
-    assert 0.5 * n <= first <= 0.7 * n
-    # before the warm-down the replayed curve is the claimed one to the last printed digit
-    assert all(abs(fast[k] - claimed[k]) <= 1e-6 for k in range(1, int(0.5 * n)))
+    # the warm-down really is time-based and starts at 60 % of the cap
+    first = _warmdown_start(log_s)
+    assert abs(first - 0.6 * n) <= 2
+    # before either warm-down starts, the replayed curve is the claimed one to the last printed digit
+    # (the claimed run's own start moved with its real step times, and its real clock ran on between
+    # logging a step's lr_mul and using it: one step of margin)
+    upto = min(first, _warmdown_start(claimed_log) - 1)
+    assert upto > 1 and all(abs(fast[k] - claimed[k]) <= 1e-6 for k in range(1, upto + 1))
     # the slow machine really was slower, and the replay says so with both step counts
     (row_f,), (row_s,) = rec_f["measured"]["reproduce"]["seeds"], rec_s["measured"]["reproduce"]["seeds"]
     assert row_s["mode"] == row_f["mode"] == "replay" and row_s["stop_step"] == n
-    assert row_s["real_ms_per_step"] >= 2.0 * row_f["real_ms_per_step"]
+    assert row_s["real_ms_per_step"] >= 1.5 * row_f["real_ms_per_step"]  # nominally ≥ 3×; load can blur it
     thr = [f for f in rec_s["findings"] if f["rule"] == "REPRODUCE-THROUGHPUT"]
     assert thr and f"step {n}" in thr[0]["message"]
     match = [f for f in rec_s["findings"] if f["rule"] == "REPRODUCE-STEP-MATCH"]

@@ -1,8 +1,9 @@
 """Issue 18: a wall-clock-capped record trained on a loaded machine reproduces on a quieter one.
 
-The reference (`pgolf train --preset ci`, a 3 s cap, constant learning rate) is trained while busy
-loops (at least 8 per core, more on a machine already loaded; started when the first warm-up step
-is logged and killed, by pid, when the run stops) take most of the CPU, so it stops at far
+The reference (`pgolf train --preset ci`, a 3 s cap, constant learning rate) is trained pinned to one
+CPU while busy loops pinned to the same CPU (at least 16, one per unit of load average on a machine
+that is already loaded; started when the first warm-up step is logged and killed, by pid, when the
+run stops) take most of it; the other CPUs stay free for whatever else runs, so it stops at far
 fewer steps than the same code reaches without them. `pgolf reproduce` then replays the claimed
 per-step time: same stop step, same score, exit 0, and a REPRODUCE-THROUGHPUT warning with both step
 counts. With --no-match-steps the raw run stops elsewhere and the score differs: a warning that
@@ -25,23 +26,28 @@ from auditor.reproduce.plan import GpuInfo, StepMatch, build_plan, plan_matching
 from auditor.reproduce.imports import ScriptNeeds
 from auditor.reproduce.sandbox import bwrap_works
 from auditor.reproduce import throughput as tp
-from tests.reproduce_helpers import BusyLoops
+from tests.reproduce_helpers import BusyLoops, pin_to
 
 SANDBOX_OK, _ = bwrap_works()
 SEED = 1337
 CAP_S = 3
-BUSY_PER_CORE = 8
+BUSY_MIN = 16
 
 
 def busy_count() -> int:
-    """Enough busy loops to dominate whatever else runs here: the CI machine may be shared, and the
-    claimed run must be clearly slower than the re-run whatever the others do meanwhile."""
-    cores = os.cpu_count() or 2
+    """Enough busy loops to dominate the one CPU they share with the claimed run. They stay in the
+    test's session, like the run: with autogroup scheduling, other sessions get their share of the CPU
+    whatever happens here; without it, one loop per unit of load average on the one CPU outweighs the others."""
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = 0.0
-    return min(64, max(BUSY_PER_CORE * cores, int(3 * load)))
+    return min(32, max(BUSY_MIN, int(load)))
+
+
+def loaded_cpu() -> int | None:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return cpus[-1] if cpus else None
 ACCUSATION = "must come from the submitted code"
 
 
@@ -73,8 +79,10 @@ def loaded_record(tmp_path_factory):
     argv = [sys.executable, "-m", "auditor", "train", "--preset", "ci", "--out", str(record), "--data", str(data)]
     for k, v in sets.items():
         argv += ["--set", f"{k}={v}"]
-    busy = BusyLoops(busy_count())
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cpu = loaded_cpu()
+    busy = BusyLoops(busy_count(), cpu)
+    busy.arm(root / "go")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pin_to(cpu))
     live = [record / "logs" / f"train_seed{SEED}.txt", record / f"train_seed{SEED}.log"]
     try:
         if _wait_for(live, "warmup_step:", proc, 240):
@@ -83,10 +91,12 @@ def loaded_record(tmp_path_factory):
         busy.stop()
         out, _ = proc.communicate(timeout=300)
     finally:
-        busy.stop()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        try:
+            busy.stop()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     if proc.returncode != 0 and "No such command" in out:
         pytest.skip("the reference implementation's `pgolf train` is not available")
     assert proc.returncode == 0, out[-2000:]
