@@ -75,7 +75,7 @@ def scratch_copy(dest: Path) -> None:
         (dest.parent / "shared").symlink_to(shared)  # the tests find ../shared next to the checkout
 
 
-def run_target(name: str, children: int) -> dict:
+def run_target(name: str, children: int, diffs: bool = True) -> dict:
     module, tests = TARGETS[name]
     tests = [t for t in tests if (ROOT / t).is_file()]
     with tempfile.TemporaryDirectory(prefix=f"pgolf-mut-{name}-") as tmp:
@@ -97,7 +97,7 @@ def run_target(name: str, children: int) -> dict:
             if m and (not only or any(fnmatch.fnmatch(m.group(1), g) for g in only)):
                 status[m.group(1)] = m.group(2).strip()
         survivors = {k: "" for k, v in status.items() if v == "survived" and k not in EQUIVALENT}
-        for k in survivors:
+        for k in survivors if diffs else ():
             diff = subprocess.run(["mutmut", "show", k], cwd=work, capture_output=True, text=True).stdout
             survivors[k] = "\n".join(l for l in diff.splitlines() if l[:2] in ("- ", "+ "))
     killed = sum(1 for v in status.values() if v in ("killed", "timeout"))
@@ -110,6 +110,7 @@ def main() -> int:
     ap.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--children", type=int, default=2)
+    ap.add_argument("--no-diff", action="store_true", help="list surviving mutants by name only (faster)")
     ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 when a module's kill ratio is below this")
     args = ap.parse_args()
     if args.list:
@@ -125,7 +126,7 @@ def main() -> int:
         return 2
     worst = 1.0
     for name in args.targets or list(TARGETS):
-        r = run_target(name, args.children)
+        r = run_target(name, args.children, diffs=not args.no_diff)
         ratio = r["killed"] / r["total"] if r["total"] else 1.0
         worst = min(worst, ratio)
         print(f"{name:10} {r['module']:32} killed {r['killed']}/{r['total']} ({ratio:.0%}) in {r['wall_s']:.0f} s")

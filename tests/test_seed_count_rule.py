@@ -77,3 +77,21 @@ def test_at_most_eight_differing_keys_are_listed(tmp_path):
     files["train_seed2024.log"] = baseline_log(2024, 1.2239, 2.0718, extra_hp={f"k{i}": "1" for i in range(8)})
     [(_s, _f, _l, msg, _e)] = _said(tmp_path / "b", files)
     assert msg.endswith(": k0, k1, k2, k3, k4, k5, k6, k7")
+
+
+def test_seeds_claimed_as_per_seed_results_count_as_claimed_once(tmp_path):
+    sub = '{"val_bpb": 1.2245, "seeds": [1337, 42], "seed_results": {"1337": {"val_bpb": 1.2244}, "9": {"val_bpb": 1.2}}}'
+    said = _said(tmp_path, {"submission.json": sub, **three_seeds()})
+    [missing] = [x for x in said if x[1] == "submission.json"]
+    assert missing[3] == "seed(s) [9] are claimed in submission.json but no log shows them"
+    assert missing[4] == ["claimed: [1337, 42, 9]", "logged: [42, 1337, 2024]"]  # the listed seeds first, 1337 once
+
+
+def test_a_folder_without_logs_is_not_judged_on_seeds(tmp_path):
+    assert _said(tmp_path, {"submission.json": '{"val_bpb": 1.2245, "seeds": [1, 2, 3]}', "train_gpt.py": "print(1)\n"}) == []
+
+
+def test_two_runs_are_enough_to_compare_their_configurations(tmp_path):
+    files = {"submission.json": SUB2, **TWO, "train_seed42.log": baseline_log(42, 1.2251, 2.0739, extra_hp={"matrix_lr": "0.03"})}
+    said = _said(tmp_path, files)
+    assert [(s, f) for s, f, *_ in said] == [(Severity.ERROR, ""), (Severity.WARNING, "train_seed42.log")]
