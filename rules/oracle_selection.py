@@ -79,8 +79,12 @@ class OracleSelection(Rule):
         tf = taint(facts)
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
-            yield from self._by_value(facts, tf, fn, ff)
+            byv = list(self._by_value(facts, tf, fn, ff))
+            yield from byv
+            told = {f.line for f in byv}
             for n in walk_own(fn.node):
+                if getattr(n, "lineno", None) in told:
+                    continue
                 if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min") and len(n.args) >= 2:
                     if all(LOSSY.search(ast.unparse(a)) for a in n.args[:2]):
                         stmt = _stmt(ff, n)

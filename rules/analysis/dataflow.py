@@ -124,7 +124,8 @@ class TaintFacts:
     conditions: dict[int, Sink] = field(default_factory=dict)  # T-labelled branch/gate/where conditions
     hashed_updates: dict[int, Sink] = field(default_factory=dict)  # table updates at target-keyed indices
     analysed: set[str] = field(default_factory=set)
-    val_paths: set[str] = field(default_factory=set)  # names/attributes bound to a validation data path (any file, any level)
+    val_paths: set[str] = field(default_factory=set)
+    loads_val: dict[int, bool] = field(default_factory=dict)  # call node -> it loads validation data  # names/attributes bound to a validation data path (any file, any level)
 
     def labels_of(self, fn: str, name: str) -> frozenset:
         return self.env.get(fn, {}).get(name, frozenset())
@@ -389,11 +390,14 @@ class _FnPass:
             return frozenset({T})  # the stream read at the next positions
         if short == "roll" and V in everything and _shift_minus_one(node):
             return (everything - {V}) | {T}  # np.roll(tokens, -1): the next token at every position
-        loads_val = VAL_LOAD.search(short) or any(isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_PATH.search(a.value)
-                                         for a in ast.walk(node)) or any(
+        loads_val = self.tf.loads_val.get(id(node))
+        if loads_val is None:  # computed once per call node (the fixpoint revisits every call)
+            loads_val = bool(VAL_LOAD.search(short)) or any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_PATH.search(a.value) for a in ast.walk(node)) or any(
                 isinstance(a, (ast.Attribute, ast.Name)) and (VAL_FILE.search(a.attr if isinstance(a, ast.Attribute) else a.id)
                                                               or (a.attr if isinstance(a, ast.Attribute) else a.id) in self.tf.val_paths)
                 for x in node.args for a in ast.walk(x))
+            self.tf.loads_val[id(node)] = loads_val
         if loads_val:
             everything = everything | {V}
         elif V in everything and short not in VIEW_CALLS:

@@ -203,15 +203,27 @@ def _under_nograd(ff, node, stop) -> bool:
     return False
 
 
+_WALKS: dict[int, tuple[ast.AST, list[ast.AST]]] = {}
+
+
 def _walk_own(fn_node: ast.AST):
-    """Nodes of a function body, not descending into nested defs/classes."""
+    """Nodes of a function body, not descending into nested defs/classes. Every rule walks every
+    function several times; the list is kept per node (parsed trees are shared and immutable here)."""
+    got = _WALKS.get(id(fn_node))
+    if got is not None and got[0] is fn_node:
+        return got[1]
+    out = []
     todo = list(ast.iter_child_nodes(fn_node))
     while todo:
         n = todo.pop()
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
-        yield n
+        out.append(n)
         todo.extend(ast.iter_child_nodes(n))
+    if len(_WALKS) > 20000:
+        _WALKS.clear()
+    _WALKS[id(fn_node)] = (fn_node, out)
+    return out
 
 
 def walk_own(fn_node: ast.AST):
