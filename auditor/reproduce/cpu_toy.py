@@ -66,7 +66,7 @@ def tokenizer(cache: Path, vocab: int) -> Path:
     text = cache / f"toy_sp{vocab}.txt"
     text.write_text("\n".join(" ".join(rng.choice(lex, 12)) for _ in range(max(4000, vocab * 4))), encoding="utf-8")
     spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(model.with_suffix("")), vocab_size=vocab, model_type="bpe",
-                                   character_coverage=1.0, byte_fallback=True, minloglevel=2, num_threads=1)
+                                   character_coverage=1.0, byte_fallback=vocab >= 512, minloglevel=2, num_threads=1)
     return model
 
 

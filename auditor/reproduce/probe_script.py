@@ -77,6 +77,18 @@ def _pass_ends(events: list[dict]) -> set[int]:
     return ends
 
 
+def _flip_to(val: np.ndarray, vocab: int) -> int:
+    """The new last token: the most frequent other continuation of the same previous token in the
+    stream, so a table filled with future tokens (two passes, a cache built ahead) changes for
+    earlier positions that share the context; else a distant id."""
+    follow = val[1:-1][val[:-2] == val[-2]]
+    follow = follow[follow != val[-1]]
+    if follow.size:
+        vals, counts = np.unique(follow, return_counts=True)
+        return int(vals[np.argmax(counts)])
+    return (int(val[-1]) + max(1, vocab // 2)) % vocab
+
+
 def _top_level_import(text: str, module: str) -> int | None:
     """The line of an unconditional import of ``module`` (one inside try/except may fall back)."""
     try:
@@ -114,7 +126,8 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     if not sites:
         return not_run(f"no per-token or per-batch accumulation statement of a loss in {name} (looked for `loss_sum += …`, "
                        "`nll[i] = …`, `nlls.append(…)`): no score to compare")
-    cuda = bool(plan.needs.uses_cuda and not plan.needs.cpu_fallback)
+    # Any CUDA request (even behind an is_available() check that then refuses) goes through the CPU layer.
+    cuda = bool(plan.needs.uses_cuda) or "cuda" in text or "flash_attn" in text
     res.numbers["cpu_layer"] = cuda
     key, data = given_path(plan, ("DATA_PATH", "DATA_DIR"))  # never a README path outside the folder
     tok_key = next((k for k in ("TOKENIZER_PATH", "TOKENIZER_MODEL", "SP_MODEL") if k in plan.needs.env_reads), None)
@@ -136,7 +149,8 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         vocab = plan.expected_vocab or int(val.max()) + 1
     n_val = int(val.size)
     flipped = val.copy()
-    flipped[-1] = (int(val[-1]) + max(1, vocab // 2)) % vocab
+    flipped[-1] = _flip_to(val, vocab)
+    res.numbers["flip"] = [int(val[-1]), int(flipped[-1])]
     seed = plan.seeds[0] if plan.seeds else 1337
     logs = "\n".join(p.read_text(errors="replace")[:200_000] for p in sorted(plan.record.glob("*.log"))[:3] if readable_regular(p, plan.record))
     knobs = toy_env(plan.needs.env_reads, logs, script_defaults(text)) if toy else {}
