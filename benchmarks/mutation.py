@@ -57,6 +57,10 @@ EQUIVALENT: dict[str, str] = {
     "auditor.stats.x_compute__mutmut_20": "RULEBOOKS[+1] is RULEBOOKS[-1] while there are two rulebooks (the latest is meant)",
     "auditor.policy.x_apply_reachability__mutmut_3": "`>=` also lowers INFO to INFO: no change",
     "auditor.policy.x_apply_reachability__mutmut_7": "`>=` also lowers WARNING to WARNING: no change",
+    "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_17": "`cap >= 0` for `cap > 0`: a zero cap is already falsy in `ws and cap`, so only a negative cap "
+                                                          "reaches it, and then ws × cap is negative: never over 4800 either way",
+    "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "
+                                                          "no integer world size times a logged cap produces; the 1e-6 is the float tolerance itself",
 }
 
 _RESULT = re.compile(r"^\s*(\S+): (\w[\w ]*)$")

@@ -85,3 +85,33 @@ def test_the_seed_comes_from_the_log_name_when_the_run_does_not_say_it(tmp_path)
 
 def test_the_non_record_track_has_no_time_cap(tmp_path):
     assert _said(tmp_path, baseline_log(1, 1.2, 2.0, train_ms=655_000, cap_s=0.0), track="track_non_record_16mb") == []
+
+
+def test_a_one_step_overshoot_is_said_with_its_line_and_evidence(tmp_path):
+    assert _said(tmp_path, baseline_log(1, 1.2, 2.0, train_ms=600_001)) == [
+        (Severity.INFO, "train_seed1.log", 14, "seed 1: train_time 600,001 ms is 1 ms past 600,000 ms: a one-step overshoot "
+         "(the loop checks the clock after each step), tolerated", ["stopping_early: wallclock_cap train_time:600001ms step:13780/20000"])]
+
+
+def test_the_run_s_own_seed_line_wins_over_the_log_name(tmp_path):
+    [(_s, _f, _l, msg, _e)] = _said(tmp_path, baseline_log(1, 1.2, 2.0, train_ms=655_000), name="train_seed7.log")
+    assert msg.startswith("seed 1: ")
+
+
+def test_a_sub_second_cap_on_thousands_of_gpus_still_counts_gpu_seconds(tmp_path):
+    [(sev, _f, _l, msg, _e)] = _said(tmp_path, baseline_log(1, 1.2, 2.0, world_size=10_000, cap_s=0.5))
+    assert sev is Severity.ERROR and "= 5000 GPU·s, more than 8 × 600" in msg
+
+
+def test_a_log_without_a_training_time_does_not_stop_the_other_seeds_being_judged(tmp_path):
+    no_time = "".join(ln for ln in baseline_log(1, 1.2, 2.0).splitlines(keepends=True) if "train_time" not in ln)
+    files = {"train_gpt.py": ENTRY, "train_seed1.log": no_time, "train_seed2.log": baseline_log(2, 1.2, 2.0, train_ms=655_000)}
+    rec = audit_one(write_folder(tmp_path, files), only_rules={"TIME-TRAIN-600"})
+    assert [(f.file, f.message) for f in rec.findings] == [("train_seed2.log", "seed 2: train_time 655,000 ms exceeds 600,000 ms by 55.0 s")]
+
+
+def test_gptq_far_past_the_cap_says_how_far(tmp_path):
+    [(sev, *_r, msg, _e)] = _gptq(tmp_path, 599_000, "101.0")
+    assert sev is Severity.ERROR
+    assert msg == ("seed 1: training stopped at 599.0 s and GPTQ read training batches for 101.0 s after it: 700.0 s of training-data "
+                   "access, 100.0 s past 600 s")
