@@ -95,13 +95,13 @@ def test_record_that_cannot_run_here_says_why(tmp_path):
     cuda.mkdir()
     (cuda / "train_gpt.py").write_text("import torch\ndevice = torch.device('cuda')\n"
                                        "def eval_val(x):\n    val_loss_sum = 0\n    val_loss_sum += x.sum()\n")
-    (f,) = probe_record(cuda, sandbox=SANDBOX, work=tmp_path / "w1").findings
-    assert f.rule == "PROBE-NOT-RUN" and "needs CUDA (train_gpt.py:2 uses 'cuda' with no CPU fallback)" in f.message
+    (f,) = probe_record(cuda, sandbox=SANDBOX, work=tmp_path / "w1").findings  # runs through the CPU layer, reaches no eval
+    assert f.rule == "PROBE-NOT-RUN" and "ran through the CPU layer but none of its accumulation statements executed (lines 5)" in f.message
     nodata = tmp_path / "nodata"
     nodata.mkdir()
     (nodata / "train_gpt.py").write_text("def eval_val(x):\n    val_loss_sum = 0\n    val_loss_sum += x.sum()\n")
-    (f,) = probe_record(nodata, sandbox=SANDBOX, work=tmp_path / "w2").findings
-    assert f.rule == "PROBE-NOT-RUN" and "data folder is not available" in f.message
+    (f,) = probe_record(nodata, sandbox=SANDBOX, work=tmp_path / "w2").findings  # toy data in place of the record's
+    assert f.rule == "PROBE-NOT-RUN" and "none of its accumulation statements executed (lines 3)" in f.message
     (f,) = probe_record(nodata, sandbox=SANDBOX, work=tmp_path / "w3", whole_script=False).findings
     assert "no scorer module here" in f.message
     assert f.evidence == ["accumulation statement: line 3: val_loss_sum += x.sum()"]

@@ -214,6 +214,9 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
             return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
         events[tag] = [e for e in loaded if isinstance(e, dict) and e.get("kind") == "score"]
     a, b = events["base"], events["flip"]
+    if not a:
+        return not_run(f"{name} ran{' through the CPU layer' if cuda else ''} but none of its accumulation statements executed "
+                       f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
     res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(a),
                         "scores": sum(len(e["values"]) for e in a), "flipped_token": n_val - 1})
     if len(a) != len(b) or any(len(x["values"]) != len(y["values"]) for x, y in zip(a, b)):
