@@ -81,8 +81,10 @@ def rule_doc(rule_id: str, fmt: str = "text") -> str | None:
     from auditor.pipeline import get_rule
 
     r = get_rule(rule_id)
-    if r is None:
-        return None
+    if r is None:  # the dynamic checks' findings (PROBE-*, REPRODUCE-*, SANDBOX-*) have catalog pages but no rule class
+        from auditor.reproduce.catalog import page
+
+        return page(rule_id, fmt)
     return _render_rule(r, markdown=(fmt == "markdown"))
 
 

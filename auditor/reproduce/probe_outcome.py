@@ -17,4 +17,8 @@ class ProbeOutcome:
 
 
 def probe_finding(rule: str, sev: Severity, file: str, line: int | None, msg: str, evidence: list[str], fix: str) -> Finding:
-    return Finding(rule=rule, severity=sev, file=file, line=line, message=msg, evidence=evidence, ruling=RULES_URL, fix=fix)
+    from auditor.reproduce.catalog import entry
+
+    e = entry(rule)
+    extra = {"code": e.code, "title": e.title, "family": e.family} if e else {}
+    return Finding(rule=rule, severity=sev, file=file, line=line, message=msg, evidence=evidence, ruling=RULES_URL, fix=fix, **extra)
