@@ -57,6 +57,12 @@ EQUIVALENT: dict[str, str] = {
     "auditor.stats.x_compute__mutmut_20": "RULEBOOKS[+1] is RULEBOOKS[-1] while there are two rulebooks (the latest is meant)",
     "auditor.policy.x_apply_reachability__mutmut_3": "`>=` also lowers INFO to INFO: no change",
     "auditor.policy.x_apply_reachability__mutmut_7": "`>=` also lowers WARNING to WARNING: no change",
+    "rules.stats_seeds.xǁStatsSeedsǁcheck__mutmut_11": "the values of `logged` are never read, only its keys (which seeds a log shows)",
+    "rules.stats_seeds.xǁStatsSeedsǁcheck__mutmut_13": "the values of `logged` are never read, only its keys (which seeds a log shows)",
+    "rules.stats_seeds.xǁStatsSeedsǁcheck__mutmut_18": "the default name is never shown: seeds are claimed only by a submission file, so claims.file is "
+                                                     "set whenever the message that uses it is built",
+    "rules.stats_seeds.xǁStatsSeedsǁcheck__mutmut_19": "the default name is never shown: seeds are claimed only by a submission file, so claims.file is "
+                                                     "set whenever the message that uses it is built",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_17": "`cap >= 0` for `cap > 0`: a zero cap is already falsy in `ws and cap`, so only a negative cap "
                                                           "reaches it, and then ws × cap is negative: never over 4800 either way",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "

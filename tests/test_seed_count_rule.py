@@ -95,3 +95,14 @@ def test_two_runs_are_enough_to_compare_their_configurations(tmp_path):
     files = {"submission.json": SUB2, **TWO, "train_seed42.log": baseline_log(42, 1.2251, 2.0739, extra_hp={"matrix_lr": "0.03"})}
     said = _said(tmp_path, files)
     assert [(s, f) for s, f, *_ in said] == [(Severity.ERROR, ""), (Severity.WARNING, "train_seed42.log")]
+
+
+def test_the_finding_names_the_submission_file_the_folder_ships(tmp_path):
+    said = _said(tmp_path, {"submission_v2.json": '{"val_bpb": 1.2245, "seeds": [1337, 42, 2024, 7]}', **three_seeds()})
+    assert [(f, msg) for _s, f, _l, msg, _e in said] == [("submission_v2.json", "seed(s) [7] are claimed in submission_v2.json but no log shows them")]
+
+
+def test_the_count_finding_lists_the_logs_not_used_and_why(tmp_path):
+    said = _said(tmp_path, {"submission.json": '{"val_bpb": 1.2245, "seeds": [1337, 42, 7]}', **three_seeds()})
+    count = [e for _s, f, _l, _m, e in said if f == ""]
+    assert count == [EVID2 + ["train_seed2024.log: not used (seed 2024 is not listed in submission.json)"]]
