@@ -106,3 +106,9 @@ def test_the_count_finding_lists_the_logs_not_used_and_why(tmp_path):
     said = _said(tmp_path, {"submission.json": '{"val_bpb": 1.2245, "seeds": [1337, 42, 7]}', **three_seeds()})
     count = [e for _s, f, _l, _m, e in said if f == ""]
     assert count == [EVID2 + ["train_seed2024.log: not used (seed 2024 is not listed in submission.json)"]]
+
+
+def test_a_log_without_a_seed_line_shows_the_seed_in_its_name(tmp_path):
+    files = {**three_seeds(), "train_seed7.log": baseline_log(7, 1.2239, 2.0718).replace("  seed: 7\n", ""),
+             "submission.json": '{"val_bpb": 1.2245, "seeds": [1337, 42, 2024, 7]}'}
+    assert _said(tmp_path, files) == []
