@@ -126,3 +126,12 @@ def test_without_a_model_figure_the_model_is_the_logged_total_less_the_logged_co
     assert per[1337]["model_source"] == "logged total − logged code"
     assert per[1337]["model"] == 15_000_000 + 1337 - 1_000
     assert rec.measured.bytes_total == 9 + 15_000_000 + 2024 - 1_000  # the largest seed
+
+
+def test_every_compressed_model_form_the_records_ship_is_the_model_file(tmp_path):
+    forms = ("m.ptz", "m.pt.zst", "m.pt.xz", "m.pt.lzma", "m.pt.br", "m.pt.gz", "m.int8.ptz", "m.int6.ptz", "m.lrz")
+    for i, name in enumerate(forms):
+        rec = _audit(tmp_path / str(i), {"train_gpt.py": ENTRY, name: b"x" * 21, **three_seeds(code=9)})
+        assert rec.measured.extra["bytes"]["model_file"] == {"path": name, "bytes": 21}, name
+    rec = _audit(tmp_path / "pt", {"train_gpt.py": ENTRY, "m.pt": b"x" * 21, **three_seeds(code=9)})
+    assert rec.measured.extra["bytes"]["model_file"] is None  # an uncompressed checkpoint is not the artifact
