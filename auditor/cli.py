@@ -97,6 +97,9 @@ def audit(
     config_file: Optional[Path] = typer.Option(None, "--config", help="Read settings from this file instead of the repository root's."),
     ref: List[str] = typer.Option([], "--ref", help="Read record folders from these git refs or globs of the repository given as "
                                                    "the path, without a checkout ('refs/pull/*/head'); repeatable."),
+    probe: bool = typer.Option(False, "--probe", help="After the static rules, run the dynamic probes (in bubblewrap, on CPU) on "
+                                                      "folders whose verdict is fail or needs review."),
+    probe_all: bool = typer.Option(False, "--probe-all", help="Run the dynamic probes on every folder (implies --probe)."),
 ) -> None:
     """Audit record folders and report findings."""
     from auditor import cli_audit, config as config_mod, selectors
@@ -164,6 +167,7 @@ def audit(
         against=list(against), rulebook=cfg.get("rulebook"), only_rules=[], jobs=cfg.get("jobs"),
         waivers=Path(waiver_file) if waiver_file else None, quiet=quiet, folder_timeout=cfg.get("timeout"),
         selected=selected, statistics=statistics, show_info=cfg.get("show-info"),
+        probe="all" if probe_all else "flagged" if probe else None,
     )
     raise typer.Exit(code)
 

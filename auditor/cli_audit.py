@@ -21,7 +21,7 @@ ENV_TIMINGS_FILE = "PGOLF_TIMINGS_FILE"  # write per-file timings of the run to 
 
 def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_rules, jobs, waivers, quiet,
               folder_timeout: float | None = None, selected: set[str] | None = None, statistics: bool = False,
-              show_info: bool = False) -> int:
+              show_info: bool = False, probe: str | None = None) -> int:
     options = AuditOptions(against=against, rulebook=rulebook, only_rules=set(r.upper() for r in only_rules) or None,
                            waivers_file=str(waivers) if waivers else None)
     scrub_sys_path([])
@@ -38,6 +38,10 @@ def run_audit(*, paths, fmt, output, fail_on, changed, against, rulebook, only_r
         run = run_isolated(disc, options, jobs=jobs, timeout_s=folder_timeout, human=fmt in HUMAN_FORMATS,
                            progress=progress, timings=want_timings)
     report = run.report
+    if probe:  # the dynamic probes after the static rules (auditor.reproduce.audit_probes)
+        from auditor.reproduce.audit_probes import add_probes
+
+        add_probes(report, all_folders=probe == "all")
     from auditor import selectors
 
     # --select/--ignore: applied to findings by rule id (a rule may report under a sibling id)
