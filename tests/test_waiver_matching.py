@@ -112,3 +112,58 @@ def test_an_entry_without_folder_or_rule_is_a_problem_at_its_line(tmp_path):
 def test_a_suppression_needs_a_reason_and_covers_its_line_and_the_next(tmp_path):
     sups = waivers.parse_suppressions("t.py", "a = 1  # pgolf: allow NGRAM-TARGET-IN-KEY, pg102 -- why\n# pgolf: allow X\nno\n")
     assert [(s.line, s.rules, s.reason) for s in sups] == [(1, {"NGRAM-TARGET-IN-KEY", "PG102"}, "why"), (2, {"X"}, "")]
+
+
+def _load(tmp_path, data: bytes):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    p = tmp_path / "w.toml"
+    p.write_bytes(data)
+    got, problems = waivers.load_waivers(p)
+    return got, [pr.message for pr in problems]
+
+
+def test_a_waiver_file_that_cannot_be_read_is_one_problem_and_waives_nothing(tmp_path):
+    assert _load(tmp_path / "a", b"[[waiver]\n")[1][0].startswith("invalid TOML: ")
+    assert _load(tmp_path / "b", b'waiver = "x"\n') == ([], ["expected [[waiver]] tables"])
+    assert _load(tmp_path / "c", b"waiver = [1]\n") == ([], ["expected [[waiver]] tables"])
+    got, problems = _load(tmp_path / "d", b"\xff\xfe\x00[[waiver]]\n")
+    assert got == [] and problems[0].startswith("cannot read waiver file (")
+    got, problems = _load(tmp_path / "e", b"#" * (waivers.MAX_WAIVER_BYTES + 1))
+    assert got == [] and problems == ["cannot read waiver file (1,048,577 bytes, over the 1,048,576-byte cap)"]
+
+
+def test_a_byte_order_mark_and_odd_types_are_tolerated(tmp_path):
+    got, problems = _load(tmp_path / "a", '\ufeff[[waiver]]\nfolder = " x/ "\nrule = " pg101 "\nreason = 5\nwho = ["a"]\nfile = 3\n'.encode())
+    assert problems == [] and [(w.folder, w.rule, w.reason, w.who, w.file) for w in got] == [("x/", "PG101", "", "", None)]
+    got, _p = _load(tmp_path / "b", b'[[waiver]]\nfolder = "x"\nrule = "R"\nreason = " why "\nwho = " me "\nfile = "a.py"\n')
+    assert [(w.reason, w.who, w.file, w.base) for w in got] == [("why", "me", "a.py", (tmp_path / "b").absolute())]
+
+
+def test_a_symlinked_waiver_file_is_never_followed(tmp_path, monkeypatch):
+    real = tmp_path / "real.toml"
+    real.write_text('[[waiver]]\nfolder = "*"\nrule = "*"\nreason = "r"\nwho = "w"\n', encoding="utf-8")
+    (tmp_path / "link.toml").symlink_to(real)
+    path, problem = waivers.find_waiver_file(AuditOptions(waivers_file=str(tmp_path / "link.toml")))
+    assert path is None and problem.message == "waiver file is a symlink; not followed (pass the file itself)"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "pgolf-waivers.toml").symlink_to(real)
+    monkeypatch.chdir(cwd)
+    path, problem = waivers.find_waiver_file(AuditOptions())
+    assert path is None and (problem.file, problem.message) == ("pgolf-waivers.toml", "waiver file is a symlink; not followed")
+    path, problem = waivers.find_waiver_file(AuditOptions(waivers_file=str(real)))
+    assert (path, problem) == (real, None)
+
+
+def test_suppressions_cover_the_finding_line_and_the_line_below_only_with_a_reason(tmp_path):
+    code = ("# pgolf: allow PG101 -- above\nx = 1\ny = 2  # pgolf: allow NGRAM-TARGET-IN-KEY\nz = 3  # pgolf: allow -- no rule\n"
+            "w = 4  # pgolf: allow * -- all\n")
+    folder = write_folder(tmp_path, {"train_gpt.py": code})
+    ev = read_evidence(discover([folder]).folders[0])
+    fs = [_f(line=2), _f(line=3), _f(line=4), _f(line=5, rule="OTHER", code="PG9"), _f(line=1), _f(line=None),
+          _f(line=2, rule=waivers.RULE_ID, code="PG901"), _f(line=6)]
+    rec = RecordResult(path=str(folder), findings=fs)
+    waivers.apply(rec, ev, AuditOptions())
+    # `*` is for the reviewer's file; an entrant's comment must name the rule
+    assert [f.waived for f in rec.findings] == ["suppressed at train_gpt.py:1: above", None, None, None,
+                                                "suppressed at train_gpt.py:1: above", None, None, None]
