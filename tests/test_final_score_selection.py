@@ -156,3 +156,28 @@ def test_the_logged_total_is_the_largest_seed_total(tmp_path):
     assert [s.bytes_total for s in m.seeds] == [110, 310, 210]
     assert [s.train_time_ms for s in m.seeds] == [599_800.0] * 3 and [s.world_size for s in m.seeds] == [8] * 3
     assert [s.label for s in m.seeds] == ["final_int8_zlib_roundtrip_exact"] * 3
+
+
+def test_a_seed_eval_time_is_the_logged_total_else_the_final_line_own(tmp_path):
+    from auditor.measure import measure_scores
+    from auditor.discover import discover
+    from auditor.evidence import read_evidence
+
+    plain = STOP + "final_int8_zlib_roundtrip val_loss:2.0 val_bpb:1.3000 eval_time:1234ms\n"
+    files = {"train_seed1.log": "seed:1\n" + plain, "train_seed2.log": "seed:2\n" + plain + "total_eval_time: 321.5s\n",
+             "train_seed3.log": "seed:3\n" + STOP + "final_x val_loss:2.0 val_bpb:1.3000\n"}
+    m = measure_scores(read_evidence(discover([write_folder(tmp_path, files)]).folders[0]))
+    assert [(s.seed, s.eval_time_ms) for s in m.seeds] == [(1, 1234.0), (2, 321_500.0), (3, None)]
+    assert [s.val_loss for s in m.seeds] == [2.0, 2.0, 2.0] and m.val_loss == 2.0
+
+
+def test_the_mean_loss_is_left_out_when_a_seed_has_no_loss(tmp_path):
+    from auditor.measure import measure_scores
+    from auditor.discover import discover
+    from auditor.evidence import read_evidence
+
+    files = {"train_seed1.log": "seed:1\n" + STOP + "final_a val_loss:2.0 val_bpb:1.3000\n",
+             "train_seed2.log": "seed:2\n" + STOP + "final_a val_bpb:1.1000\n"}
+    m = measure_scores(read_evidence(discover([write_folder(tmp_path, files)]).folders[0]))
+    assert round(m.val_bpb, 6) == 1.2 and m.val_loss is None
+    assert m.bytes_total is None and m.bytes_source is None and "logs_ignored" not in m.extra
