@@ -90,3 +90,54 @@ def test_github_output_hides_info_unless_asked(tmp_path):
     _c, hidden = _run([folder], tmp_path, fmt="github", only_rules=["TIME-TRAIN-600"], name="h.txt")
     _c, shown = _run([folder], tmp_path, fmt="github", only_rules=["TIME-TRAIN-600"], show_info=True, name="s.txt")
     assert "TIME-TRAIN-600" not in hidden and shown.count("TIME-TRAIN-600") >= 3
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_changed_audits_only_folders_changed_since_the_ref(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    old = write_folder(repo, OVER, name="2026-01-01_Old")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "base")
+    monkeypatch.chdir(repo)
+    code, text = _run([repo / "records"], tmp_path, fmt="text", changed="HEAD", only_rules=["ARTIFACT-16MB"], name="none.txt")
+    assert (code, text) == (0, "no record folder changed since HEAD; nothing to audit\n")
+    code, text = _run([repo / "records"], tmp_path, fmt="json", changed="HEAD", only_rules=["ARTIFACT-16MB"], name="none.json")
+    assert code == 0 and json.loads(text)["records"] == []
+    write_folder(repo, OVER, name="2026-01-02_New")
+    code, text = _run([repo / "records"], tmp_path, changed="HEAD", only_rules=["ARTIFACT-16MB"], name="new.json")
+    assert code == 1 and [r["path"].rsplit("/", 1)[-1] for r in json.loads(text)["records"]] == ["2026-01-02_New"]
+    assert old.is_dir()
+
+
+def test_a_ref_git_does_not_know_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    repo = tmp_path / "repo"
+    write_folder(repo, OVER)
+    _git(repo, "init", "-q")
+    monkeypatch.chdir(repo)
+    code, _text = _run([repo / "records"], tmp_path, changed="no-such-ref", only_rules=["ARTIFACT-16MB"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("pgolf: ")
+
+
+def test_no_waiver_file_given_reads_none_and_github_hides_info_by_default(tmp_path):
+    folder = write_folder(tmp_path / "tree", {"train_gpt.py": "print(1)\n", **three_seeds(train_ms=600_400)})
+    code, text = _run([folder], tmp_path, only_rules=["TIME-TRAIN-600"])
+    rec = json.loads(text)["records"][0]
+    assert code == 0 and rec["errors"] == [] and json.loads(text).get("errors", []) == []
+    out = tmp_path / "gh.txt"
+    run_audit(paths=[str(folder)], fmt="github", output=str(out), fail_on="error", changed=None, against=[], rulebook="2026-04-28",
+              only_rules=["TIME-TRAIN-600"], jobs=1, waivers=None, quiet=True)
+    assert "TIME-TRAIN-600" not in out.read_text(encoding="utf-8")
+
+
+def test_the_timings_file_is_written_when_asked(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "tree", OVER)
+    monkeypatch.setenv("PGOLF_TIMINGS_FILE", str(tmp_path / "t.json"))
+    _run([folder], tmp_path, only_rules=["ARTIFACT-16MB"])
+    assert json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
