@@ -181,3 +181,19 @@ def test_the_mean_loss_is_left_out_when_a_seed_has_no_loss(tmp_path):
     m = measure_scores(read_evidence(discover([write_folder(tmp_path, files)]).folders[0]))
     assert round(m.val_bpb, 6) == 1.2 and m.val_loss is None
     assert m.bytes_total is None and m.bytes_source is None and "logs_ignored" not in m.extra
+
+
+def test_a_line_without_a_bpb_is_never_the_final():
+    run = _final(STOP + "final_a val_loss:2.0 val_bpb:1.3000\nfinal_b val_loss:1.0\n")
+    assert (run.final.label, run.final.val_bpb) == ("final_a", 1.3)
+
+
+def test_of_two_exact_twins_the_later_one_is_used():
+    run = _final(STOP + "final_b_exact val_loss:2.0 val_bpb:1.20001\nfinal_b_exact val_loss:2.0 val_bpb:1.20002\n"
+                 "final_b val_loss:2.0 val_bpb:1.2000\n")
+    assert (run.final.val_bpb, run.final.line) == (1.20002, 3)
+
+
+def test_a_step_line_after_the_stop_is_not_a_final():
+    run = _final(STOP + "final_a val_loss:2.0 val_bpb:1.3000\nstep:10/9 val_loss:1.0 val_bpb:1.0000 train_time:1ms step_avg:1ms\n")
+    assert (run.final.label, run.final.val_bpb) == ("final_a", 1.3)
