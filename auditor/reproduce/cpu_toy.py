@@ -71,15 +71,22 @@ def tokenizer(cache: Path, vocab: int) -> Path:
 
 
 def stream(model: Path, n: int, seed: int) -> np.ndarray:
-    """``n`` tokens of generated text with repeated phrases (so caches and n-gram statistics matter)."""
+    """``n`` tokens of generated text in documents that each start with the tokenizer's BOS id, as the
+    challenge's shards do (document-wise evals split on it), with repeated phrases (so caches and n-gram
+    statistics matter)."""
     import sentencepiece as spm
 
     sp = spm.SentencePieceProcessor(model_file=str(model))
+    bos = sp.bos_id() if sp.bos_id() >= 0 else 1
     rng = np.random.default_rng(seed)
     phrases = [" ".join(_words(rng, 6)) for _ in range(12)]
     out: list[int] = []
     while len(out) < n:
-        out += sp.encode(phrases[int(rng.integers(0, len(phrases)))] + " " + " ".join(_words(rng, 2)))
+        doc = [bos]
+        want = int(rng.integers(60, 300))
+        while len(doc) < want:
+            doc += sp.encode(phrases[int(rng.integers(0, len(phrases)))] + " " + " ".join(_words(rng, 2)))
+        out += doc
     return np.asarray(out[:n], dtype=np.int64)
 
 

@@ -60,6 +60,16 @@ def _val_prefix(data: Path, n: int) -> np.ndarray | None:
     return np.concatenate(out) if out else None
 
 
+def _pass_of(events: list[dict]) -> list[tuple[int, int]]:
+    """(accumulation line, pass number) of each score event (a pass ends as in ``_pass_ends``)."""
+    ends, seen, out = _pass_ends(events), {}, []
+    for j, e in enumerate(events):
+        out.append((e["line"], seen.get(e["line"], 0)))
+        if j in ends:
+            seen[e["line"]] = seen.get(e["line"], 0) + 1
+    return out
+
+
 def _pass_ends(events: list[dict]) -> set[int]:
     """Indices of the last score event of each eval pass: per accumulation line, a pass ends where
     the next event of that line restarts its loop (a loop variable that does not increase) or at the
@@ -224,16 +234,21 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                                f"flipping the last val token changed how many scores were committed ({len(a)} vs {len(b)} batches)", [],
                                "the number of scored tokens must not depend on token values"))
         return res
-    last = _pass_ends(a)
-    legit, bad = 0, []
+    # A legal eval scores the last target once per pass: one changed value, the last of its batch (evals
+    # that reorder documents put that batch anywhere in the pass). Any other change reads the future.
+    changed: dict[tuple[int, int], list] = {}
+    passes = _pass_of(a)
     for j, (x, y) in enumerate(zip(a, b)):
         n = len(x["values"])
         for i, (u, v) in enumerate(zip(x["values"], y["values"])):
             if u != v:
-                if j in last and i == n - 1:  # the last target sits in the last batch of a pass
-                    legit += 1
-                else:
-                    bad.append((j, i, u, v, x["line"]))
+                changed.setdefault(passes[j], []).append((j, i, u, v, x["line"], i == n - 1))
+    legit, bad = 0, []
+    for ch in changed.values():
+        if len(ch) == 1 and ch[0][5]:
+            legit += 1
+        else:
+            bad += [c[:5] for c in ch]
     res.numbers["changed_last_target"] = legit
     if bad:
         j, i, u, v, line = bad[0]
