@@ -80,7 +80,8 @@ def _pass_ends(events: list[dict]) -> set[int]:
     ends = set()
     for idx in by_line.values():
         for j, nxt in zip(idx, idx[1:]):
-            u, v = list(events[j].get("loop", {}).values()), list(events[nxt].get("loop", {}).values())
+            # loop variables come innermost first: compare outermost first (nested chunk/batch loops stay one pass)
+            u, v = list(events[j].get("loop", {}).values())[::-1], list(events[nxt].get("loop", {}).values())[::-1]
             if u and v and v <= u:
                 ends.add(j)
         ends.add(idx[-1])
