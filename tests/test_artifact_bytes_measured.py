@@ -135,3 +135,34 @@ def test_every_compressed_model_form_the_records_ship_is_the_model_file(tmp_path
         assert rec.measured.extra["bytes"]["model_file"] == {"path": name, "bytes": 21}, name
     rec = _audit(tmp_path / "pt", {"train_gpt.py": ENTRY, "m.pt": b"x" * 21, **three_seeds(code=9)})
     assert rec.measured.extra["bytes"]["model_file"] is None  # an uncompressed checkpoint is not the artifact
+
+
+def test_a_final_model_file_in_a_subfolder_is_the_model(tmp_path):
+    rec = _audit(tmp_path, {"train_gpt.py": ENTRY, "out/final_model.bin": b"x" * 33, **three_seeds(code=9)})
+    assert rec.measured.extra["bytes"]["model_file"] == {"path": "out/final_model.bin", "bytes": 33}
+    assert "code_decoded_bytes" in rec.measured.extra["bytes"]
+
+
+def test_the_seed_of_a_byte_figure_is_the_run_s_own_seed_line(tmp_path):
+    rec = _audit(tmp_path, {"train_gpt.py": ENTRY, "train_seed7.log": baseline_log(1, 1.22, 2.07, code=9)})
+    assert [s["seed"] for s in rec.measured.extra["bytes"]["per_seed"]] == [1]
+
+
+def _sizeless(seed: int) -> str:
+    return "".join(ln for ln in baseline_log(seed, 1.22, 2.07).splitlines(keepends=True) if "size" not in ln and "Serialized" not in ln)
+
+
+def test_logs_without_byte_figures_leave_the_claimed_total(tmp_path):
+    files = {f"train_seed{s}.log": _sizeless(s) for s in (1, 2, 3)}
+    rec = _audit(tmp_path, {**files, "submission.json": '{"val_bpb": 1.22, "bytes_total": 15000000}'})
+    m = rec.measured
+    assert (m.bytes_total, m.bytes_source) == (15_000_000, "claimed")
+    assert [s["logged_total"] for s in m.extra["bytes"]["per_seed"]] == [None, None, None]
+    assert [s["model_source"] for s in m.extra["bytes"]["per_seed"]] == ["", "", ""]
+
+
+def test_a_claimed_total_over_the_cap_is_reported_against_the_submission_file(tmp_path):
+    rec = _audit(tmp_path, {"submission.json": '{"val_bpb": 1.22, "bytes_total": 16000001, "bytes_code": 1}'})
+    [f] = rec.findings
+    assert f.file == "submission.json" and f.evidence[0] == "bytes_total: 16000001"
+    assert f.message.startswith("submission.json: logged total 16,000,001 (no entry script to measure); claimed bytes_total 16,000,001")
