@@ -64,8 +64,8 @@ EQUIVALENT: dict[str, str] = {
     "rules.stats_seeds.xǁStatsSeedsǁcheck__mutmut_19": "the default name is never shown: seeds are claimed only by a submission file, so claims.file is "
                                                      "set whenever the message that uses it is built",
     "auditor.measure_bytes.x_artifact_bytes__mutmut_85": "`bytes_code or 1` for `or 0` inside `if ev.claims.bytes_code`: the `or` is never reached",
-    "auditor.measure_bytes.x__size__mutmut_6": "the default max_bytes of check_readable is also far above any real file: sizes are only read, never capped here",
-    "auditor.measure_bytes.x__size__mutmut_9": "2 << 40 for 1 << 40: a cap of 2 TiB instead of 1 TiB, no file in a test or a record comes near either",
+    "auditor.measure_bytes.x__size__mutmut_9": "2 << 40 for 1 << 40: only a file between 1 and 2 TiB tells them apart (not equivalent in principle; "
+                                           "no record or test file comes near, and the cap only keeps a size from being refused)",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_17": "`cap >= 0` for `cap > 0`: a zero cap is already falsy in `ws and cap`, so only a negative cap "
                                                           "reaches it, and then ws × cap is negative: never over 4800 either way",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "

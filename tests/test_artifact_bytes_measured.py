@@ -166,3 +166,12 @@ def test_a_claimed_total_over_the_cap_is_reported_against_the_submission_file(tm
     [f] = rec.findings
     assert f.file == "submission.json" and f.evidence[0] == "bytes_total: 16000001"
     assert f.message.startswith("submission.json: logged total 16,000,001 (no entry script to measure); claimed bytes_total 16,000,001")
+
+
+def test_a_model_file_too_large_to_read_is_still_measured(tmp_path):
+    folder = write_folder(tmp_path, {"train_gpt.py": ENTRY, **three_seeds(code=9)})
+    with open(folder / "final_model.int8.ptz", "wb") as fh:
+        fh.truncate(60 * 1024 * 1024)  # sparse: 60 MiB, over the 50 MiB reading cap, costs no disk
+    rec = audit_one(folder, only_rules={"ARTIFACT-16MB"})
+    assert rec.measured.extra["bytes"]["model_file"] == {"path": "final_model.int8.ptz", "bytes": 60 * 1024 * 1024}
+    assert [f.severity for f in rec.findings] == [Severity.ERROR]
