@@ -19,11 +19,11 @@ OVER = {"train_gpt.py": "print(1)\n", **three_seeds(model=16_100_000, code=10)}
 
 
 def _run(paths, tmp_path, *, fmt="json", fail_on="error", against=(), rulebook="2026-04-28", only_rules=(), waivers=None,
-         selected=None, show_info=False, changed=None, name="out.txt"):
+         selected=None, show_info=False, changed=None, name="out.txt", statistics=False):
     out = tmp_path / name
     code = run_audit(paths=[str(p) for p in paths], fmt=fmt, output=str(out), fail_on=fail_on, changed=changed, against=list(against),
                      rulebook=rulebook, only_rules=list(only_rules), jobs=1, waivers=waivers, quiet=True, selected=selected,
-                     show_info=show_info)
+                     show_info=show_info, statistics=statistics)
     return code, out.read_text(encoding="utf-8") if out.exists() else ""
 
 
@@ -141,3 +141,18 @@ def test_the_timings_file_is_written_when_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("PGOLF_TIMINGS_FILE", str(tmp_path / "t.json"))
     _run([folder], tmp_path, only_rules=["ARTIFACT-16MB"])
     assert json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+
+
+def test_statistics_markdown_and_stdout_are_wired(tmp_path, capsys):
+    folder = write_folder(tmp_path / "tree", {"train_gpt.py": "print(1)\n", **three_seeds(train_ms=600_400)})
+    _c, stats = _run([folder], tmp_path, fmt="text", only_rules=["TIME-TRAIN-600"], name="stats.txt", statistics=True)
+    _c, plain = _run([folder], tmp_path, fmt="text", only_rules=["TIME-TRAIN-600"], name="plain.txt")
+    assert stats and stats != plain
+    _c, md = _run([folder], tmp_path, fmt="markdown", only_rules=["TIME-TRAIN-600"], name="md.txt")
+    _c, md_info = _run([folder], tmp_path, fmt="markdown", only_rules=["TIME-TRAIN-600"], name="mdi.txt", show_info=True)
+    assert "one-step overshoot" not in md and "one-step overshoot" in md_info
+    capsys.readouterr()
+    code = run_audit(paths=[str(folder)], fmt="json", output=None, fail_on="error", changed=None, against=[], rulebook="2026-04-28",
+                     only_rules=["TIME-TRAIN-600"], jobs=1, waivers=None, quiet=True)
+    out = capsys.readouterr()
+    assert code == 0 and json.loads(out.out)["records"][0]["verdict"] and out.err == ""
