@@ -255,6 +255,14 @@ def _shim_compile(torch) -> None:
         return model
 
     torch.compile = compile
+
+    # Compiled CUDA graphs let a record reuse tensors made under inference_mode (rotary caches) in a later
+    # backward (TTT); eager CPU refuses. no_grad keeps the semantics the probe needs (no gradients).
+    class inference_mode(torch.no_grad):  # noqa: N801
+        def __init__(self, mode=True):
+            super().__init__()
+
+    torch.inference_mode = inference_mode
     try:
         import torch._dynamo as dynamo
 
