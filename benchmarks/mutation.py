@@ -34,7 +34,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "waivers": ("auditor/waivers.py", ["tests/test_waiver_matching.py", "tests/test_waivers.py"]),
     "seeds": ("rules/stats_seeds.py", ["tests/test_seed_count_rule.py"]),
     "measure_bytes": ("auditor/measure_bytes.py", ["tests/test_artifact_bytes_measured.py", "tests/test_boundaries.py"]),
-    "selectors": ("auditor/selectors.py", ["tests/test_selectors_config.py", "tests/test_rule_selection_exact.py"]),
+    "selectors": ("auditor/selectors.py", ["tests/test_rule_selection_exact.py"]),
     "logs": ("auditor/evidence/logs.py", ["tests/test_final_score_selection.py", "tests/test_log_parser.py"]),
     "cli_audit": ("auditor/cli_audit.py", ["tests/test_cli_audit_wiring.py"]),
 }
