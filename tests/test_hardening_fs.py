@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,14 +151,30 @@ def test_file_count_cap_is_reported(tmp_path):
     assert any("more than 2000 files" in p.message for p in disc.folders[0].problems)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
 def test_unreadable_file_is_one_line(tmp_path):
+    """A file pgolf may not read is one line naming it. As root, permissions alone do not stop a read,
+    so the audit runs without the capabilities that let root ignore them (util-linux setpriv)."""
     folder = write_folder(tmp_path, clean_record())
     p = folder / "train_seed1.log"
     p.chmod(0)
     try:
-        report = audit_paths([str(folder)])
-        assert any(e.startswith("train_seed1.log: cannot read") for e in _all_errors(report))
+        if os.geteuid() != 0:
+            report = audit_paths([str(folder)])
+            assert any(e.startswith("train_seed1.log: cannot read") for e in _all_errors(report))
+            return
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to drop root's file capabilities"
+        proc = subprocess.run([setpriv, "--bounding-set", "-dac_override,-dac_read_search", sys.executable, "-P", "-m", "auditor",
+                               "audit", str(folder), "--format", "json", "--fail-on", "never"],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PGOLF_IN_PROCESS": "1"})
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        doc = json.loads(proc.stdout)
+        lines = [e for r in doc["records"] for e in r.get("errors", [])]
+        assert any(str(e).startswith("train_seed1.log: cannot read") or
+                   (isinstance(e, dict) and e.get("file") == "train_seed1.log" and "cannot read" in e.get("message", ""))
+                   for e in lines), lines
+        assert doc["records"][0]["verdict"] != "pass"  # an unread log is never a pass
     finally:
         p.chmod(0o644)
 
