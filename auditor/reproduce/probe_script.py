@@ -244,10 +244,16 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         for i, (u, v) in enumerate(zip(x["values"], y["values"])):
             if u != v:
                 changed.setdefault(passes[j], []).append((j, i, u, v, x["line"], i == n - 1))
+    # Per-token batches hold contiguous targets, so the last target is the last value of any batch that
+    # scores it (tail windows of a sliding eval may score it twice). A per-batch sum cannot show which
+    # target moved: one changed sum per pass is the last target's, more read the future.
     legit, bad = 0, []
     for ch in changed.values():
-        if len(ch) == 1 and ch[0][5]:
-            legit += 1
+        per_token = [c for c in ch if len(a[c[0]]["values"]) > 1]
+        sums = [c for c in ch if len(a[c[0]]["values"]) == 1]
+        ok_tok = [c for c in per_token if c[5]]
+        if len(ok_tok) == len(per_token) and len(sums) <= (0 if per_token else 1):
+            legit += len(ch)
         else:
             bad += [c[:5] for c in ch]
     res.numbers["changed_last_target"] = legit
