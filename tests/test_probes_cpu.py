@@ -81,3 +81,12 @@ def test_triton_import_without_triton_is_the_reason(tmp_path):
     out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=60)
     (f,) = [f for f in out.findings if f.rule == "PROBE-NOT-RUN"]
     assert f.line == 1 and "imports triton, which is not installed here" in f.message
+
+
+def test_legal_sliding_eval_whose_tail_windows_rescore_the_last_target_passes(tmp_path):
+    """Real merged records' sliding evals score the last targets in two tail windows: both changes are the
+    last value of their window, not a read of the future."""
+    got, out = _probe(tmp_path, "sliding")
+    flip = got["PROBE-SUFFIX-FLIP"]
+    assert flip.message.startswith("pass"), flip.message
+    assert out.numbers["train_gpt.py"]["changed_last_target"] >= 2
