@@ -112,3 +112,36 @@ def test_rulebook_decides_which_test_counts(tmp_path):
     assert sev(practice) == ["info"]  # p_practice 0.0203 < 0.25
     assert sev(readme) == ["error"]  # 0.003 nats: under the README's 0.005-nat margin
     assert practice["stats"]["against"].endswith("2026-04-01_Prev")
+
+
+REF_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "records" / "track_10min_16mb" / "2026-11-04_Reference_Tiny"
+
+
+def test_reproduce_dry_run_shows_each_option(tmp_path):
+    """The plan is where reproduce's options show before anything runs."""
+    base = ["reproduce", str(REF_EXAMPLE), "--dry-run", "--no-sandbox", "--run-dir", str(tmp_path / "run")]
+    r = run(*base, "--seeds", "7,8", "--nnodes", "1", "--rdzv-endpoint", "127.0.0.1:29555", "--rdzv-backend", "static",
+            "--target", "8xH100", "--no-match-steps", "--no-replay-clock")
+    out = r.stdout
+    assert re.search(r"^seeds\s+7, 8\s+\(--seeds\)$", out, re.M), out
+    assert "--rdzv-backend=static" in out and "--rdzv-endpoint=127.0.0.1:29555" in out
+    assert re.search(r"^target\s+8xH100", out, re.M)
+    assert "seed 7: as documented" in out
+    replay = run(*base, "--seeds", "42", "--replay-clock").stdout
+    steps = run(*base, "--seeds", "42", "--match-steps", "--no-replay-clock").stdout
+    raw = run(*base, "--seeds", "42", "--no-match-steps", "--no-replay-clock").stdout
+    stop = lambda text: text.split("stop step", 1)[1].split("\n")[1].strip()  # noqa: E731
+    assert len({stop(replay), stop(steps), stop(raw)}) == 3, (stop(replay), stop(steps), stop(raw))
+    assert stop(replay).startswith("seed 42: replayed clock at ")
+    assert stop(steps).startswith("seed 42: step-matched: ITERATIONS=18 MAX_WALLCLOCK_SECONDS=0")
+    assert stop(raw) == "seed 42: as documented (--no-match-steps)"
+
+
+def test_preflight_lists_only_the_modules_that_import(tmp_path):
+    r = run("reproduce", str(REF_EXAMPLE), "--dry-run", "--no-sandbox", "--run-dir", str(tmp_path / "run"))
+    (line,) = [x for x in r.stdout.splitlines() if x.split()[1:2] == ["imports"]]
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        head, _, optional = line.partition("; optional, not installed:")
+        assert "flash_attn" not in head and "flash_attn" in optional, line

@@ -135,6 +135,14 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
     return needs
 
 
+def module_found(name: str) -> bool:
+    """Whether this interpreter can locate a top-level module (without executing it)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def missing_modules(needs: ScriptNeeds) -> list[ImportNeed]:
     """Top-level modules this interpreter cannot find (optional ones left out). ``find_spec`` on a
     top-level name locates the module without executing it."""

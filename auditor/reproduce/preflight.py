@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditor.reproduce.imports import BINARY_HINTS, install_hint, missing_binaries, missing_modules
+from auditor.reproduce.imports import BINARY_HINTS, install_hint, missing_binaries, missing_modules, module_found
 from auditor.reproduce.plan import Plan
 
 SHARD_MAGIC = 20240520  # records.md §4.4: 256 int32 header, magic, version, token count; uint16 tokens
@@ -272,8 +272,12 @@ def _import_checks(plan: Plan) -> list[Check]:
     for b, line in missing_binaries(plan.needs):
         out.append(Check("binaries", False, f"{plan.entry}:{line} runs {b}, not on PATH", BINARY_HINTS.get(b, f"install {b}")))
     if not out and plan.needs.modules:
-        out.append(Check("imports", True, f"{len(plan.needs.modules)} third-party module(s) importable: "
-                         + ", ".join(n.module for n in plan.needs.modules[:8])))
+        present = [n.module for n in plan.needs.modules if module_found(n.module)]
+        absent = [n.module for n in plan.needs.modules if n.optional and n.module not in present]
+        msg = f"{len(present)} third-party module(s) importable: " + ", ".join(present[:8])
+        if absent:  # guarded by try/except ImportError: the script runs without them
+            msg += "; optional, not installed: " + ", ".join(absent[:8])
+        out.append(Check("imports", True, msg))
     return out
 
 
