@@ -66,6 +66,12 @@ EQUIVALENT: dict[str, str] = {
     "auditor.measure_bytes.x_artifact_bytes__mutmut_85": "`bytes_code or 1` for `or 0` inside `if ev.claims.bytes_code`: the `or` is never reached",
     "auditor.measure_bytes.x__size__mutmut_9": "2 << 40 for 1 << 40: only a file between 1 and 2 TiB tells them apart (not equivalent in principle; "
                                            "no record or test file comes near, and the cap only keeps a size from being refused)",
+    "auditor.evidence.logs.x_pick_final__mutmut_12": "a final already ending in _exact then looks for a `_exact_exact` twin, finds none and "
+                                                    "returns itself: the same line either way",
+    "auditor.evidence.logs.x_pick_final__mutmut_13": "a final already ending in _exact then looks for a `_exact_EXACT`-style twin, finds none and "
+                                                    "returns itself: the same line either way",
+    "auditor.evidence.logs.x_pick_final__mutmut_24": "`val_bpb or 1`: every candidate has a val_bpb (the filter above), so the `or` is never taken",
+    "auditor.evidence.logs.x_pick_final__mutmut_26": "`val_bpb or 1`: every candidate has a val_bpb (the filter above), so the `or` is never taken",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_17": "`cap >= 0` for `cap > 0`: a zero cap is already falsy in `ws and cap`, so only a negative cap "
                                                           "reaches it, and then ws × cap is negative: never over 4800 either way",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "

@@ -197,3 +197,16 @@ def test_of_two_exact_twins_the_later_one_is_used():
 def test_a_step_line_after_the_stop_is_not_a_final():
     run = _final(STOP + "final_a val_loss:2.0 val_bpb:1.3000\nstep:10/9 val_loss:1.0 val_bpb:1.0000 train_time:1ms step_avg:1ms\n")
     assert (run.final.label, run.final.val_bpb) == ("final_a", 1.3)
+
+
+def test_step_lines_are_never_scoring_and_never_after_the_stop():
+    from auditor.evidence.logs import is_scoring_label
+
+    assert not is_scoring_label("step:10") and is_scoring_label("steps_final")
+    run = _final(STOP + "step:10/9 val_loss:1.0 val_bpb:1.0000 train_time:1ms step_avg:1ms\n")
+    assert [(e.label, e.after_stop) for e in run.evals] == [("step:10", False)]
+
+
+def test_a_twin_exactly_6e_4_away_is_another_score():
+    run = _final(STOP + "final_b_exact val_loss:2.0 val_bpb:0.0006\nfinal_b val_loss:2.0 val_bpb:0.0000\n")
+    assert (run.final.label, run.final.val_bpb) == ("final_b", 0.0)
