@@ -94,3 +94,20 @@ def test_hiding_info_keeps_waived_info_and_the_original_report():
     view = without_info(report)
     assert [f.rule for f in view.records[0].findings] == ["B", "C"]
     assert [f.rule for f in rec.findings] == ["A", "B", "C"] and view.other == 1 and view.records[0].path == "x"
+
+
+def test_an_unknown_extend_select_names_its_option():
+    with pytest.raises(SelectorError) as e:
+        resolve(extend_select=["qqqq"], names=NAMES)
+    assert str(e.value).startswith("--extend-select 'qqqq' names no rule")
+
+
+def test_the_catalog_is_every_registered_rule_with_its_code_and_family():
+    import rules
+    from auditor.selectors import catalog
+
+    cat = catalog()
+    assert {n.id for n in cat} == set(rules.load_all())
+    art = next(n for n in cat if n.id == "ARTIFACT-16MB")
+    assert (art.code, art.family) == ("PG301", "artifact")
+    assert resolve(["PG301"]) == {"ARTIFACT-16MB"}  # without names: the real catalog
