@@ -175,3 +175,47 @@ def test_a_model_file_too_large_to_read_is_still_measured(tmp_path):
     rec = audit_one(folder, only_rules={"ARTIFACT-16MB"})
     assert rec.measured.extra["bytes"]["model_file"] == {"path": "final_model.int8.ptz", "bytes": 60 * 1024 * 1024}
     assert [f.severity for f in rec.findings] == [Severity.ERROR]
+
+
+def test_over_only_with_helper_modules_counted_is_a_contested_warning(tmp_path):
+    entry = "import helper\nprint(1)\n"  # 23 bytes; the helper is 240: entry + model is exactly the cap
+    rec = _audit(tmp_path, {"train_gpt.py": entry, "helper.py": "X = 1\n" * 40, **three_seeds(model=16_000_000 - 23, code=10)})
+    [f] = rec.findings
+    assert (f.severity, f.file, f.line) == (Severity.WARNING, "train_seed1337.log", 20)
+    assert f.message.endswith("over 16,000,000 by 240 (verdict uses the measured figure); 3 of 3 seed(s) over the cap; over only when "
+                              "the contested code is counted: helper modules/native sources (240 bytes, cf. #1514)")
+    assert f.evidence[-1] == "code files: train_gpt.py 23 (entry), helper.py 240 (import)"
+    assert f.evidence[3] == "train_seed1337.log: measured 16,000,240, logged 15,999,987, model 15,999,977 (logged)"
+
+
+def test_over_with_the_entry_script_alone_is_an_error_whatever_the_helpers(tmp_path):
+    entry = "import helper\nprint(1)\n"
+    rec = _audit(tmp_path, {"train_gpt.py": entry, "helper.py": "X = 1\n" * 40, **three_seeds(model=16_000_000 - 22, code=10)})
+    [f] = rec.findings
+    assert f.severity is Severity.ERROR and "contested" not in f.message
+
+
+def test_over_only_against_the_logged_compressed_code_is_a_contested_warning(tmp_path):
+    entry = "print(1)\n" + "#" * 4990 + "\n"  # 5,000 shipped bytes; the log counts 1,000 compressed
+    logs = {f"train_seed{s}.log": baseline_log(s, 1.22, 2.07, model=16_000_000 - 1_000, code=1_000,
+                                               after="Code size (compressed): 1000 bytes\n") for s in (1337, 42, 2024)}
+    rec = _audit(tmp_path, {"train_gpt.py": entry, **logs})
+    [f] = rec.findings
+    assert f.severity is Severity.WARNING
+    assert f.message.endswith("over only when the contested code is counted: the log counts 1,000 bytes of compressed code while "
+                              "5,000 bytes are shipped (cf. #1530)")
+    assert f.message.startswith("seed 1337: measured 16,004,000 bytes = code 5,000 (files the entry point runs) + model 15,999,000 (logged)")
+
+
+def test_the_disputed_log_total_warning_points_at_the_log_line(tmp_path):
+    rec = _audit(tmp_path, {"train_gpt.py": ENTRY, **_seeds({1337: 15_995_000, 42: 15_995_000, 2024: 15_995_000}, code=10_000)})
+    [f] = rec.findings
+    assert (f.file, f.line) == ("train_seed1337.log", 20)
+    assert f.evidence[-1] == "Total submission size int8+zlib: 16005000 bytes"
+
+
+def test_an_over_cap_finding_lists_the_code_files_or_says_there_is_no_entry_script(tmp_path):
+    rec = _audit(tmp_path / "a", {"train_gpt.py": ENTRY, **_seeds({1337: 15_000_000, 42: 15_999_992, 2024: 14_000_000})})
+    assert rec.findings[0].evidence[-1] == "code files: train_gpt.py 9 (entry)"
+    rec = _audit(tmp_path / "b", _seeds({1337: 15_000_000, 42: 16_000_000, 2024: 14_000_000}, code=1))
+    assert rec.findings[0].evidence[-1] == "code files: no entry script"
