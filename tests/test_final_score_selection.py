@@ -210,3 +210,25 @@ def test_step_lines_are_never_scoring_and_never_after_the_stop():
 def test_a_twin_exactly_6e_4_away_is_another_score():
     run = _final(STOP + "final_b_exact val_loss:2.0 val_bpb:0.0006\nfinal_b val_loss:2.0 val_bpb:0.0000\n")
     assert (run.final.label, run.final.val_bpb) == ("final_b", 0.0)
+
+
+def test_a_seed_measure_takes_the_run_seed_else_the_name_and_the_compressed_code_first():
+    from auditor.measure import seed_measure
+
+    lf = parse_log_text("seed:5\n" + STOP + "Code size: 900 bytes\nCode size (compressed): 300 bytes\n"
+                        "final_a val_loss:2.0 val_bpb:1.3000\n")
+    lf.seed_from_name, lf.path = 7, "train_seed7.log"
+    sm = seed_measure(lf, lf.runs[0])
+    assert (sm.seed, sm.bytes_code, sm.val_bpb, sm.val_loss, sm.label, sm.log) == (5, 300, 1.3, 2.0, "final_a", "train_seed7.log")
+    lf = parse_log_text(STOP + "Code size: 900 bytes\nfinal_a val_loss:2.0 val_bpb:1.3000\n")
+    lf.seed_from_name = 7
+    sm = seed_measure(lf, lf.runs[0])
+    assert (sm.seed, sm.bytes_code) == (7, 900)
+
+
+def test_a_seed_measure_of_a_run_without_a_score_is_empty_not_an_error():
+    from auditor.measure import seed_measure
+
+    lf = parse_log_text("seed:5\nhello\n")
+    sm = seed_measure(lf, lf.runs[0])
+    assert (sm.val_bpb, sm.val_loss, sm.label, sm.eval_time_ms, sm.bytes_code) == (None, None, None, None, None)
