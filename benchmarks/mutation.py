@@ -72,6 +72,16 @@ EQUIVALENT: dict[str, str] = {
                                                     "returns itself: the same line either way",
     "auditor.evidence.logs.x_pick_final__mutmut_24": "`val_bpb or 1`: every candidate has a val_bpb (the filter above), so the `or` is never taken",
     "auditor.evidence.logs.x_pick_final__mutmut_26": "`val_bpb or 1`: every candidate has a val_bpb (the filter above), so the `or` is never taken",
+    "auditor.measure_bytes.x__size__mutmut_10": "1 << 41 for 1 << 40: as _9, only a file between 1 and 2 TiB tells them apart",
+    "auditor.measure_bytes.x__model_file__mutmut_11": "rsplit('/') without maxsplit: the last path component is the same either way",
+    "auditor.measure_bytes.x__model_file__mutmut_14": "rsplit('/', 2): the last path component is the same either way",
+    "auditor.measure_bytes.x_artifact_bytes__mutmut_108": "the default name is never used: claimed bytes come only from a submission file, so "
+                                                          "claims.file is set whenever this seed is built",
+    "auditor.measure_bytes.x_artifact_bytes__mutmut_109": "the default name is never used (see _108)",
+    "auditor.measure_bytes.x_artifact_bytes__mutmut_110": "the default name is never used (see _108)",
+    "auditor.measure_bytes.x_artifact_bytes__mutmut_128": "ArtifactFacts.claimed_code is read by nothing (no rule, no renderer): a dead field",
+    "auditor.evidence.logs.x__finish_run__mutmut_9": "`>=` for `>` against the line that ends training: that line is the stop line or a training "
+                                                     "step line, and an eval parsed from a step line has a `step:` label, excluded on the same line",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_17": "`cap >= 0` for `cap > 0`: a zero cap is already falsy in `ws and cap`, so only a negative cap "
                                                           "reaches it, and then ws × cap is negative: never over 4800 either way",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "
