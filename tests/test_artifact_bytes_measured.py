@@ -219,3 +219,15 @@ def test_an_over_cap_finding_lists_the_code_files_or_says_there_is_no_entry_scri
     assert rec.findings[0].evidence[-1] == "code files: train_gpt.py 9 (entry)"
     rec = _audit(tmp_path / "b", _seeds({1337: 15_000_000, 42: 16_000_000, 2024: 14_000_000}, code=1))
     assert rec.findings[0].evidence[-1] == "code files: no entry script"
+
+
+def test_a_final_model_two_folders_deep_and_a_seed_from_the_log_name(tmp_path):
+    log = baseline_log(7, 1.22, 2.07, code=9).replace("  seed: 7\n", "")
+    rec = _audit(tmp_path, {"train_gpt.py": ENTRY, "a/b/final_model.bin": b"x" * 44, "train_seed7.log": log})
+    assert rec.measured.extra["bytes"]["model_file"] == {"path": "a/b/final_model.bin", "bytes": 44}
+    assert [s["seed"] for s in rec.measured.extra["bytes"]["per_seed"]] == [7]
+
+
+def test_claimed_code_bytes_are_kept_with_the_claimed_seed(tmp_path):
+    rec = _audit(tmp_path, {"train_gpt.py": ENTRY, "submission.json": '{"val_bpb": 1.2, "bytes_total": 15000000, "bytes_code": 1000}'})
+    assert rec.measured.extra["bytes"]["per_seed"][0]["logged_code"] == 1000
