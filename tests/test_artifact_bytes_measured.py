@@ -231,3 +231,19 @@ def test_a_final_model_two_folders_deep_and_a_seed_from_the_log_name(tmp_path):
 def test_claimed_code_bytes_are_kept_with_the_claimed_seed(tmp_path):
     rec = _audit(tmp_path, {"train_gpt.py": ENTRY, "submission.json": '{"val_bpb": 1.2, "bytes_total": 15000000, "bytes_code": 1000}'})
     assert rec.measured.extra["bytes"]["per_seed"][0]["logged_code"] == 1000
+
+
+def test_a_log_over_the_cap_makes_contested_code_an_error(tmp_path):
+    entry = "import helper\nprint(1)\n"
+    rec = _audit(tmp_path, {"train_gpt.py": entry, "helper.py": "X = 1\n" * 40, **three_seeds(model=16_000_000 - 23, code=100)})
+    [f] = rec.findings
+    assert f.severity is Severity.ERROR and "contested" not in f.message
+
+
+def test_the_messages_carry_every_figure(tmp_path):
+    rec = _audit(tmp_path / "a", {"train_gpt.py": ENTRY, **_seeds({1337: 15_000_000, 42: 15_999_992, 2024: 14_000_000})})
+    assert rec.findings[0].message.startswith("seed 42: measured 16,000,001 bytes = code 9 (files the entry point runs) + model "
+                                              "15,999,992 (logged); logged total 16,000,001; over")
+    rec = _audit(tmp_path / "b", {"train_gpt.py": ENTRY, **_seeds({1337: 15_995_000, 42: 15_995_000, 2024: 15_995_000}, code=10_000)})
+    assert rec.findings[0].message.startswith("the log's total 16,005,000 is over 16,000,000, but measured from the shipped files it is "
+                                              "15,995,009 = code 9 + model 15,995,000 (logged): the log counted code")
