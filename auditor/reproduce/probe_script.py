@@ -257,6 +257,12 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         else:
             bad += [c[:5] for c in ch]
     res.numbers["changed_last_target"] = legit
+    if bad and bad[0][0] == 0 and bad[0][1] == 0:
+        # The very first score (training loss, before any eval could read val) already differs: the run is
+        # not deterministic (an unseeded loader, a clock), so a changed score says nothing about the eval.
+        j, i, u, v, line = bad[0]
+        return not_run(f"the two runs diverged from the first score ({name}:{line}: {u:.6f} vs {v:.6f} nats, before any eval): "
+                       "the run is not deterministic at toy size, so the flip cannot be read", [], line=line)
     if bad:
         j, i, u, v, line = bad[0]
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.ERROR, name, line,
