@@ -23,7 +23,7 @@ def test_codes_are_unique_and_clash_with_no_static_rule_or_waiver_code():
 def test_every_dynamic_finding_id_pgolf_raises_has_an_entry():
     import pathlib
 
-    src = "\n".join(p.read_text() for p in pathlib.Path("auditor").rglob("*.py"))
+    src = "\n".join(p.read_text() for p in (pathlib.Path(__file__).resolve().parents[1] / "auditor").rglob("*.py"))
     raised = set(re.findall(r"\"((?:PROBE|REPRODUCE|SANDBOX)-[A-Z0-9-]+)\"", src))
     assert raised and raised <= set(ENTRIES), sorted(raised - set(ENTRIES))
 

@@ -167,7 +167,9 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     knobs = toy_env(plan.needs.env_reads, logs, script_defaults(text)) if toy else {}
     res.numbers["toy_env"] = knobs
     runs = {}
-    for tag, tokens in (("base", val), ("flip", flipped)):
+    # "again" repeats "base": only two runs of the same stream can tell a non-deterministic run from an
+    # eval that reads the flipped token (TTT on the whole stream moves even the first score)
+    for tag, tokens in (("base", val), ("again", val), ("flip", flipped)):
         d = work / tag
         copy_record(plan.record, d / "record")
         shutil.rmtree(d / "record" / "logs", ignore_errors=True)
@@ -200,7 +202,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         if sandbox == "bwrap":  # the run writes its copy and out/ only; console.txt and the data are pgolf's
             argv = bwrap_argv(argv, workdir=d / "record", writable=[d / "record", d / "out"], readable=readable)
         runs[tag] = (d, argv, env)
-    # The two runs are independent: run them side by side.
+    # The runs are independent: run them side by side.
     outcomes = {}
     threads = [threading.Thread(target=lambda t=t, d=d, argv=argv, env=env: outcomes.__setitem__(
         t, run_limited(argv, cwd=d / "record", env=env, limit_s=timeout_s, log_path=d / "console.txt",
@@ -225,6 +227,13 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
             return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
         events[tag] = [e for e in loaded if isinstance(e, dict) and e.get("kind") == "score"]
     a, b = events["base"], events["flip"]
+    again = events["again"]
+    if a != again:
+        first = next(((j, i, u, v, x["line"]) for j, (x, y) in enumerate(zip(a, again))
+                      for i, (u, v) in enumerate(zip(x["values"], y["values"])) if u != v), None)
+        where = f" ({name}:{first[4]}: {first[2]:.6f} vs {first[3]:.6f} nats)" if first else ""
+        return not_run(f"two runs on the same val stream scored differently{where}: the run is not deterministic at toy size, "
+                       "so the flip cannot be read", [], line=first[4] if first else None)
     if not a:
         return not_run(f"{name} ran{' through the CPU layer' if cuda else ''} but none of its accumulation statements executed "
                        f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
@@ -257,12 +266,6 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         else:
             bad += [c[:5] for c in ch]
     res.numbers["changed_last_target"] = legit
-    if bad and bad[0][0] == 0 and bad[0][1] == 0:
-        # The very first score (training loss, before any eval could read val) already differs: the run is
-        # not deterministic (an unseeded loader, a clock), so a changed score says nothing about the eval.
-        j, i, u, v, line = bad[0]
-        return not_run(f"the two runs diverged from the first score ({name}:{line}: {u:.6f} vs {v:.6f} nats, before any eval): "
-                       "the run is not deterministic at toy size, so the flip cannot be read", [], line=line)
     if bad:
         j, i, u, v, line = bad[0]
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.ERROR, name, line,
