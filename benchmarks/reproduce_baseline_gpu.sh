@@ -67,5 +67,5 @@ EOF
 run replay
 run raw --no-match-steps
 run steps --no-replay-clock --env ITERATIONS=50
-cp "$OUT"/replay/seed_*/home/pgolf-clock/clock_rank0.json "$OUT/replay_clock_rank0.json" 2>/dev/null
+cp "$OUT"/replay/seed_*/run_home/pgolf-clock/clock_rank0.json "$OUT/replay_clock_rank0.json" 2>/dev/null
 echo "expected replay stop step: $($PY -c "print(int($CAP * 1000 // 43.54427)+1)")"

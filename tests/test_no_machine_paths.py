@@ -48,9 +48,11 @@ def test_no_tracked_file_names_a_machine_path():
 
 
 def test_the_pattern_finds_what_it_must():
-    for bad in ("x = '/home/alice/data'", "PRS=/work/pg/prs", "(/root/.cache)", "`/home/bob/x`", "see /Users/bob/src", "/root/.cache/pgolf/data", "--prs /work/pg/prs",
-                "/workspace/parameter-golf", r"C:\Users\carol\x"):
+    # The bad examples are built from parts, so this file carries no machine path itself.
+    home, root, work, users = "/" + "home", "/" + "root", "/" + "work", "/" + "Users"
+    for bad in (f"x = '{home}/alice/data'", f"PRS={work}/pg/prs", f"({root}/.cache)", f"`{home}/bob/x`", f"see {users}/bob/src",
+                f"{root}/.cache/pgolf/data", f"--prs {work}/pg/prs", f"{work}space/parameter-golf", "C:" + "\\" + "Users\\carol\\x"):
         assert MACHINE_PATH.search(bad), bad
     for ok in ("~/.cache/pgolf/data", "records/track_10min_16mb/x", "/tmp/pgolf-ref", "$PGOLF_PRS/864", "/opt/tokenizers/tok.model",
-               "no `/root`, `/home`, `/var`", 'cp "$OUT"/seed_*/home/pgolf-clock/x .', "seed_<s>/home/pgolf-clock/"):
+               f"no `{root}`, `{home}`, `/var`", 'cp "$OUT"/seed_*' + home + "/pgolf-clock/x .", "seed_<s>" + home + "/pgolf-clock/"):
         assert not MACHINE_PATH.search(ok), ok

@@ -32,7 +32,7 @@ class ClockReading:
 
 def folder_for(seed_dir: Path) -> Path:
     """The run's own home (writable inside the sandbox), so the clock can write its readings there."""
-    return seed_dir / "home" / "pgolf-clock"
+    return seed_dir / "run_home" / "pgolf-clock"
 
 
 def install(folder: Path, ms_per_step: float, idle_s: float = DEFAULT_IDLE_S) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Run one seed: copy the record into the run directory, launch torchrun (sandboxed), capture its logs.
 
 Layout of ``run_dir/seed_<s>/``: ``record/`` (the copy the script runs in), ``ranks/`` (torchrun's
-per-rank logs) and ``home/`` are the only folders the run can write; ``console.raw.txt`` and
+per-rank logs) and ``run_home/`` are the only folders the run can write; ``console.raw.txt`` and
 ``console.txt`` are pgolf's and sit beside them, out of the run's reach. After the run everything
 it could write is hostile: files are read without following symlinks, only regular files count,
 and pgolf writes only fresh files of its own (``sandbox.open_new``).
@@ -135,7 +135,7 @@ def readable_paths(plan: Plan) -> list[Path]:
 
 
 def child_env(plan: Plan, seed: int, seed_dir: Path) -> dict[str, str]:
-    home = seed_dir / "home"
+    home = seed_dir / "run_home"
     cache = home / ".cache"
     env = allowed_env(plan.env_for(seed), home=home)
     # Compilers and hubs cache under $HOME; keep them in the run's own home.
@@ -153,7 +153,7 @@ def child_env(plan: Plan, seed: int, seed_dir: Path) -> dict[str, str]:
 
 def run_seed(plan: Plan, seed: int, progress: Progress | None = None) -> SeedRun:
     seed_dir = plan.run_dir / f"seed_{seed}"
-    copy, ranks, home = seed_dir / "record", seed_dir / "ranks", seed_dir / "home"
+    copy, ranks, home = seed_dir / "record", seed_dir / "ranks", seed_dir / "run_home"
     seed_dir.mkdir(parents=True, exist_ok=True)
     skipped = copy_record(plan.record, copy)
     for d in (ranks, home, home / "tmp"):
