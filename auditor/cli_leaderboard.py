@@ -62,9 +62,7 @@ def collect(source: str, refs: list[str], *, base: str | None, options: AuditOpt
     t0 = time.perf_counter()
     disc = discover([source])
     top = Path(source).resolve()
-    runner.scrub_sys_path([f.path for f in disc.folders])
-    kw = {"timeout_s": timeout} if timeout is not None else {}
-    run = runner.audit_folders(disc, options, jobs=jobs, progress=progress, **kw)
+    run = runner.run_isolated(disc, options, jobs=jobs, timeout_s=timeout, progress=progress)  # the audit's own limits and caps
     out = []
     for rec, f in zip(run.report.records, disc.folders):
         try:

@@ -820,8 +820,6 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
     out.cached = sum(1 for s in slots if s is not None and not isinstance(s, (int, tuple)))
     results: list = []
     if todo:
-        runner.scrub_sys_path([])
-        kw = {"timeout_s": timeout_s} if timeout_s is not None else {}
         # in chunks, each cached as it ends: a long cold run that is stopped keeps what it did
         for lo in range(0, len(todo), CHUNK):
             part = todo[lo:lo + CHUNK]
@@ -830,7 +828,7 @@ def audit_refs(gitdir: str, patterns: list[str], options, *, base: str | None = 
                 if progress:
                     progress(lo + done, len(todo), label)
 
-            run = runner.audit_folders(Discovery(folders=part), options, jobs=jobs, progress=step, **kw)
+            run = runner.run_isolated(Discovery(folders=part), options, jobs=jobs, timeout_s=timeout_s, progress=step)
             out.failed.extend(run.failed)
             failed = set(run.failed)
             for f, rec in zip(part, run.report.records):
