@@ -22,27 +22,54 @@ COVERED = ("audit", "reproduce", "probe", "train", "plot", "rule", "rules", "lea
 ENV = {"PGOLF_IN_PROCESS": "1", "NO_COLOR": "1", "COLUMNS": "120"}
 
 
-def _options() -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def _commands() -> dict[str, object]:
+    """Every command and subcommand by its full name ('' is `pgolf` itself)."""
+    out: dict[str, object] = {}
 
     def walk(cmd, prefix):
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in sorted(subs.items()):
-                walk(sub, prefix + [name])
-            return
-        out[" ".join(prefix)] = [o for p in cmd.params if getattr(p, "param_type_name", "") == "option"
-                                 for o in p.opts if o.startswith("--")]
+        out[" ".join(prefix)] = cmd
+        for name, sub in sorted((getattr(cmd, "commands", None) or {}).items()):
+            walk(sub, prefix + [name])
 
     walk(typer.main.get_command(app), [])
     return out
 
 
+# an option entry of click's --help: two spaces in, then `-x, --long` or `--flag / --no-flag`
+_HELP_OPTION = re.compile(r"^  (?:-\w, )?(--[\w-]+)(?: / (--[\w-]+))?", re.M)
+
+
+def _help_options(name: str) -> set[str]:
+    """The long options `pgolf <name> --help` prints, both forms of a boolean flag included."""
+    r = CliRunner().invoke(app, [*name.split(), "--help"], env=ENV)
+    assert r.exit_code == 0, r.output
+    section = r.stdout.split("\nOptions:\n", 1)[1].split("\nCommands:\n", 1)[0]
+    return {o for m in _HELP_OPTION.finditer(section) for o in m.groups() if o} - {"--help"}
+
+
+def _options() -> dict[str, set[str]]:
+    return {name: _help_options(name) for name in _commands() if name == "" or name.split()[0] in COVERED}
+
+
+def test_the_help_output_shows_every_option_the_commands_take():
+    """The matrix below reads the options from `--help` (what a user sees): it must be every option the
+    command accepts, so that none escapes the check by being hidden or printed in another form."""
+    opts = _options()
+    assert {"--version"} == opts[""]
+    assert {"--fail-on", "--waivers", "--rulebook", "--against", "--probe-all", "--format"} <= opts["audit"]
+    assert {"--match-steps", "--no-match-steps", "--replay-clock", "--no-replay-clock"} <= opts["reproduce"]
+    for name, cmd in _commands().items():
+        if name in opts:
+            params = {o for p in cmd.params if getattr(p, "param_type_name", "") == "option"
+                      for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
+            assert opts[name] == params, name
+
+
 def test_every_documented_option_is_exercised_by_a_test():
     corpus = "\n".join(p.read_text(encoding="utf-8") for p in TESTS.glob("test_*.py") if p.name != Path(__file__).name)
     corpus += "\n" + Path(__file__).read_text(encoding="utf-8").split("# -- exercised here --", 1)[1]
-    missing = [f"{cmd} {opt}" for cmd, opts in _options().items() if cmd.split()[0] in COVERED
-               for opt in opts if not re.search(rf"[\"']{re.escape(opt)}(=|[\"'])", corpus)]
+    missing = [f"pgolf {cmd} {opt}".replace("  ", " ") for cmd, opts in sorted(_options().items())
+               for opt in sorted(opts) if not re.search(rf"[\"']{re.escape(opt)}(=|[\"'])", corpus)]
     assert not missing, f"options no test exercises: {missing}"
 
 
