@@ -340,6 +340,20 @@ def _logged(ev: Evidence) -> tuple[dict[str, str], str | None, int | None, str |
     return dump, origin, val_tokens, vt_origin
 
 
+def _read_entry(path: Path, root: Path) -> str:
+    """The entrant's entry script, never through a symlink: a link is refused even when it points
+    inside the folder, and ``auditor.fs.read_bytes`` opens with O_NOFOLLOW (a link swapped in after
+    the check is refused too); unreadable is empty: the plan then scans nothing."""
+    from auditor.fs import UnreadableFile, read_bytes
+
+    if path.is_symlink():
+        return ""
+    try:
+        return read_bytes(path, root).decode("utf-8", errors="replace")
+    except (UnreadableFile, OSError):
+        return ""
+
+
 def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int | None = None, env: dict[str, str] | None = None,
                data: str | None = None, tokenizer: str | None = None, run_dir: str | Path | None = None,
                limit_s: float | None = None, nnodes: str | None = None, rdzv_endpoint: str | None = None,
@@ -354,10 +368,10 @@ def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int
     entry = ev.code.entry
     local = {p.stem for p in folder.path.glob("*.py")} | {p.name for p in folder.path.iterdir() if p.is_dir()}
     entry_text = ""
-    if entry and (folder.path / entry).is_file():
+    if entry and (folder.path / entry).is_file() and not (folder.path / entry).is_symlink():
         # a self-extracting wrapper is scanned as the code it decodes to
         cf = next((f for f in ev.code.files if f.role == "decoded" and f.decoded_from == entry), None) or ev.code.get(entry)
-        entry_text = cf.text if cf else (folder.path / entry).read_text(encoding="utf-8", errors="replace")
+        entry_text = cf.text if cf else _read_entry(folder.path / entry, folder.path)
     needs = scan_script(entry_text, local) if entry_text else ScriptNeeds()
 
     claimed = _claimed_by_seed(ev)
