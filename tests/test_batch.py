@@ -42,7 +42,7 @@ def _tree(root):
 def _audit(root, jobs):
     proc = subprocess.run([sys.executable, "-m", "auditor", "audit", "records", "--jobs", str(jobs), "--format", "json"],
                           cwd=root, capture_output=True, text=True, timeout=300)
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a third of the folders break a rule (bad_record): exit 1
     assert "Traceback" not in proc.stderr
     return json.loads(proc.stdout), proc  # stdout is one JSON document: no progress output mixed in
 
