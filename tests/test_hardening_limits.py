@@ -40,14 +40,16 @@ def test_hung_and_dying_workers_cost_one_line_each(tmp_path):
     names = ["a_ok", "b_hang", "c_ok", "d_segv", "e_exit", "f_ok"]
     tree = _folders(tmp_path, names)
     t0 = time.monotonic()
-    run = audit_folders(discover([tree]), AuditOptions(), jobs=2, timeout_s=3, worker_target=misbehaving_worker)
+    # the limit counts from handing a folder to a worker, which may be one just started after a death: 10 s leaves
+    # a loaded machine room to start it and audit an ok folder; the hung folder still ends at the limit, not in an hour
+    run = audit_folders(discover([tree]), AuditOptions(), jobs=2, timeout_s=10, worker_target=misbehaving_worker)
     took = time.monotonic() - t0
-    assert took < 30, took  # the hung folder is killed at the limit, not waited for
+    assert 10 <= took < 120, took
     recs = {Path(r.path).name: r for r in run.report.records}
     assert list(recs) == names  # discovery order, whatever finished first
     assert sorted(Path(p).name for p in run.failed) == ["b_hang", "d_segv", "e_exit"]
     msg = {n: recs[n].errors[-1].message for n in ("b_hang", "d_segv", "e_exit")}
-    assert msg["b_hang"].startswith("audit stopped after 3 s (the per-folder time limit)")
+    assert msg["b_hang"].startswith("audit stopped after 10 s (the per-folder time limit)")
     assert "died (SIGSEGV)" in msg["d_segv"]
     assert "exited with code 3" in msg["e_exit"]
     for n in ("b_hang", "d_segv", "e_exit"):
