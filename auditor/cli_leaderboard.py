@@ -62,6 +62,10 @@ def collect(source: str, refs: list[str], *, base: str | None, options: AuditOpt
     t0 = time.perf_counter()
     disc = discover([source])
     top = Path(source).resolve()
+    # README rows link repository paths (records/track_…/folder): a records tree handed in directly is
+    # the checkout's records/ folder, so its folders are named from the checkout's root
+    if top.name == "records":
+        top = top.parent
     run = runner.run_isolated(disc, options, jobs=jobs, timeout_s=timeout, progress=progress)  # the audit's own limits and caps
     out = []
     for rec, f in zip(run.report.records, disc.folders):

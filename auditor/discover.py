@@ -33,6 +33,11 @@ class RecordFolder:
     symlinks: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        """The folder's own name (``2026-03-17_NaiveBaseline``), which dates it."""
+        return self.path.name
+
 
 @dataclass
 class Discovery:

@@ -257,6 +257,11 @@ class GitRecordFolder(RecordFolder):
     def __post_init__(self) -> None:
         self.mount()
 
+    @property
+    def name(self) -> str:
+        # the mount point is named after the tree id; the date lives in the repository path
+        return PurePosixPath(self.git_path).name if self.git_path else self.path.name
+
     def mount(self) -> None:
         if self.source is not None:
             fs.mount(self.root, self.source)

@@ -259,5 +259,5 @@ def render_png(c: Curves, out: Path, dpi: int = 110):
 
 
 def default_name(folder: RecordFolder) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", folder.path.name).strip("_") or "record"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", folder.name).strip("_") or "record"
     return f"{safe}.png"

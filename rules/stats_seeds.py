@@ -69,7 +69,7 @@ class StatsSeeds(Rule):
         claimed = _claimed_seeds(ev.claims)
         sub = ev.claims.file or "submission.json"
         n = len([s for s in m.seeds if s.val_bpb is not None])
-        folder_date = ev.folder.path.name[:10]
+        folder_date = ev.folder.name[:10]
         before_rule = bool(re.match(r"\d{4}-\d{2}-\d{2}$", folder_date)) and "2026-03-01" <= folder_date < RULE_DATE  # records from the first two days
         if ev.folder.track == "10min" and ev.logs and n < 3:
             yield self.finding("", None, f"{n} seed(s) with a final score in the logs used for the claim; a record needs at least 3"

@@ -283,3 +283,25 @@ def test_txt_log_named_like_nothing_is_read_as_a_log(tmp_path, monkeypatch):
 
     ev = read_evidence(folder)
     assert sorted(lf.path for lf in ev.logs) == ["byte_jepa_896d14l_2000.txt", "train_seed1337.log", "train_seed2024.log"]
+
+
+def test_a_git_folder_is_dated_by_its_repository_path_not_its_mount_point(tmp_path, monkeypatch):
+    """STATS-SEEDS reports a one-seed record from before the 3-seed rule as info; read from git, the
+    folder's path is a mount point named after its tree id, so the date must come from the repo path."""
+    monkeypatch.setenv("PGOLF_IN_PROCESS", "1")
+    repo = tmp_path / "early"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    rel = "records/track_10min_16mb/2026-03-17_Early"
+    files = {k: v for k, v in record_files(name="Early").items() if "42" not in k and "2024" not in k}
+    _write(repo, rel, files)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "early")
+    ra = gitsource.audit_refs(gitsource.find_gitdir(repo), ["main"], AuditOptions(only_rules={"STATS-SEEDS"}), use_cache=False)
+    [rec] = ra.report.records
+    [f] = [f for f in rec.findings if f.rule == "STATS-SEEDS" and "seed(s) with a final score" in f.message]
+    assert f.severity.value == "info" and "predates the 2026-03-20 rule" in f.message
+    from auditor.discover import discover
+    from auditor.pipeline import audit_folder
+    on_disk = audit_folder(discover([str(repo / rel)]).folders[0], AuditOptions(only_rules={"STATS-SEEDS"}))
+    assert [(g.rule, g.severity, g.message) for g in on_disk.findings] == [(g.rule, g.severity, g.message) for g in rec.findings]

@@ -205,3 +205,26 @@ def test_cli_leaderboard_options(repo, tmp_path):
                      (["--readme", "nope.md"], "--readme nope.md: no such file")):
         b = _run(["leaderboard", str(repo), "--ref", "main", *bad], tmp_path)
         assert b.returncode == 2 and why in b.stderr and b.stderr.count("\n") == 1, b.stderr
+
+
+@pytest.mark.parametrize("sub", ["", "records"])
+def test_a_checkout_or_its_records_folder_match_the_same_readme_rows(repo, tmp_path, sub):
+    """README rows link records/track_…/folder; handing in the checkout or its records/ folder names the
+    folders the same way, so the same rows are supported."""
+    from auditor.cli_leaderboard import leaderboard_command
+    import os
+
+    os.environ["PGOLF_IN_PROCESS"] = "1"
+    try:
+        out = tmp_path / "lb.json"
+        code = leaderboard_command(source=str(repo / sub) if sub else str(repo), refs=[], base=None,
+                                   readme=str(repo / "README.md"), fmt="json", output=str(out), plot=None, jobs=1,
+                                   timeout=None, cache_dir=str(tmp_path / "cache"), use_cache=False, rulebook=None, quiet=True)
+    finally:
+        os.environ.pop("PGOLF_IN_PROCESS", None)
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert sorted(r["folder"] for r in doc["records"]) == sorted([BASE, MERGED])
+    rows = {r["run"]: r for r in doc["readme"]}
+    assert (rows["Merged"]["status"], rows["Merged"]["folder"]) == ("supported", MERGED)
+    assert rows["Base"]["status"] == "mismatch"
