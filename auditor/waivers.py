@@ -420,7 +420,8 @@ def _apply(rec, ev, options, c: Collected) -> None:
         if not w.reason or not w.who:
             continue  # waives nothing; WAIVER-REASON says so
         for f in rec.findings:
-            if f.waived or f.rule == RULE_ID:
+            # the reviewer's word also covers what the entrant suppressed: it has now been seen (policy.verdict)
+            if (f.waived and not f.waived.startswith(SUPPRESSED_PREFIX)) or f.rule == RULE_ID:
                 continue
             if w.file is not None and f.file != w.file:
                 continue

@@ -31,12 +31,12 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "measure": ("auditor/measure.py", ["tests/test_final_score_selection.py", "tests/test_artifact_bytes_measured.py"]),
     "artifact": ("rules/artifact_16mb.py", ["tests/test_boundaries.py", "tests/test_artifact_bytes_measured.py", "tests/test_artifact.py"]),
     "time": ("rules/time_train_600.py", ["tests/test_boundaries.py", "tests/test_train_time_cap.py"]),
-    "waivers": ("auditor/waivers.py", ["tests/test_waiver_matching.py", "tests/test_waivers.py"]),
+    "waivers": ("auditor/waivers.py", ["tests/test_waiver_matching.py", "tests/test_waivers.py", "tests/test_waivers_rules.py"]),
     "seeds": ("rules/stats_seeds.py", ["tests/test_seed_count_rule.py"]),
     "measure_bytes": ("auditor/measure_bytes.py", ["tests/test_artifact_bytes_measured.py", "tests/test_boundaries.py"]),
     "selectors": ("auditor/selectors.py", ["tests/test_rule_selection_exact.py"]),
     "logs": ("auditor/evidence/logs.py", ["tests/test_final_score_selection.py", "tests/test_log_parser.py"]),
-    "cli_audit": ("auditor/cli_audit.py", ["tests/test_cli_audit_wiring.py"]),
+    "cli_audit": ("auditor/cli_audit.py", ["tests/test_cli_audit_wiring.py", "tests/test_cli_audit_run.py"]),
 }
 
 # target → mutant-name globs (fnmatch) when only part of a big module is in scope; the rest is not mutated
@@ -86,6 +86,20 @@ EQUIVALENT: dict[str, str] = {
                                                           "reaches it, and then ws × cap is negative: never over 4800 either way",
     "rules.time_train_600.xǁTimeTrain600ǁcheck__mutmut_20": "`>=` for `>` against 4800 + 1e-6: differs only when ws × cap equals 4800.000001 exactly, which "
                                                           "no integer world size times a logged cap produces; the 1e-6 is the float tolerance itself",
+    # waivers: `options` is always an AuditOptions (a dataclass with both fields), so a getattr default is never used
+    "auditor.waivers.x_find_waiver_file__mutmut_6": "getattr(options, 'waivers_file') without a default: AuditOptions always has the field",
+    "auditor.waivers.x_collect__mutmut_12": "getattr(options, 'extra') without a default: AuditOptions always has the field",
+    "auditor.waivers.x_collect__mutmut_17": "extra.get(NOTES_KEY, None) or []: the `or []` gives the same empty list",
+    "auditor.waivers.x_collect__mutmut_19": "extra.get(NOTES_KEY) or []: the `or []` gives the same empty list",
+    "auditor.waivers.x__parse_waivers__mutmut_22": "'UTF-8-SIG' for 'utf-8-sig': Python's codec names ignore case",
+    "auditor.waivers.x_waiver_applies_to_folder__mutmut_6": "rstrip(None) for rstrip('/'): the folder is already stripped of "
+                                                             "blanks when parsed, and normpath drops a trailing slash",
+    # `have` in _apply only saves parsing a code file twice: a code file left out of it is parsed again and gives the
+    # same suppressions (its own, already in the list, found first) or none
+    **{f"auditor.waivers.x__apply__mutmut_{n}": "`have` only saves re-parsing: a code file missing from it is parsed again "
+       "and yields the same suppressions, found after the identical ones already listed" for n in (6, 7, 9, 12, 13, 14)},
+    "auditor.waivers.x__apply__mutmut_20": "`f.file or f.line`: also reads files that findings without a line point at; their "
+                                           "suppressions can only match findings with a line, whose files are read either way",
 }
 
 _RESULT = re.compile(r"^\s*(\S+): (\w[\w ]*)$")
