@@ -38,6 +38,7 @@ class Site:
 class Instrumented:
     source: str
     sites: list[Site] = field(default_factory=list)
+    reentered: list[tuple[str, int]] = field(default_factory=list)  # (function, def line) decorated for re-entry
 
     @property
     def score_sites(self) -> list[Site]:
@@ -63,11 +64,39 @@ def _target_name(node: cst.BaseExpression) -> str | None:
 
 
 def _per_token_value(expr: cst.BaseExpression) -> cst.BaseExpression:
-    """``nll.double().sum()`` → ``nll``: record the per-token tensor, not its reduction."""
-    while (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and not expr.args
-           and expr.func.attr.value in ("sum", "double", "float", "item", "detach", "cpu")):
-        expr = expr.func.value
-    return expr
+    """``nll.double().sum()``, ``float((-np.log(p)).sum())`` → ``nll``, ``(-np.log(p))``: record the
+    per-token tensor, not its reduction."""
+    while True:
+        if (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and not expr.args
+                and expr.func.attr.value in ("sum", "double", "float", "item", "detach", "cpu")):
+            expr = expr.func.value
+        elif (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "float"
+              and len(expr.args) == 1 and expr.args[0].keyword is None and not expr.args[0].star):
+            expr = expr.args[0].value
+        else:
+            return expr
+
+
+class _AccumulatedNames(cst.CSTVisitor):
+    """(function, NAME) of every ``ACC += NAME`` into a loss accumulator: where ``NAME = reduce(per-token)``
+    is assigned in that function, the per-token values are tapped at the assignment instead."""
+
+    def __init__(self, acc: re.Pattern):
+        self.acc = acc
+        self.functions: list[str] = []
+        self.names: set[tuple[str, str]] = set()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node.name.value)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.pop()
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        name = _target_name(node.target) or ""
+        if (isinstance(node.operator, cst.AddAssign) and isinstance(node.value, cst.Name) and self.acc.search(name)
+                and not TABLE.search(name) and not isinstance(node.target, cst.Subscript)):
+            self.names.add((self.functions[-1] if self.functions else "", node.value.value))
 
 
 def _is_neg_log(expr: cst.BaseExpression) -> bool:
@@ -109,18 +138,30 @@ def _loop_dict(names: list[str]) -> cst.Dict:
 class _Transform(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, accumulator: re.Pattern | None):
+    def __init__(self, accumulator: re.Pattern | None, tapped: set[tuple[str, str]] = frozenset(), reentry: bool = False):
         super().__init__()
         self.acc = accumulator or ACCUMULATOR
         self.loops: list[list[str]] = []
         self.sites: list[Site] = []
         self.functions: list[tuple[str, int]] = []  # (name, loop depth when entered)
+        self.tapped = tapped  # (function, NAME): per-token values recorded where NAME is assigned
+        self.done_taps: set[tuple[str, str]] = set()
+        self.reentry = reentry
+        self.reentered: list[tuple[str, int]] = []
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append((node.name.value, len(self.loops)))
 
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
-        self.functions.pop()
+        name, _ = self.functions.pop()
+        line = self.get_metadata(PositionProvider, original).start.line
+        inner = any(s.function == name and s.kind == "score" and s.line > line for s in self.sites)
+        # main() builds the model and the stream itself: re-entering it is re-running the script
+        if self.reentry and inner and name != "main" and not isinstance(original.asynchronous, cst.Asynchronous):
+            self.reentered.append((name, line))
+            deco = cst.Decorator(cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("reentry")),
+                                          args=[cst.Arg(cst.SimpleString(repr(name))), cst.Arg(cst.Integer(str(line)))]))
+            return updated.with_changes(decorators=[*updated.decorators, deco])
         return updated
 
     def visit_For(self, node: cst.For) -> None:
@@ -135,8 +176,18 @@ class _Transform(cst.CSTTransformer):
         start = self.functions[-1][1] if self.functions else 0
         return [n for frame in reversed(self.loops[start:]) for n in frame]
 
+    def _fn(self) -> str:
+        return self.functions[-1][0] if self.functions else ""
+
     def _classify(self, stmt: cst.BaseSmallStatement) -> tuple[str, cst.BaseExpression | None] | None:
+        if (isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)
+                and (self._fn(), stmt.targets[0].target.value) in self.tapped):
+            inner = _per_token_value(stmt.value)
+            if inner is not stmt.value:  # seg_loss = float((-np.log(p)).sum()): tap the per-token values
+                return "tap", inner
         if isinstance(stmt, cst.AugAssign) and isinstance(stmt.operator, (cst.AddAssign, cst.SubtractAssign)):
+            if isinstance(stmt.value, cst.Name) and (self._fn(), stmt.value.value) in self.done_taps:
+                return None  # loss_sum += seg_loss: already recorded, per token, where seg_loss was assigned
             name = _target_name(stmt.target) or ""
             per_token = _per_token_value(stmt.value)
             if isinstance(per_token, cst.Name) and PER_TOKEN_NAME.match(per_token.value) and per_token is not stmt.value:
@@ -171,9 +222,15 @@ class _Transform(cst.CSTTransformer):
             return updated
         kind, value = cls
         line = self.get_metadata(PositionProvider, original).start.line
-        self.sites.append(Site(kind.split("_")[0], line, cst.Module([]).code_for_node(original).strip(),
+        self.sites.append(Site("score" if kind == "tap" else kind.split("_")[0], line, cst.Module([]).code_for_node(original).strip(),
                                self.functions[-1][0] if self.functions else ""))
         names = self._vars()
+        if kind == "tap":  # NAME = reduce(X) → NAME = reduce(tap(X)): X evaluated once, recorded on its way
+            self.done_taps.add((self._fn(), updated.body[0].targets[0].target.value))
+            tap = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("passthrough")),
+                           args=[cst.Arg(value), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))])
+            stmt = updated.body[0]
+            return updated.with_changes(body=[stmt.with_changes(value=stmt.value.deep_replace(_same_in(stmt.value, value), tap))])
         if kind == "score_return":  # return -log(p): record the value on its way out
             wrapped = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("passthrough")),
                                args=[cst.Arg(value), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))])
@@ -190,10 +247,23 @@ class _Transform(cst.CSTTransformer):
         return cst.FlattenSentinel([before, updated])
 
 
-def instrument_source(source: str, accumulator: str | None = None) -> Instrumented:
+def _same_in(tree: cst.CSTNode, original: cst.CSTNode) -> cst.CSTNode:
+    """The node of ``tree`` (the updated statement) equal to ``original`` (found in the original one)."""
+    for node in _walk(tree):
+        if node is original or node.deep_equals(original):
+            return node
+    return original
+
+
+def instrument_source(source: str, accumulator: str | None = None, *, reentry: bool = False) -> Instrumented:
+    """``reentry``: decorate each function holding a score site (except ``main``) with the runtime's
+    ``reentry``, which replays it on mutated validation streams when the probe asks for it."""
     module = cst.parse_module(source)
     wrapper = cst.MetadataWrapper(module)
-    tr = _Transform(re.compile(accumulator) if accumulator else None)
+    acc = re.compile(accumulator) if accumulator else ACCUMULATOR
+    names = _AccumulatedNames(acc)
+    wrapper.module.visit(names)
+    tr = _Transform(acc if accumulator else None, names.names, reentry)
     new = wrapper.visit(tr)
     header = cst.parse_statement(f"import {RUNTIME} as __pgolf_probe__\n")
     body = list(new.body)
@@ -204,4 +274,4 @@ def instrument_source(source: str, accumulator: str | None = None) -> Instrument
             or isinstance(body[i].body[0], cst.ImportFrom) and getattr(body[i].body[0].module, "value", "") == "__future__"):
         i += 1
     body.insert(i, header)
-    return Instrumented(new.with_changes(body=body).code, tr.sites)
+    return Instrumented(new.with_changes(body=body).code, tr.sites, tr.reentered)

@@ -88,3 +88,239 @@ def _dump() -> None:
 
 if os.environ.get("PGOLF_PROBE_OUT"):
     atexit.register(_dump)
+
+
+# --- Re-entering the scoring function (whole-script probes) -------------------------------------
+# The instrumented copy decorates every function holding a score site with ``reentry``. When the
+# parent asks for it ($PGOLF_PROBE_REENTER: a JSON spec), each call that was handed the validation
+# stream (an integer vector equal to the probe's stream, in an argument or the function's globals)
+# is snapshotted before it runs (deep copy of its arguments, the RNG states) and, once it returned,
+# called again on fresh copies of that snapshot with mutated streams. The mutated calls' events go
+# to $PGOLF_PROBE_REENTER's "out" file, never into EVENTS: the script's own run is unchanged.
+REENTRY: list[dict] = []
+_INSIDE = [0]
+_SPEC: list = []
+
+
+def _spec():
+    if not _SPEC:
+        path = os.environ.get("PGOLF_PROBE_REENTER")
+        spec = None
+        if path:
+            try:
+                with open(path) as f:
+                    spec = json.load(f)
+            except (OSError, ValueError):
+                spec = None
+        _SPEC.append(spec)
+    return _SPEC[0]
+
+
+def _is_stream(obj, spec) -> bool:
+    n = spec["n_val"]
+    try:
+        import numpy as np
+        import torch
+    except ImportError:  # pragma: no cover - the probes run with both
+        return False
+    if isinstance(obj, torch.Tensor):
+        if obj.ndim != 1 or obj.numel() != n or obj.dtype.is_floating_point or obj.dtype == torch.bool:
+            return False
+        head = obj[: len(spec["head"])].tolist()
+        return head == spec["head"] and int(obj[-1]) == spec["last"]
+    if isinstance(obj, np.ndarray):
+        if obj.ndim != 1 or obj.size != n or obj.dtype.kind not in "iu":
+            return False
+        return obj[: len(spec["head"])].tolist() == spec["head"] and int(obj[-1]) == spec["last"]
+    return False
+
+
+def _find_streams(roots, spec, depth: int = 3) -> list:
+    """Validation streams reachable from ``roots``: containers, plain objects' attributes (not
+    torch modules: their buffers are the model's), ``depth`` levels down."""
+    try:
+        import torch
+        module = torch.nn.Module
+    except ImportError:  # pragma: no cover
+        module = ()
+    found, seen = [], set()
+    stack = [(r, 0) for r in roots]
+    while stack:
+        obj, d = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if _is_stream(obj, spec):
+            found.append(obj)
+            continue
+        if d >= depth or isinstance(obj, (str, bytes, int, float, module)) or callable(obj):
+            continue
+        if isinstance(obj, dict):
+            stack.extend((v, d + 1) for v in list(obj.values())[:256])
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend((v, d + 1) for v in list(obj)[:256])
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            stack.extend((v, d + 1) for v in list(vars(obj).values())[:256])
+    return found
+
+
+def _rng_state():
+    import random
+
+    import numpy as np
+    import torch
+
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def _set_rng(state) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
+
+
+def _mutate(streams, pos: int, token: int) -> list:
+    old = []
+    for s in streams:
+        old.append(int(s[pos]))
+        s[pos] = token
+    return old
+
+
+def _score_events(start: int) -> list[dict]:
+    return [e for e in EVENTS[start:] if e["kind"] == "score"]
+
+
+def reentry(name: str, line: int):
+    def deco(fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            spec = _spec()
+            if spec is None or _INSIDE[0]:
+                return fn(*args, **kwargs)
+            import copy
+            import time
+
+            rec: dict = {"function": name, "line": line, "calls": [], "why": None}
+            in_args = _find_streams([args, kwargs], spec)
+            glob = _find_streams(list(getattr(fn, "__globals__", {}).values()), spec, depth=1)
+            cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if _cell_ok(c)]
+            glob += _find_streams(cells, spec, depth=1)
+            glob = [g for g in glob if all(g is not a for a in in_args)]
+            if not in_args and not glob:
+                rec["why"] = "the validation stream is neither an argument nor a global of this function"
+                REENTRY.append(rec)
+                _dump_reentry()
+                return fn(*args, **kwargs)
+            rec["where"] = "argument" if in_args else "global"
+            try:
+                snap = copy.deepcopy((args, kwargs))
+            except Exception as exc:  # a lock, a process group, a non-leaf tensor: no replay possible
+                rec["why"] = f"cannot snapshot its arguments: {type(exc).__name__}: {str(exc)[:200]}"
+                REENTRY.append(rec)
+                _dump_reentry()
+                return fn(*args, **kwargs)
+            rng = _rng_state()
+            start = len(EVENTS)
+            ret = fn(*args, **kwargs)
+            rec["original"] = {"events": _score_events(start), "returned": _floats(ret)}
+            after = _rng_state()
+            keep = len(EVENTS)
+            _INSIDE[0] += 1
+            try:
+                for m in _plan_calls(spec, rec):
+                    if time.time() > spec["deadline"]:
+                        rec["why_partial"] = "stopped at the probe's time budget"
+                        break
+                    t0 = time.monotonic()
+                    a, k = copy.deepcopy(snap)
+                    mine = _find_streams([a, k], spec)
+                    olds = []
+                    if "pos" in m:
+                        _mutate(mine, m["pos"], m["token"])
+                        olds = _mutate(glob, m["pos"], m["token"])
+                    _set_rng(rng)
+                    call = {"tag": m["tag"], "pos": m.get("pos"), "token": m.get("token"), "error": None}
+                    try:
+                        call["returned"] = _floats(fn(*a, **k))
+                    except Exception as exc:
+                        call["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    call["events"] = _score_events(keep)
+                    call["seconds"] = round(time.monotonic() - t0, 3)
+                    del EVENTS[keep:]
+                    for g, o in zip(glob, olds):
+                        g[m["pos"]] = o
+                    rec["calls"].append(call)
+            finally:
+                _INSIDE[0] -= 1
+                del EVENTS[keep:]
+                _set_rng(after)
+            REENTRY.append(rec)
+            _dump_reentry()
+            return ret
+
+        return wrapper
+
+    return deco
+
+
+def _last_target(ref: list[dict], flipped: list[dict]):
+    """(event, value) of the last target's per-token score: the last changed value that ends its event."""
+    if len(ref) != len(flipped):
+        return None
+    hits = [(j, len(x["values"]) - 1) for j, (x, y) in enumerate(zip(ref, flipped))
+            if len(x["values"]) > 1 and len(x["values"]) == len(y["values"]) and x["values"][-1] != y["values"][-1]]
+    return max(hits) if hits else None
+
+
+def _plan_calls(spec, rec):
+    """replay, the flips, then the sweep at the last position while it can still reach a sum above 1,
+    then a second replay (determinism)."""
+    import math
+
+    yield {"tag": "replay"}
+    yield from spec["mutations"]
+    sweep = spec.get("sweep")
+    calls = {c["tag"]: c for c in rec["calls"]}
+    ref, last = calls.get("replay"), calls.get("flip@last")
+    at = _last_target(ref["events"], last["events"]) if ref and last and not ref["error"] and not last["error"] else None
+    if sweep and at is not None:
+        j, i = at
+        total = math.exp(-ref["events"][j]["values"][i]) + math.exp(-last["events"][j]["values"][i])
+        recent: list[float] = []
+        todo = list(sweep["tokens"])
+        while todo and total <= 1.0 + sweep["eps"]:
+            v = todo.pop(0)
+            yield {"tag": f"sweep@{v}", "pos": sweep["pos"], "token": v}
+            c = rec["calls"][-1]
+            ev = c["events"]
+            if c["error"] or len(ev) != len(ref["events"]) or len(ev[j]["values"]) != len(ref["events"][j]["values"]):
+                break
+            p = math.exp(-ev[j]["values"][i])
+            total += p
+            recent = (recent + [p])[-3:]
+            if len(recent) == 3 and total + max(recent) * len(todo) <= 1.0:
+                break  # the remaining candidates, at the recent rate, cannot lift the sum above 1
+    yield {"tag": "replay2"}
+
+
+def _cell_ok(cell) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:
+        return False
+
+
+def _dump_reentry() -> None:
+    spec = _spec()
+    if spec and os.environ.get("RANK", "0") == "0":
+        with open(spec["out"], "w") as f:
+            json.dump(REENTRY, f)

@@ -161,20 +161,19 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     n_val = int(val.size)
     flipped = val.copy()
     flipped[-1] = _flip_to(val, vocab)
-    res.numbers["flip"] = [int(val[-1]), int(flipped[-1])]
     seed = plan.seeds[0] if plan.seeds else 1337
-    logs = "\n".join(p.read_text(errors="replace")[:200_000] for p in sorted(plan.record.glob("*.log"))[:3] if readable_regular(p, plan.record))
+    logs = "\n".join(read_capped(p, 200_000).decode("utf-8", "replace") for p in sorted(plan.record.glob("*.log"))[:3]
+                     if readable_regular(p, plan.record))
     knobs = toy_env(plan.needs.env_reads, logs, script_defaults(text)) if toy else {}
     res.numbers["toy_env"] = knobs
     runs = {}
-    # "again" repeats "base": only two runs of the same stream can tell a non-deterministic run from an
-    # eval that reads the flipped token (TTT on the whole stream moves even the first score)
-    for tag, tokens in (("base", val), ("again", val), ("flip", flipped)):
+
+    def prepare(tag: str, tokens: np.ndarray, source: str, spec: dict | None = None) -> None:
         d = work / tag
         copy_record(plan.record, d / "record")
         shutil.rmtree(d / "record" / "logs", ignore_errors=True)
         with open_new(d / "record" / name) as f:
-            f.write(inst.source)
+            f.write(source)
         (d / "out").mkdir(parents=True, exist_ok=True)
         dd = d / "data"
         dd.mkdir()
@@ -187,44 +186,103 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         env = allowed_env({**plan.env_for(seed), **knobs}, home=d / "out")
         env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
                     "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache"), "OMP_NUM_THREADS": "1"})
+        if spec is not None:
+            spec = {**spec, "out": str(d / "out" / "reentry.json")}
+            (d / "spec").mkdir()
+            (d / "spec" / "reenter.json").write_text(json.dumps(spec))
+            env["PGOLF_PROBE_REENTER"] = str(d / "spec" / "reenter.json")
         if tok is not None and tok_key:
             env[tok_key] = str(tok)
         for cap in _VAL_CAPS:
             if cap in plan.needs.env_reads or cap in plan.env:
                 env[cap] = str(n_val)
-        readable = [dd, plan.record] + ([data] if data is not None and data.is_dir() and not toy else []) + ([tok.parent] if tok else [])
+        readable = [dd, plan.record] + ([data] if data is not None and data.is_dir() and not toy else []) + ([tok.parent] if tok else []) \
+            + ([d / "spec"] if spec is not None else [])
         if cuda:  # one CPU process, no torchrun: the record sees no RANK and stays single-process
             for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
                 env.pop(k, None)
             argv = [sys.executable, "-m", "auditor.reproduce.cpu_layer", name]
         else:
             argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", name]
-        if sandbox == "bwrap":  # the run writes its copy and out/ only; console.txt and the data are pgolf's
+        if sandbox == "bwrap":  # the run writes its copy and out/ only; console.txt, the spec and the data are pgolf's
             argv = bwrap_argv(argv, workdir=d / "record", writable=[d / "record", d / "out"], readable=readable)
         runs[tag] = (d, argv, env)
-    # The runs are independent: run them side by side.
-    outcomes = {}
-    threads = [threading.Thread(target=lambda t=t, d=d, argv=argv, env=env: outcomes.__setitem__(
-        t, run_limited(argv, cwd=d / "record", env=env, limit_s=timeout_s, log_path=d / "console.txt",
-                       rlimits=limits(gpu=False) if sandbox == "bwrap" else None)))
-        for t, (d, argv, env) in runs.items()]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    events = {}
-    for tag, (d, _, _) in runs.items():
-        out = outcomes[tag]
+
+    def run_all(tags: list[str]) -> dict:
+        outcomes = {}
+        threads = [threading.Thread(target=lambda t=t, d=d, argv=argv, env=env: outcomes.__setitem__(
+            t, run_limited(argv, cwd=d / "record", env=env, limit_s=timeout_s, log_path=d / "console.txt",
+                           rlimits=limits(gpu=False) if sandbox == "bwrap" else None)))
+            for t, (d, argv, env) in runs.items() if t in tags]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return outcomes
+
+    def load(tag: str, out) -> list | None:
+        d = runs[tag][0]
         try:  # written inside the sandbox: read without following a link, capped
             raw = None if out.timed_out or out.returncode != 0 else read_capped(d / "out" / "events.json", 256 << 20)
             loaded = json.loads(raw) if raw is not None else None
         except (OSError, ValueError):
             loaded = None
-        if not isinstance(loaded, list):
-            tail = [x for x in (d / "console.txt").read_text(errors="replace").splitlines() if x.strip()][-3:]
-            why = f"timed out after {timeout_s:.0f} s" if out.timed_out else f"exit status {out.returncode}"
-            where = " through pgolf's CPU layer" if cuda else ""
-            return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
+        return loaded if isinstance(loaded, list) else None
+
+    def failed(tag: str, out) -> ProbeOutcome:
+        d = runs[tag][0]
+        tail = [x for x in read_capped(d / "console.txt").decode("utf-8", "replace").splitlines() if x.strip()][-3:]
+        why = f"timed out after {timeout_s:.0f} s" if out.timed_out else f"exit status {out.returncode}"
+        where = " through pgolf's CPU layer" if cuda else ""
+        return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
+
+    # First: one run whose final scoring function is re-entered on mutated streams (flips at three
+    # positions, the partial sweep). Only when that is impossible: two more whole runs (again, flip).
+    import time as _time
+
+    from auditor.reproduce.probe_reentry import mutations, read_reentry, sweep_spec
+
+    try:
+        reinst = instrument_source(text, reentry=True)
+    except Exception:
+        reinst = inst
+    spec = {"n_val": n_val, "head": [int(x) for x in val[:32]], "last": int(val[-1]), "mutations": mutations(val, vocab), "sweep": sweep_spec(val, vocab),
+            "deadline": _time.time() + 0.8 * timeout_s}
+    prepare("base", val, reinst.source, spec if reinst.reentered else None)
+    out = run_all(["base"])["base"]
+    base = load("base", out)
+    if base is None:
+        return failed("base", out)
+    why_not = "no function other than main() holds a score site" if not reinst.reentered else None
+    if reinst.reentered:
+        try:
+            records = json.loads(read_capped(runs["base"][0] / "out" / "reentry.json", 256 << 20))
+        except (OSError, ValueError):
+            records = []
+        records = records if isinstance(records, list) else []
+        base_scores = [e for e in base if isinstance(e, dict) and e.get("kind") == "score"]
+        if base_scores:
+            res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(base_scores),
+                                "scores": sum(len(e["values"]) for e in base_scores)})
+        why_not = read_reentry(res, name, records, val, vocab)
+        if why_not is None:
+            res.numbers["mode"] = "re-entered"
+            return res
+    res.numbers["mode"] = "whole script"
+    res.numbers["flip"] = [int(val[-1]), int(flipped[-1])]
+    res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
+                           f"re-entering the scoring function not possible ({why_not}): fell back to flipping the last token by re-running "
+                           "the whole script", [], ""))
+    # "again" repeats "base": only two runs of the same stream can tell a non-deterministic run from an
+    # eval that reads the flipped token (TTT on the whole stream moves even the first score)
+    prepare("again", val, inst.source)
+    prepare("flip", flipped, inst.source)
+    outcomes = run_all(["again", "flip"])
+    events = {"base": [e for e in base if isinstance(e, dict) and e.get("kind") == "score"]}
+    for tag in ("again", "flip"):
+        loaded = load(tag, outcomes[tag])
+        if loaded is None:
+            return failed(tag, outcomes[tag])
         events[tag] = [e for e in loaded if isinstance(e, dict) and e.get("kind") == "score"]
     a, b = events["base"], events["flip"]
     again = events["again"]

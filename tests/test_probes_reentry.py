@@ -1,0 +1,96 @@
+"""Re-entering the scoring function: our record-shaped fixture (tests/fixtures/probes/cuda_record_fn.py,
+CUDA-shaped, its eval in eval_val(model, val, device)) runs once through the CPU layer in the sandbox;
+eval_val is snapshotted before it runs and called again on mutated validation streams (flips at the
+last, middle and early positions, a partial vocabulary sweep at the last position)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditor.reproduce.instrument import instrument_source
+from auditor.reproduce.probes import probe_record
+from auditor.reproduce.sandbox import bwrap_works
+
+FIXTURE = Path(__file__).parent / "fixtures" / "probes" / "cuda_record_fn.py"
+SANDBOX = "bwrap" if bwrap_works()[0] else "none"
+
+
+def _probe(tmp_path: Path, mode: str):
+    pytest.importorskip("sentencepiece")
+    folder = tmp_path / "records" / "track_10min_16mb" / f"2026-11-01_{mode}"
+    folder.mkdir(parents=True)
+    text = FIXTURE.read_text(encoding="utf-8").replace('MODE = "legal"', f'MODE = "{mode}"')
+    (folder / "train_gpt.py").write_text(text, encoding="utf-8")
+    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=240, tok_cache=tmp_path / "tok")
+    return {f.rule: f for f in out.findings}, out.numbers["train_gpt.py"]
+
+
+def test_only_functions_holding_a_score_site_are_decorated_and_never_main():
+    inst = instrument_source(FIXTURE.read_text(encoding="utf-8"), reentry=True)
+    assert [name for name, _ in inst.reentered] == ["eval_val"]
+    assert "@__pgolf_probe__.reentry('eval_val', " in inst.source
+    assert inst.source.count("__pgolf_probe__.reentry(") == 1
+
+
+def test_a_reduced_assignment_is_tapped_per_token_once():
+    src = ("def ev(ps):\n    loss_sum = 0.0\n    for p in ps:\n        seg_loss = float((-np.log(p)).sum())\n"
+           "        loss_sum += seg_loss\n    return loss_sum\n")
+    inst = instrument_source(src)
+    assert [(s.line, s.kind) for s in inst.sites] == [(4, "score")]
+    assert "seg_loss = float(__pgolf_probe__.passthrough((-np.log(p)), {'p': p}, 4).sum())" in inst.source
+    assert "__pgolf_probe__.scored(" not in inst.source  # loss_sum += seg_loss is not recorded a second time
+
+
+def test_legal_eval_is_re_entered_and_passes_flips_at_three_positions_and_the_sweep(tmp_path):
+    got, n = _probe(tmp_path, "legal")
+    assert n["mode"] == "re-entered"
+    assert n["reentry"]["function"] == "eval_val" and n["reentry"]["stream"] == "argument"
+    assert n["reentry"]["replay_matches_original"] is True and n["reentry"]["determinism_checked"] is True
+    flip = got["PROBE-SUFFIX-FLIP"]
+    assert flip.severity.value == "info" and flip.message.startswith("pass: re-entering eval_val()"), flip.message
+    assert n["changed_last_target"] == 1
+    # in-order per-token scores: the middle and early flips are placed, and nothing before them moved
+    assert n["flips"][0] == "last (2048): 1 changed"
+    assert n["flips"][1].startswith("middle (1024): ") and n["flips"][1].endswith(", 0 before it")
+    assert n["flips"][2].startswith("early (256): ") and n["flips"][2].endswith(", 0 before it")
+    norm = got["PROBE-NORMALIZATION"]
+    assert norm.severity.value == "info" and n["sweep"]["sum_p"] <= 1.0 and n["sweep"]["tokens"] >= 3
+
+
+def test_two_pass_eval_is_flagged_by_the_re_entered_flip_with_position_and_numbers(tmp_path):
+    got, n = _probe(tmp_path, "two_pass")
+    flip = got["PROBE-SUFFIX-FLIP"]
+    assert flip.severity.value == "error"
+    assert "flipping the token at position 2048 (last; " in flip.message and " nats); positions probed: last (2048): " in flip.message
+    assert flip.evidence[0].startswith("flip at 2048 (last): batch ") and "→" in flip.evidence[0]
+    assert n["mode"] == "re-entered"
+
+
+def test_ttt_before_score_is_flagged_by_the_re_entered_flip(tmp_path):
+    got, n = _probe(tmp_path, "ttt_before_score")
+    assert got["PROBE-SUFFIX-FLIP"].severity.value == "error", got["PROBE-SUFFIX-FLIP"].message
+    assert n["changed_last_target"] == 0  # TTT on the whole stream moved every score
+
+
+def test_target_in_key_passes_the_flip_and_is_flagged_by_the_sweep(tmp_path):
+    got, n = _probe(tmp_path, "target_in_key")
+    assert got["PROBE-SUFFIX-FLIP"].message.startswith("pass"), got["PROBE-SUFFIX-FLIP"].message
+    norm = got["PROBE-NORMALIZATION"]
+    assert norm.severity.value == "error" and norm.line is not None
+    assert n["sweep"]["sum_p"] > 1.0 and n["sweep"]["position"] == 2048
+    assert f"at the last position (2048) of the re-entered scoring function, {n['sweep']['tokens']} of 64 tokens already carry" in norm.message
+    assert all(" nats → p = " in e for e in norm.evidence)
+
+
+def test_eval_inside_main_falls_back_to_the_whole_script_flip_and_says_why(tmp_path):
+    pytest.importorskip("sentencepiece")
+    folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-01_two_pass"
+    folder.mkdir(parents=True)
+    text = (FIXTURE.parent / "cuda_record.py").read_text(encoding="utf-8").replace('MODE = "legal"', 'MODE = "two_pass"')
+    (folder / "train_gpt.py").write_text(text, encoding="utf-8")
+    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=240, tok_cache=tmp_path / "tok")
+    why = [f for f in out.findings if f.rule == "PROBE-NOT-RUN" and "re-entering" in f.message]
+    assert why and "no function other than main() holds a score site" in why[0].message
+    assert out.numbers["train_gpt.py"]["mode"] == "whole script"
+    assert [f for f in out.findings if f.rule == "PROBE-SUFFIX-FLIP"][0].severity.value == "error"
