@@ -106,6 +106,7 @@ _STAGES = {
               ("gram", "backoff")),
 }
 _STAGE_CODE_LINE = re.compile(r"(\b(print|log\w*)\s*\(|\bf[\"']|\bdef\s|^\s*#)")
+_STAGE_HINT = re.compile("|".join(re.escape(h) for _p, hints in _STAGES.values() for h in hints))  # any family's hint
 
 
 def missing_stages(facts) -> dict[str, list]:
@@ -119,6 +120,7 @@ def _missing_stages(facts) -> dict[str, list]:
 
     code = "\n".join(ff.text for ff in facts.files)
     words: set[str] = set()
+    shipped: dict[str, bool] = {}
     finals = {f.file: f.line for f in facts.logs.finals}
     out: dict[str, list] = {}
     for name, text in facts.logs.texts:
@@ -129,7 +131,8 @@ def _missing_stages(facts) -> dict[str, list]:
         for i, line in enumerate(text.split("\n"), 1):
             if stop is not None and i >= stop:
                 break
-            if len(line) > 400 or "val_bpb" in line or _STAGE_CODE_LINE.search(line):
+            # the hint test first: it is what excludes most lines, and it is cheaper than the code-line regex
+            if len(line) > 400 or "val_bpb" in line or not _STAGE_HINT.search(line.lower()) or _STAGE_CODE_LINE.search(line):
                 continue
             for fam, (pat, hints) in _STAGES.items():
                 ll = line.lower()
@@ -138,7 +141,11 @@ def _missing_stages(facts) -> dict[str, list]:
                 label = line.strip().split()[0] if line.strip() else ""
                 sep = ":" if ":" in label else "=" if "=" in label else " "
                 label = label.split(sep, 1)[0].strip("[]") + sep
-                if len(label) >= 4 and (label in code or label.strip() in (words or words.update(_words(code)) or words)):
+                printed = shipped.get(label)
+                if printed is None:  # a log repeats one label thousands of times; search the code once per label
+                    printed = shipped[label] = len(label) >= 4 and (
+                        label in code or label.strip() in (words or words.update(_words(code)) or words))
+                if printed:
                     break  # the shipped code prints this stage
                 if len(out.setdefault(fam, [])) < 3:
                     out[fam].append(LogLine(name, i, line.strip()))
@@ -184,14 +191,20 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
 
 
 def _val_args(call, env) -> bool:
+    """An argument carries the validation stream (labelled V by the taint; a val-ish name is a hint)."""
+    return any(mentions_val(a, env) for a in list(call.args) + [k.value for k in call.keywords])
+
+
+def mentions_val(node, env) -> bool:
+    """``node`` reads the validation stream: a name the taint labels V (however it is called, wherever it
+    was loaded), or a val-ish name or attribute (``args.val_files``)."""
     from rules.analysis.patterns import VAL_NAME
 
-    for a in list(call.args) + [k.value for k in call.keywords]:
-        for x in ast.walk(a):
-            if isinstance(x, ast.Name) and (VAL_NAME.search(x.id) or any(l[0] == "V" for l in env.get(x.id, ()))):
-                return True
-            if isinstance(x, ast.Attribute) and VAL_NAME.search(x.attr):
-                return True
+    for x in ast.walk(node):
+        if isinstance(x, ast.Name) and (VAL_NAME.search(x.id) or any(l[0] == "V" for l in env.get(x.id, ()))):
+            return True
+        if isinstance(x, ast.Attribute) and VAL_NAME.search(x.attr):
+            return True
     return False
 
 

@@ -7,14 +7,11 @@ import re
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_TARGET_GATE, LEGAL_PREFIX_GATE, SLIDING_WINDOW, TILT_WITH_Z, UNDECODABLE_WRAPPER, wrapped
 from rules.analysis import analyse, native, taint
-from rules.analysis.patterns import walk_own
+from rules.analysis.patterns import summaries, walk_own
 from rules.analysis.report import code_finding
 from rules.analysis.dataflow import has
 from rules.base import Invalid, Rule, Valid, register
 
-GATE_TABLE = re.compile(r"(boundary|word|start|is_|gate|flag|mask|expert|select|route)", re.I)
-BPB_TABLE = re.compile(r"(bytes|byte_|leading_space|space_lut)", re.I)
-MIX_NAME = re.compile(r"^(p|q|prob\w*|p_\w+|\w+_p|mix\w*|alpha\w*|lam\w*|weight\w*|w|g|gate\w*|logits?\w*|nll\w*|loss\w*)$", re.I)
 
 
 _FSTRING = re.compile(r"\b[rRbBuU]?[fF][rR]?[\"\']")  # PEP 701 f-strings are what older Pythons reject
@@ -86,28 +83,31 @@ class EvalCausal(Rule):
                                    severity=Severity.INFO, evidence=[f"{ff.path}:{ln}: {ff.line_text(ln)[:120]}" for ln in ff.skipped_lines[:3]],
                                    note=facts.notes.get(ff.path), fix="Nothing to fix; run pgolf on Python 3.12+ to analyse them too.")
         tf = taint(facts)
+        s = summaries(facts)
         seen = set()
         for fn in facts.functions.values():
-            if fn.short == "main" or fn.qualname not in tf.analysed:
+            if fn.qualname not in tf.analysed:
                 continue
             ff = facts.file_of(fn)
             env = tf.env.get(fn.qualname, {})
+            scored = s.scored_keys(fn)
+            model_made = _model_made(fn, env)
+            # a gate: a table read at the target token alone (a property of y[t], not a distribution's
+            # row at (position, y)) whose value reaches the scored probability, not only a byte count
             gates: dict[str, ast.AST] = {}
             for n in walk_own(fn.node):
-                if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                        and n.targets[0].id in scored:
                     for sub in ast.walk(n.value):
-                        if isinstance(sub, ast.Subscript):
-                            tname = ast.unparse(sub.value).rsplit(".", 1)[-1]
-                            if GATE_TABLE.search(tname) and not BPB_TABLE.search(tname) and _raw_target(sub.slice, env):
-                                gates[n.targets[0].id] = n
+                        if isinstance(sub, ast.Subscript) and not isinstance(sub.slice, (ast.Tuple, ast.Slice)) \
+                                and _raw_target(sub.slice, env) and not _distribution(sub.value, env, model_made):
+                            gates[n.targets[0].id] = n
             if not gates:
                 continue
             for n in walk_own(fn.node):
                 if isinstance(n, (ast.Assign, ast.AugAssign)):
-                    tgt = n.targets[0] if isinstance(n, ast.Assign) else n.target
-                    tname = ast.unparse(tgt)
                     used = {x.id for x in ast.walk(n.value) if isinstance(x, ast.Name)} & set(gates)
-                    if used and n not in gates.values() and MIX_NAME.match(tname.split("[")[0]):
+                    if used and n not in gates.values():
                         g = gates[sorted(used)[0]]
                         if (ff.path, g.lineno) in seen:
                             continue
@@ -119,9 +119,33 @@ class EvalCausal(Rule):
 
 
 def _raw_target(idx, env) -> bool:
-    for x in ast.walk(idx):
-        if isinstance(x, ast.Name) and (has(env.get(x.id, ()), "T")):
+    return any(isinstance(x, ast.Name) and has(env.get(x.id, ()), "T") for x in ast.walk(idx))
+
+
+def _model_made(fn, env) -> set[str]:
+    """Names bound (in ``fn``) to the model's output: a call on validation tokens, a softmax of one."""
+    out: set[str] = set()
+    assigns = [(n.targets[0].id, n.value) for n in walk_own(fn.node)
+               if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+    changed = True
+    while changed:
+        changed = False
+        for name, v in assigns:
+            if name not in out and _distribution(v, env, out):
+                out.add(name)
+                changed = True
+    return out
+
+
+def _distribution(node, env, made) -> bool:
+    """A value computed from the model's output (a call on validation tokens, a softmax, a name bound to one)."""
+    for x in ast.walk(node):
+        if isinstance(x, ast.Name) and (x.id in made or has(env.get(x.id, ()), "S")):
             return True
-        if isinstance(x, ast.Name) and re.match(r"^(y|tgt\w*|targets?|y_\w+)$", x.id):
-            return True
+        if isinstance(x, ast.Call):
+            short = ast.unparse(x.func).rsplit(".", 1)[-1]
+            if short in ("softmax", "log_softmax", "sigmoid", "exp"):
+                return True
+            if any(isinstance(y, ast.Name) and (has(env.get(y.id, ()), "V")) for a in x.args for y in ast.walk(a)):
+                return True
     return False

@@ -9,12 +9,11 @@ from rules._eval_cases import LEGAL_TTT, PHASED_TTT, SLIDING_WINDOW, _ILLEGAL_CA
 from rules.analysis import analyse
 from rules.analysis.facts import print_fragments as _print_fragments
 from rules.analysis.index import call_name
-from rules.analysis.patterns import ACC_NAME, is_score_accum, walk_own
+from rules.analysis.patterns import _acc_key, is_score_accum, summaries, walk_own
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
 FLAG = re.compile(r"(two_?pass|rescore|re_score|pass_?2|second_pass|full_rescore|rescor)", re.I)
-PARTIAL = re.compile(r"(p1|pass1|pass_1|first|cold|rescore|chunk_loss|partial|old)", re.I)
 
 
 # This rule's own VALID/INVALID programs (programs several rules share stay in rules/_eval_cases.py).
@@ -105,18 +104,23 @@ class EvalSinglePass(Rule):
     def check(self, ctx):
         facts = analyse(ctx)
         code_has_pass2 = False
+        s = summaries(facts)
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
             reported = set()
+            scores = s.direct(fn)["score"]
+            accs = {k for x in scores if (k := _acc_key(x.target if isinstance(x, ast.AugAssign) else
+                                                       x.targets[0] if isinstance(x, ast.Assign) else x.func.value))}
+            partial = _score_lists(s, fn) | accs
             for n in walk_own(fn.node):
                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and FLAG.search(n.value):
                     code_has_pass2 = True
-                if isinstance(n, ast.Assign) and _replaces_partial_sums(n):
+                if isinstance(n, ast.Assign) and _replaces_partial_sums(n, accs, partial):
                     reported.add(n.lineno)
                     yield code_finding(self, facts, ff, n,
                                        f"`{ff.line_text(n.lineno)[:120]}` subtracts earlier partial scores and adds a rescored pass",
                                        path=[f"{fn.qualname}:{n.lineno}"])
-                if isinstance(n, ast.If) and _flag_guard(n) and _scores_inside(n.body):
+                if isinstance(n, ast.If) and _flag_guard(n) and _scores_inside(n.body, scores):
                     code_has_pass2 = True
                     if any(n.lineno <= ln <= getattr(n, "end_lineno", n.lineno) for ln in reported):
                         continue
@@ -195,21 +199,29 @@ def _names(node) -> list[str]:
         [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]
 
 
-def _replaces_partial_sums(n: ast.Assign) -> bool:
-    target = " ".join(_names(n.targets[0]))
-    if not re.search(r"(loss|bpb|nll|bits|total)", target, re.I):
-        return False
+def _score_lists(s, fn) -> set[str]:
+    """Lists that collect per-chunk scores: ``chunk_losses.append(float(nll.sum()))`` (by value)."""
+    env = s._env(fn)
+    lossy = s._lossy_info(fn, env)[0]
+    return {k for n in walk_own(fn.node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("append", "extend") and n.args and s._lossy_expr(n.args[0], lossy, env, fn)
+            if (k := _acc_key(n.func.value))}
+
+
+def _keys(node) -> set[str]:
+    return {k for x in ast.walk(node) if (k := _acc_key(x))}
+
+
+def _replaces_partial_sums(n: ast.Assign, accs: set[str], partial: set[str]) -> bool:
+    """``total = p1 - sum(chunk_scores[:k]) + p2``: a score accumulator minus earlier partial scores plus
+    another score accumulator (the rescored pass), whatever the variables are called."""
     for b in ast.walk(n.value):
         if isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub):
-            right = b.right
-            rnames = " ".join(_names(right))
-            sums_prefix = any(isinstance(c, ast.Call) and call_name(c.func) in ("sum", "np.sum", "math.fsum")
-                              and any(isinstance(s, ast.Subscript) and isinstance(s.slice, ast.Slice) for s in ast.walk(c))
-                              for c in ast.walk(right))
-            if (sums_prefix or PARTIAL.search(rnames)) and ACC_NAME.search(rnames + " " + " ".join(_names(b.left))):
-                # and something is added back (the rescored pass)
-                parent_adds = any(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Add) for x in ast.walk(n.value))
-                if parent_adds:
+            left, right = _keys(b.left) & accs, _keys(b.right) & partial
+            if left and right:
+                added = {k for x in ast.walk(n.value) if isinstance(x, ast.BinOp) and isinstance(x.op, ast.Add)
+                         for side in (x.left, x.right) if side is not b for k in _keys(side) & accs} - left - right
+                if added:
                     return True
     return False
 
@@ -227,12 +239,9 @@ def _flag_guard(n: ast.If) -> bool:
     return False
 
 
-def _scores_inside(body) -> bool:
-    for s in body:
-        for x in ast.walk(s):
-            if is_score_accum(x):
-                return True
-    return False
+def _scores_inside(body, scores) -> bool:
+    ids = {id(x) for x in scores}
+    return any(is_score_accum(x) or id(x) in ids for st in body for x in ast.walk(st))
 
 
 _NOT_MODEL = re.compile(r"^(args|h|hp|hparams|cfg|config|device|rank|world_size|log\w*|val\w*|\w*_lut|stride|batch_seqs|seq_len|eval_seq_len)$")
@@ -242,18 +251,19 @@ def _rescore_after_ttt_calls(facts):
     """(driver, ttt_call, ttt_fn, rescore_call, report_node): a later full scoring pass of the same
     model after a TTT pass adapted it on the validation stream, printed as the result."""
     from rules._eval_common import exclusive, in_loop
-    from rules.analysis.patterns import VAL_NAME, mentions, summaries
+    from rules._eval_common import _val_args
 
     s = summaries(facts)
     finals = {ll.text.split()[0].rstrip(":") for ll in facts.logs.finals if ll.text.split()}
     for drv in facts.functions.values():
         ff = facts.file_of(drv)
+        env = s._env(drv)
         calls = sorted((n for n in walk_own(drv.node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
         ttt = None
         for c in calls:
             if in_loop(ff, c, drv.node):
                 continue
-            if not (any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords)):
+            if not _val_args(c, env):
                 continue
             short = call_name(c.func).rsplit(".", 1)[-1]
             for t in facts.resolve(short, c, drv):
@@ -264,7 +274,7 @@ def _rescore_after_ttt_calls(facts):
                     break
                 if ttt and s.does(t, "score") and not s.does(t, "train") and c.lineno > ttt[0].lineno \
                         and not exclusive(ff, ttt[0], c):
-                    shared = _model_args(c) & _model_args(ttt[0])
+                    shared = _model_args(c, env) & _model_args(ttt[0], env)
                     if not shared:
                         break
                     rep = _reported_after(ff, drv, c, finals)
@@ -273,8 +283,10 @@ def _rescore_after_ttt_calls(facts):
                     break
 
 
-def _model_args(call) -> set[str]:
-    return {a.id for a in call.args if isinstance(a, ast.Name) and not _NOT_MODEL.match(a.id)}
+def _model_args(call, env) -> set[str]:
+    """Plain-name arguments that are not the validation stream (the model, its state)."""
+    return {a.id for a in call.args if isinstance(a, ast.Name) and not _NOT_MODEL.match(a.id)
+            and not any(l[0] == "V" for l in env.get(a.id, ()))}
 
 
 def _reported_after(ff, drv, call, finals):

@@ -10,7 +10,7 @@ from rules._eval_common import val_score_names
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import has
 from rules.analysis.index import call_name
-from rules.analysis.patterns import is_score_accum, walk_own
+from rules.analysis.patterns import _acc_key, is_score_accum, summaries, walk_own
 from rules.analysis.report import code_finding
 from rules.base import Invalid, Rule, Valid, register
 
@@ -77,18 +77,28 @@ class OracleSelection(Rule):
     def check(self, ctx):
         facts = analyse(ctx)
         tf = taint(facts)
+        s = summaries(facts)
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
             byv = list(self._by_value(facts, tf, fn, ff))
             yield from byv
             told = {f.line for f in byv}
+            env = tf.env.get(fn.qualname, {})
+            lossy_names = s._lossy_info(fn, env)[0]
+            scored = s.scored_keys(fn)
+            own_scores = {id(x) for x in s.direct(fn)["score"]}
+
+            def lossy(e):  # a loss, by where its value comes from (a name is only a hint)
+                return s._lossy_expr(e, lossy_names, env, fn) or bool(LOSSY.search(ast.unparse(e)))
+
             for n in walk_own(fn.node):
                 if getattr(n, "lineno", None) in told:
                     continue
                 if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("minimum", "fmin", "min") and len(n.args) >= 2:
-                    if all(LOSSY.search(ast.unparse(a)) for a in n.args[:2]):
+                    if all(lossy(a) for a in n.args[:2]):
                         stmt = _stmt(ff, n)
-                        feeds = stmt is not None and is_score_accum(stmt)
+                        feeds = stmt is not None and (is_score_accum(stmt) or id(stmt) in own_scores or (
+                            isinstance(stmt, ast.Assign) and any(_acc_key(t) in scored for t in stmt.targets)))
                         yield code_finding(self, facts, ff, n,
                                            f"`{ff.line_text(n.lineno)[:100]}` takes the minimum of alternative losses"
                                            + (" and accumulates it into the score" if feeds else ""),
@@ -96,7 +106,7 @@ class OracleSelection(Rule):
                 if isinstance(n, ast.If) and isinstance(n.test, ast.Compare) and len(n.test.ops) == 1 \
                         and isinstance(n.test.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)):
                     left, right = ast.unparse(n.test.left), ast.unparse(n.test.comparators[0])
-                    if LOSSY.search(left) and LOSSY.search(right) and _keeps_smaller(n, left, right):
+                    if lossy(n.test.left) and lossy(n.test.comparators[0]) and _keeps_smaller(n, left, right, scored):
                         yield code_finding(self, facts, ff, n,
                                            f"`{ff.line_text(n.lineno)[:100]}` keeps whichever loss is smaller for the scored "
                                            "token (an oracle \"safety gate\" that looks at the target)",
@@ -183,11 +193,12 @@ def _labels(e, env, tf, rule):
     return out
 
 
-def _keeps_smaller(n: ast.If, left: str, right: str) -> bool:
+def _keeps_smaller(n: ast.If, left: str, right: str, scored: set[str]) -> bool:
+    """The branch writes one of the compared losses into a value that reaches the score."""
     for st in n.body:
         if isinstance(st, ast.Assign) and ast.unparse(st.value) in (left, right):
             tgt = ast.unparse(st.targets[0])
-            if LOSSY.search(tgt) and tgt not in (left, right):
+            if (_acc_key(st.targets[0]) in scored or LOSSY.search(tgt)) and tgt not in (left, right):
                 return True
     return False
 

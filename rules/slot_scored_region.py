@@ -49,11 +49,7 @@ class SlotScoredRegion(Rule):
             grad_vars = set()
             for n in walk_own(fn.node):
                 if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
-                    src = n.value
-                    if any(isinstance(k, ast.keyword) and k.arg == "requires_grad" and isinstance(k.value, ast.Constant)
-                           and k.value.value is True for c in ast.walk(src) if isinstance(c, ast.Call) for k in c.keywords) \
-                            or any(isinstance(c, ast.Call) and call_name(c.func).endswith("requires_grad_") for c in ast.walk(src)) \
-                            or any(isinstance(c, ast.Call) and call_name(c.func).endswith("Parameter") for c in ast.walk(src)):
+                    if _makes_grad(facts, n.value, fn, set()):
                         grad_vars.add(n.targets[0].id)
             if not grad_vars:
                 continue
@@ -76,3 +72,23 @@ class SlotScoredRegion(Rule):
                                    path=[f"{fn.qualname}:{n.lineno}"] + [f"{fn.qualname}:{b.lineno}" for b in back[:1]],
                                    extra_lines=[b.lineno for b in back[:1]])
                 break
+
+
+def _makes_grad(facts, src, fn, seen) -> bool:
+    """A tensor that requires grad: ``zeros(..., requires_grad=True)``, ``.requires_grad_()``,
+    ``nn.Parameter(...)``, or a helper that returns one."""
+    for c in ast.walk(src):
+        if not isinstance(c, ast.Call):
+            continue
+        name = call_name(c.func)
+        if name.endswith(("requires_grad_", "Parameter")) or any(
+                k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value is True for k in c.keywords):
+            return True
+        for t in facts.resolve(name.rsplit(".", 1)[-1], c, fn):
+            if t.qualname in seen or t is fn:
+                continue
+            seen.add(t.qualname)
+            if any(isinstance(r, ast.Return) and r.value is not None and _makes_grad(facts, r.value, t, seen)
+                   for r in walk_own(t.node)):
+                return True
+    return False

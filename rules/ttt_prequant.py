@@ -6,10 +6,10 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import LEGAL_TTT, LEGAL_WARMUP_TRAIN, PHASED_TTT, WARMUP_ON_VAL_DISCARDED, _SCORE, program, wrapped
-from rules._eval_common import exclusive, in_loop, missing_stages
-from rules.analysis import analyse
+from rules._eval_common import _val_args, exclusive, in_loop, mentions_val, missing_stages
+from rules.analysis import analyse, taint
 from rules.analysis.index import call_name
-from rules.analysis.patterns import VAL_NAME, mentions, summaries, walk_own
+from rules.analysis.patterns import mentions, summaries, walk_own
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
 
@@ -98,6 +98,7 @@ class TttPrequant(Rule):
         for drv in list(facts.functions.values()):
             ff = facts.file_of(drv)
             yield from self._inline_adaptation(facts, s, drv, ff)
+            env = taint(facts).env.get(drv.qualname, {})
             calls = sorted((n for n in walk_own(drv.node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
             trainers, scorers = [], []
             for c in calls:
@@ -106,8 +107,7 @@ class TttPrequant(Rule):
                 for a in c.args:  # functions passed as values: timed_eval("x", eval_val, ...)
                     if isinstance(a, ast.Name):
                         cands += [f for f in facts.by_short.get(a.id, []) if not f.cls]
-                valish = any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords)
-                if not valish:
+                if not _val_args(c, env):
                     continue
                 for t in cands:
                     if t is drv:
@@ -125,7 +125,7 @@ class TttPrequant(Rule):
                 if not later:
                     continue
                 first = min(later)
-                if _throwaway_optimizer(t):
+                if _throwaway_optimizer(t, facts, s):
                     yield code_finding(self, facts, ff, c,
                                        f"`{ff.line_text(c.lineno)[:100]}` takes gradient steps on validation tokens in {t.qualname}, "
                                        "but only on parameters it creates itself (a probe or throwaway adapter): nothing that "
@@ -161,12 +161,13 @@ def _inline_adapt_loops(facts, s, drv, ff):
     and come before a scoring call in the same function: (loop, step_call, opt_root, first_score_line)."""
     from rules._eval_common import ancestors
 
+    env = taint(facts).env.get(drv.qualname, {})
     score_lines = []
     for c in walk_own(drv.node):
         if isinstance(c, ast.Call):
             short = call_name(c.func).rsplit(".", 1)[-1]
             if any(t is not drv and s.does(t, "score") for t in facts.resolve(short, c, drv)):
-                if any(mentions(a, VAL_NAME) for a in c.args) or any(mentions(k.value, VAL_NAME) for k in c.keywords):
+                if _val_args(c, env):
                     score_lines.append(c.lineno)
     if not score_lines:
         return
@@ -176,7 +177,7 @@ def _inline_adapt_loops(facts, s, drv, ff):
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
             assigns.setdefault(n.targets[0].id, n.value)
             if isinstance(n.value, ast.Call) and re.search(r"(Loader|Stream|Dataset|loader)", call_name(n.value.func)) \
-                    and any(mentions(a, VAL_NAME) or mentions(a, _VAL_FILES) for a in list(n.value.args) + [k.value for k in n.value.keywords]):
+                    and any(mentions_val(a, env) or mentions(a, _VAL_FILES) for a in list(n.value.args) + [k.value for k in n.value.keywords]):
                 val_loaders.add(n.targets[0].id)
     for loop in walk_own(drv.node):
         if not isinstance(loop, (ast.For, ast.While)):
@@ -185,7 +186,7 @@ def _inline_adapt_loops(facts, s, drv, ff):
             continue
         text = ast.unparse(loop)
         on_val_loader = any(isinstance(x, ast.Name) and x.id in val_loaders for x in ast.walk(loop))
-        if not on_val_loader and (TRAIN_DATA.search(text) or not mentions(loop, VAL_NAME)):
+        if not on_val_loader and (TRAIN_DATA.search(text) or not mentions_val(loop, env)):
             continue
         steps = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == "step" and isinstance(n.func.value, ast.Name)]
@@ -229,9 +230,16 @@ def _loop_local(loop, name):
     return None
 
 
-def _throwaway_optimizer(t) -> bool:
+def _throwaway_optimizer(t, facts=None, s=None, seen=None) -> bool:
     """Every optimizer in ``t`` updates parameters built inside ``t`` (``probe = nn.Linear(...)``),
-    none derived from its arguments (the model)."""
+    none derived from its arguments (the model). A function without an optimizer of its own is judged
+    by the functions it calls that train (a wrapper around the probe is still a probe)."""
+    if facts is not None and not any(isinstance(n, ast.Call) and re.search(r"(Adam\w*|SGD|RMSprop|LBFGS|Lion|Muon)$", call_name(n.func))
+                                     for n in walk_own(t.node)):
+        seen = seen if seen is not None else {t.qualname}
+        trainers = [c for c in facts.callees(t) if c.qualname not in seen and s.does(c, "train")]
+        seen |= {c.qualname for c in trainers}
+        return bool(trainers) and all(_throwaway_optimizer(c, facts, s, seen) for c in trainers)
     local: dict[str, ast.AST] = {}
     opts = []
     for n in walk_own(t.node):

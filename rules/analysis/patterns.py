@@ -24,6 +24,25 @@ def _acc_target(t: ast.AST) -> str:
     return ""
 
 
+_LOSS_CALLS = {"log", "log2", "log10", "log1p", "log_softmax", "logsumexp", "cross_entropy", "nll_loss",
+               "binary_cross_entropy", "softcapped_cross_entropy", "fused_cross_entropy", "kl_div"}
+
+
+_BUILTINS = frozenset(dir(__import__("builtins")))
+_LIBS = {"torch", "F", "nn", "np", "numpy", "math", "dist", "functional", "jnp", "jax", "scipy", "random", "os", "sys", "time"}
+
+
+def _acc_key(t: ast.AST) -> str:
+    """The variable a value lives in: ``a`` for ``a``, ``a[i]``; ``.a`` for ``self.a`` / ``obj.a``."""
+    if isinstance(t, ast.Name):
+        return "" if t.id in ("self", "cls") else t.id
+    if isinstance(t, ast.Attribute):
+        return "." + t.attr
+    if isinstance(t, ast.Subscript):
+        return _acc_key(t.value)
+    return ""
+
+
 def is_score_accum(node: ast.AST) -> bool:
     """``loss_sum += nll.sum()`` / ``nll_total = nll_total + ...`` / ``loss_sum.add_(...)``."""
     if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
@@ -39,8 +58,28 @@ def is_score_accum(node: ast.AST) -> bool:
     return False
 
 
-def update_kind(node: ast.AST) -> str | None:
-    """"step" / "backward" / "cache" for a state update, else None."""
+OPTIMIZER = re.compile(r"(Adam\w*|SGD|RMSprop|LBFGS|Adagrad|Adadelta|Adamax|Lion|Muon\w*|Optimizer|NorMuon)$")
+
+
+def optimizers(fn_node: ast.AST) -> set[str]:
+    """Variables of a function that hold an optimizer, by value: bound to an optimizer constructor
+    (``torch.optim.SGD(...)``) or the receiver of ``.zero_grad()``, whatever they are called."""
+    out = set()
+    for n in _walk_own(fn_node):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.value, ast.Call) \
+                and OPTIMIZER.search(call_name(n.value.func)):
+            k = _acc_key(n.targets[0])
+            if k:
+                out.add(k)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "zero_grad":
+            k = _acc_key(n.func.value)
+            if k:
+                out.add(k)
+    return out
+
+
+def update_kind(node: ast.AST, opts: set[str] = frozenset()) -> str | None:
+    """"step" / "backward" / "cache" for a state update, else None (``opts``: the optimizers in scope)."""
     if isinstance(node, ast.Call):
         name = call_name(node.func)
         short = name.rsplit(".", 1)[-1]
@@ -49,7 +88,8 @@ def update_kind(node: ast.AST) -> str | None:
             return "backward"
         if short in ("sub_", "add_") and node.args and _lr_scaled(node):
             return "step"  # ``p.sub_(lr * g)``: a hand-written optimizer step
-        if short == "step" and ("opt" in recv or "sgd" in recv or "adam" in recv or "muon" in recv or recv.endswith("optim")):
+        if short == "step" and ("opt" in recv or "sgd" in recv or "adam" in recv or "muon" in recv or recv.endswith("optim")
+                                or (isinstance(node.func, ast.Attribute) and _acc_key(node.func.value) in opts)):
             return "step"
         if name in ("np.add.at", "numpy.add.at") or short in ("scatter_add_", "index_add_", "index_put_"):
             return "cache"
@@ -106,6 +146,10 @@ class Summaries:
         self.facts = facts
         self._direct: dict[str, dict[str, list[ast.AST]]] = {}
         self._trans: dict[tuple[str, str], set[str]] = {}
+        self._lossy: dict[str, tuple[set[str], set[str]]] = {}
+        self._retloss: dict[str, bool] = {}
+        self._scored: dict[str, set[str]] = {}
+        self._opts: dict[str, set[str]] = {}
 
     def direct(self, fn: FuncInfo) -> dict[str, list[ast.AST]]:
         d = self._direct.get(fn.qualname)
@@ -118,16 +162,158 @@ class Summaries:
             env = self._env(fn)
             returned = {x.id for r in _walk_own(fn.node) if isinstance(r, ast.Return) and r.value is not None
                         for x in ast.walk(r.value) if isinstance(x, ast.Name)}
+            opts = self.optimizers(fn)
             for n in _walk_own(fn.node):
-                k = update_kind(n) or ("cache" if target_update(n, env) else None)
+                k = update_kind(n, opts) or ("cache" if target_update(n, env) else None)
                 if k:
                     d[k].append(n)
-                if (is_score_accum(n) or _value_score_accum(n, env, returned)) and not _logs_training_loss(n, back_names):
+                if (is_score_accum(n) or _value_score_accum(n, env, returned) or self._value_accum(fn, n, env)) \
+                        and not _logs_training_loss(n, back_names):
                     d["score"].append(n)
                     if fn_nograd or _under_nograd(ff, n, fn.node):
                         d["ngscore"].append(n)
             self._direct[fn.qualname] = d
         return d
+
+    # -- accumulators by value: a sum of loss-like values that reaches the printed / returned score --
+    def _value_accum(self, fn: FuncInfo, node: ast.AST, env: dict) -> bool:
+        """``a += -log(p).sum()`` / ``a = a + ce(...)`` / ``a.add_(nll)`` where the added value is a loss
+        (a log, a cross-entropy, a score at the target, a model call on validation tokens, or a helper
+        that returns one) and ``a`` flows into a return value or a printed/formatted string, whatever
+        ``a`` is called."""
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+            tgt, val = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.BinOp) \
+                and isinstance(node.value.op, ast.Add):
+            tgt = node.targets[0]
+            key = _acc_key(tgt)
+            sides = [node.value.left, node.value.right]
+            same = [x for x in sides if _acc_key(x) == key]
+            if not key or not same:
+                return False
+            val = next(x for x in sides if x is not same[0])
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_" and node.args \
+                and not _lr_scaled(node):
+            tgt, val = node.func.value, node.args[0]
+        else:
+            return False
+        key = _acc_key(tgt)
+        if not key or (isinstance(tgt, ast.Subscript) and not isinstance(tgt.slice, ast.Constant)):
+            return False  # ``tbl[ctx] += …`` writes a table at a key: state, not a running score
+        info = self._lossy_info(fn, env)
+        return self._lossy_expr(val, info[0], env, fn) and key in info[1]
+
+    def _lossy_info(self, fn: FuncInfo, env: dict):
+        """(names bound to loss-like values, accumulator keys that reach a sink) of ``fn``."""
+        got = self._lossy.get(fn.qualname)
+        if got is not None:
+            return got
+        self._lossy[fn.qualname] = (set(), set())  # recursion guard
+        assigns = []
+        for n in _walk_own(fn.node):
+            if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and n.value is not None:
+                tg = n.targets if isinstance(n, ast.Assign) else [n.target]
+                keys = {k for t in tg for x in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]) if (k := _acc_key(x))}
+                assigns.append((keys, n.value))
+        lossy: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for keys, v in assigns:
+                if keys - lossy and self._lossy_expr(v, lossy, env, fn):
+                    lossy |= keys
+                    changed = True
+        sinks: set[str] = set()
+        for n in _walk_own(fn.node):
+            if isinstance(n, ast.Return) and n.value is not None:
+                sinks |= {k for x in ast.walk(n.value) if (k := _acc_key(x))}
+            elif isinstance(n, ast.FormattedValue):
+                sinks |= {k for x in ast.walk(n.value) if (k := _acc_key(x))}
+            elif isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("print", "log0", "write", "info"):
+                sinks |= {k for a in n.args for x in ast.walk(a) if (k := _acc_key(x))}
+        changed = True
+        while changed:  # ``val_loss = loss_sum / count`` then ``return val_loss``: loss_sum reaches the sink
+            changed = False
+            for keys, v in assigns:
+                if keys & sinks:
+                    more = {k for x in ast.walk(v) if (k := _acc_key(x))} - sinks
+                    if more:
+                        sinks |= more
+                        changed = True
+        got = (lossy, sinks)
+        self._lossy[fn.qualname] = got
+        return got
+
+    def scored_keys(self, fn: FuncInfo) -> set[str]:
+        """Variables whose value reaches the score of ``fn``: arguments of a log / cross-entropy and the
+        values added into its score accumulators, closed backwards over the function's assignments."""
+        got = self._scored.get(fn.qualname)
+        if got is not None:
+            return got
+        keys: set[str] = set()
+        d = self.direct(fn)
+        for n in _walk_own(fn.node):
+            if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in _LOSS_CALLS:
+                keys |= {k for a in n.args for x in ast.walk(a) if (k := _acc_key(x))}
+        for n in d["score"]:
+            v = n.value if isinstance(n, (ast.AugAssign, ast.Assign)) else n.args[0] if isinstance(n, ast.Call) and n.args else None
+            if v is not None:
+                keys |= {k for x in ast.walk(v) if (k := _acc_key(x))}
+        assigns = [({_acc_key(t) for t in (n.targets if isinstance(n, ast.Assign) else [n.target])} - {""}, n.value)
+                   for n in _walk_own(fn.node) if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
+        changed = True
+        while changed:
+            changed = False
+            for ks, v in assigns:
+                if ks & keys:
+                    more = {k for x in ast.walk(v) if (k := _acc_key(x))} - keys
+                    if more:
+                        keys |= more
+                        changed = True
+        self._scored[fn.qualname] = keys
+        return keys
+
+    def _lossy_expr(self, v: ast.AST, lossy: set[str], env: dict, fn: FuncInfo) -> bool:
+        for x in ast.walk(v):
+            if isinstance(x, (ast.Name, ast.Attribute)):
+                k = _acc_key(x)
+                if k in lossy or (isinstance(x, ast.Name) and any(l[0] == "S" for l in env.get(x.id, ()))):
+                    return True
+            elif isinstance(x, ast.Call):
+                short = call_name(x.func).rsplit(".", 1)[-1]
+                if short in _LOSS_CALLS:
+                    return True
+                if short in ("numel", "len", "size", "sum", "item", "float", "detach", "to", "double"):
+                    continue
+                own = [c for c in self.facts.resolve(short, x, fn) if c is not fn]
+                if own:  # a function of the program: a loss when it returns one
+                    if any(self._returns_loss(c) for c in own):
+                        return True
+                    continue
+                lib = call_name(x.func).split(".", 1)[0] in _LIBS if isinstance(x.func, ast.Attribute) else short in _BUILTINS
+                if not lib and any(isinstance(y, ast.Name) and any(l[0] == "T" for l in env.get(y.id, ()))
+                                   for a in list(x.args) + [k.value for k in x.keywords] for y in ast.walk(a)):
+                    return True  # the model (or a callable passed in) handed the targets: ``model(x, y)`` is its loss
+        return False
+
+    def _returns_loss(self, fn: FuncInfo) -> bool:
+        got = self._retloss.get(fn.qualname)
+        if got is None:
+            self._retloss[fn.qualname] = False  # recursion guard
+            env = self._env(fn)
+            lossy = self._lossy_info(fn, env)[0]
+            got = any(isinstance(r, ast.Return) and r.value is not None and self._lossy_expr(r.value, lossy, env, fn)
+                      for r in _walk_own(fn.node))
+            self._retloss[fn.qualname] = got
+        return got
+
+    def optimizers(self, fn: FuncInfo | None) -> set[str]:
+        if fn is None:
+            return set()
+        got = self._opts.get(fn.qualname)
+        if got is None:
+            got = self._opts[fn.qualname] = optimizers(fn.node)
+        return got
 
     def _env(self, fn: FuncInfo | None) -> dict:
         if fn is None:
@@ -164,14 +350,15 @@ class Summaries:
         """The first node in ``stmt`` that does ``kind`` (directly or through a call)."""
         env = self._env(caller) if kind == "cache" else {}
         own_scores = {id(x) for x in self.direct(caller)["score"]} if kind == "score" and caller is not None else set()
+        opts = self.optimizers(caller)
         for n in ast.walk(stmt):
             if kind == "score" and (is_score_accum(n) or id(n) in own_scores):
                 return n
-            if kind in ("step", "backward", "cache") and update_kind(n) == kind:
+            if kind in ("step", "backward", "cache") and update_kind(n, opts) == kind:
                 return n
             if kind == "cache" and target_update(n, env):
                 return n
-            if kind == "train" and update_kind(n) in ("step", "backward"):
+            if kind == "train" and update_kind(n, opts) in ("step", "backward"):
                 return n
             if isinstance(n, ast.Call):
                 short = call_name(n.func).rsplit(".", 1)[-1]
