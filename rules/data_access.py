@@ -11,7 +11,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from rules.analysis import analyse
+from rules.analysis import analyse, taint
 from rules.analysis.index import FileFacts, FuncInfo, call_name
 
 TRAIN_NAME = re.compile(r"fineweb_train|(^|[._])train_(files|pattern|shards?|glob)\b|^train_loader$|(^|\.)train_loader\b", re.I)
@@ -52,6 +52,7 @@ class TrainLoop:
 class DataFacts:
     loop: TrainLoop | None = None
     post_funcs: set[str] = field(default_factory=set)
+    pre_funcs: set[str] = field(default_factory=set)  # reached from the training function before its loop ends
     accesses: list[Access] = field(default_factory=list)
     has_reserve: bool = False
     notes: dict[str, str] = field(default_factory=dict)
@@ -94,16 +95,21 @@ def _build(ctx) -> DataFacts:
     out.notes = dict(facts.notes)
     # the training loop: the longest loop with backward() and step(), in a function that is not a TTT/eval helper
     cands = []
+    tf = taint(facts)
     for ff in facts.files:
         for fn in ff.functions.values():
             if re.search(r"ttt|eval|slot|calib|hessian|warmup", fn.qualname, re.I):
                 continue
             span = _find_loop(ff, fn)
             if span:
-                cands.append((span[1] - span[0], ff, fn, span))
+                # a loop slicing the validation stream (by value) is a TTT loop: any other loop is preferred
+                val = {k for k, v in tf.env.get(fn.qualname, {}).items() if any(l[0] in ("V", "T") for l in v)}
+                on_val = any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in val
+                             for n in ast.walk(fn.node) if span[0] <= getattr(n, "lineno", 0) <= span[1])
+                cands.append((not on_val, span[1] - span[0], ff, fn, span))
     post_calls: list[tuple[FileFacts, ast.Call]] = []
     if cands:
-        _n, ff, fn, span = max(cands, key=lambda c: c[0])
+        _v, _n, ff, fn, span = max(cands, key=lambda c: (c[0], c[1]))
         out.loop = TrainLoop(ff.path, fn.qualname, span[0], span[1])
         for short, call in fn.calls:
             if call.lineno > span[1]:
@@ -111,16 +117,55 @@ def _build(ctx) -> DataFacts:
                 for target in facts.resolve(short, call, fn):
                     for r in facts.reachable_from(target):
                         out.post_funcs.add(r.qualname)
+            else:  # what the training loop itself uses (its loader's machinery)
+                for target in facts.resolve(short, call, fn):
+                    out.pre_funcs |= {r.qualname for r in facts.reachable_from(target)}
+    trains = _train_names(facts)
     for ff in facts.files:
         if ff.tree is None:
             continue
         if RESERVE.search(ff.text):
             out.has_reserve = True
-        _scan(ff, facts, out)
+        _scan(ff, facts, out, trains)
     return out
 
 
-def _scan(ff: FileFacts, facts, out: DataFacts) -> None:
+def _train_names(facts) -> dict[str, set[str]]:
+    """Per function, the locals and parameters that hold a training-data location by value: bound from
+    ``args.train_files`` / ``"fineweb_train_*.bin"`` (or from another such name), or a parameter that a
+    call site fills with one, whatever they are called (``gptq_calibrate(model, args.train_files)``)."""
+    out: dict[str, set[str]] = {}
+
+    def holds(node, qual) -> bool:
+        names = out.get(qual, ())
+        return _mentions(node, TRAIN_NAME) is not None or any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+    fns = list(facts.functions.values())
+    for _ in range(4):  # parameters through a few call levels
+        changed = False
+        for fn in fns:
+            for n in ast.walk(fn.node):
+                if isinstance(n, ast.Assign) and holds(n.value, fn.qualname):
+                    for t in n.targets:
+                        if isinstance(t, ast.Name) and t.id not in out.setdefault(fn.qualname, set()):
+                            out[fn.qualname].add(t.id)
+                            changed = True
+            for short, call in fn.calls:
+                for t in facts.resolve(short, call, fn):
+                    params = list(t.params)
+                    if t.cls and params and params[0] in ("self", "cls"):
+                        params = params[1:]
+                    pairs = list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords if k.arg in t.params]
+                    for p, a in pairs:
+                        if holds(a, fn.qualname) and p not in out.setdefault(t.qualname, set()):
+                            out[t.qualname].add(p)
+                            changed = True
+        if not changed:
+            break
+    return out
+
+
+def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> None:
     loop = out.loop
     for node in ast.walk(ff.tree):
         line = getattr(node, "lineno", None)
@@ -147,9 +192,13 @@ def _scan(ff: FileFacts, facts, out: DataFacts) -> None:
                 out.accesses.append(_acc(ff, facts, node, qual, "shell-net", f"runs {m.group(0)!r} in a subprocess", after))
         short = name.rsplit(".", 1)[-1]
         # training data read: loader construction, next_batch on the train loader, glob/fromfile of train shards
-        if (LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch")) and _mentions(node, TRAIN_NAME):
+        # a training location held by value; not inside what the training loop itself uses (its loader classes)
+        held = next((n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in trains.get(qual, ())), None) \
+            if qual not in out.pre_funcs else None
+        if (LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch")) \
+                and (_mentions(node, TRAIN_NAME) or held):
             if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node):
-                detail = _mentions(node, TRAIN_NAME) or ""
+                detail = _mentions(node, TRAIN_NAME) or held or ""
                 out.accesses.append(_acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after))
         # validation data into training: a loader over val files inside the training function, or calibration on val
         if LOADER_CALL.search(short) and _mentions(node, VAL_NAME) and not re.search(r"val|eval", short, re.I):

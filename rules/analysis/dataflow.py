@@ -87,7 +87,8 @@ VAL_FILE = re.compile(r"(fineweb_val|val_files|val_pattern|val_path|_val_)", re.
 # a string naming validation data on disk: ``fineweb_val_*.bin``, ``val.pt``, ``data/val_tokens.npy``
 VAL_PATH = re.compile(r"fineweb_val|(^|[/_.-])val(idation)?([_.-][^/]*)?\.(bin|pt|pth|npy|npz|tokens)$|(^|[/_.-])val(idation)?[_.-][^/]*\*", re.I)
 VAL_ATTR = re.compile(r"^(val_?tok\w*|val_ids|val_stream|val_data|val_np|val_seq|val_arr\w*|val_buf\w*)$", re.I)
-IN = "@in:"  # marks a label that entered a function through an argument at this call site
+IN = "@in:"
+LIB_MODULES = {"math", "np", "numpy", "torch", "F", "nn", "functional", "jnp", "scipy", "special"}  # marks a label that entered a function through an argument at this call site
 
 
 @dataclass
@@ -378,6 +379,9 @@ class _FnPass:
                 synth.lineno, synth.col_offset = node.lineno, node.col_offset
                 self._synth[id(node)] = synth
             node, name = synth, short
+        elif isinstance(node.func, ast.Name) and node.func.id in self.lib_aliases:
+            name = self.lib_aliases[node.func.id]
+            short = name.rsplit(".", 1)[-1]
         args = [self.ev(a) for a in node.args]
         kws = {k.arg: self.ev(k.value) for k in node.keywords}
         recv = self.ev(node.func.value) if isinstance(node.func, ast.Attribute) else frozenset()
@@ -433,6 +437,9 @@ class _FnPass:
                 self._bind_params(t, node, args, kws)
                 for r in self.tf.returns.get(t.qualname, []):
                     out |= r
+            # the program's own loader called on a validation path returns the stream, whatever its locals are called
+            if loads_val or self._holds_stream(targets):
+                out = out | {V}
             return self._hop(out, node)
         if short in SCORE_CALLS:
             return frozenset({S}) | {l for l in everything if l[0] == "K"}
@@ -441,6 +448,20 @@ class _FnPass:
             if has(cond, "T") and not has(cond, "S"):
                 self.sink(self.tf.conditions, node, cond)
         return everything
+
+    def _holds_stream(self, targets) -> bool:
+        """``data = ValidationData(h, device)`` whose ``__init__`` stores the stream on ``self``: the instance
+        holds the validation stream (passing it passes the stream), whatever the class and fields are called."""
+        for t in targets:
+            if t.short != "__init__" or not t.cls:
+                continue
+            for n in _walk_own_fn(t.node):
+                if isinstance(n, (ast.Assign, ast.AnnAssign)):
+                    for tg in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                        if isinstance(tg, ast.Attribute) and isinstance(tg.value, ast.Name) and tg.value.id == "self" \
+                                and V in self.tf.attrs.get(tg.attr, ()):
+                            return True
+        return False
 
     def _read_for_update(self, node: ast.Call) -> bool:
         """``counts[y] = counts.get(y, 0) + 1``: reading the old count to write it back."""
@@ -678,11 +699,18 @@ class _FnPass:
     def _scan_aliases(self):
         """``mk = lambda c, t: …``, ``key_of = functools.partial(f, salt=x)``, ``run = helper``: calls
         through these names reach the lambda body or the function, with the bound arguments."""
-        self.lambdas, self.aliases, self._synth = {}, {}, {}
+        self.lambdas, self.aliases, self._synth, self.lib_aliases = {}, {}, {}, {}
         # ``x = stream[pos - 1]`` in this function: ``stream[pos]`` is the token after the model's input
         self.prev_idx = {n.slice.left.id for n in _walk_own_fn(self.fn.node)
                          if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.BinOp) and isinstance(n.slice.op, ast.Sub)
                          and isinstance(n.slice.left, ast.Name) and isinstance(n.slice.right, ast.Constant) and n.slice.right.value == 1}
+        # ... or in a helper it hands ``pos`` to (``model(inputs_at(stream, pos))`` reading ``stream[pos - 1]``)
+        for n in _walk_own_fn(self.fn.node):
+            if isinstance(n, ast.Call) and any(isinstance(a, ast.Name) for a in n.args):
+                for t in self.facts.resolve(call_name(n.func).rsplit(".", 1)[-1], n, self.fn):
+                    prev = _prev_params(t) if t is not self.fn else ()
+                    params = [p for p in t.params if p not in ("self", "cls")] if t.cls else list(t.params)
+                    self.prev_idx |= {a.id for a, p in zip(n.args, params) if isinstance(a, ast.Name) and p in prev}
         for n in _walk_own_fn(self.fn.node):
             if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)):
                 continue
@@ -697,6 +725,10 @@ class _FnPass:
                 f = call_name(v).rsplit(".", 1)[-1]
                 if f in self.facts.by_short and f != name and name not in self.facts.by_short:
                     self.aliases[name] = (f, [], [])
+                elif isinstance(v, ast.Attribute) and call_name(v).split(".", 1)[0] in LIB_MODULES:
+                    # ``_log = math.log``: a call through the local is the library call, whatever it is called
+                    self.lib_aliases[name] = call_name(v) if self.lib_aliases.get(name, call_name(v)) == call_name(v) else ""
+        self.lib_aliases = {k: v for k, v in self.lib_aliases.items() if v}
 
     def run(self) -> bool:
         self.changed = False
@@ -706,6 +738,24 @@ class _FnPass:
             self.bind(p, lab)
         self.block(self.fn.node.body)
         return self.changed
+
+
+_PREV: dict[int, tuple] = {}
+
+
+def _prev_params(fn: FuncInfo) -> frozenset:
+    """Parameters ``p`` of ``fn`` read as ``stream[p - 1]`` (the model's input one before position p)."""
+    got = _PREV.get(id(fn.node))
+    if got is None or got[0] is not fn.node:
+        params = set(fn.params)
+        got = (fn.node, frozenset(n.slice.left.id for n in _walk_own_fn(fn.node)
+                                  if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.BinOp) and isinstance(n.slice.op, ast.Sub)
+                                  and isinstance(n.slice.left, ast.Name) and n.slice.left.id in params
+                                  and isinstance(n.slice.right, ast.Constant) and n.slice.right.value == 1))
+        if len(_PREV) > 20000:
+            _PREV.clear()
+        _PREV[id(fn.node)] = got
+    return got[1]
 
 
 def build_taint(facts: CodeFacts) -> TaintFacts:

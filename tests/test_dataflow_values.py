@@ -1,0 +1,171 @@
+"""The engine follows values, not names: each shape here was found by the metamorphic benchmark on a
+real labelled folder (benchmarks/bench_metamorphic.py), reduced to our own small program, and is
+checked both as written and after the metamorphic rewrites that used to lose it."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from rules import _eval_cases as cases
+from rules.analysis.config import RunConfig
+from rules.analysis.dataflow import Taint, build_taint
+from rules.analysis.facts import build_code_facts
+from rules.analysis.index import file_facts
+from rules.analysis.logs import LogFacts
+from tests.helpers import audit_one, write_folder
+from tests.metamorphic.rewrite import mutate
+
+ERROR_RULES = ("EVAL", "NGRAM", "TTT", "SLOT", "ORACLE", "DATA", "NET")
+
+
+def errors(tmp_path, text, rules=None):
+    rec = audit_one(write_folder(tmp_path, {"train_gpt.py": text}), **({"only_rules": set(rules)} if rules else {}))
+    return sorted({f.rule for f in rec.findings if f.severity.value == "error" and f.rule.startswith(ERROR_RULES)})
+
+
+def taint_of(text):
+    facts = build_code_facts([file_facts("train_gpt.py", text)], {}, RunConfig(), LogFacts())
+    return build_taint(facts)
+
+
+def renamed(text, transforms=("rename_locals",), seed=0):
+    m = mutate({"train_gpt.py": text}, seed, list(transforms))
+    assert m.applied, "the rewrite found nothing to rename"
+    return m.files["train_gpt.py"]
+
+
+# -- the validation stream from a loader the program defines ------------------------------------------
+
+_OWN_LOADER = cases.ILLEGAL_NGRAM.replace('val_tokens = torch.load("val.pt")',
+                                          'val_tokens = load_validation_tokens("data/fineweb_val_*.bin")').replace(
+    "\ndef eval_val_ngram(", '''
+def load_validation_tokens(pattern):
+    files = sorted(glob.glob(pattern))
+    return torch.cat([torch.from_numpy(np.fromfile(f, dtype=np.uint16)) for f in files])
+
+
+def eval_val_ngram(''').replace("import os, math", "import os, math, glob")
+
+
+def test_a_program_loader_called_on_a_val_path_returns_the_stream_whatever_its_locals_are_called():
+    text = renamed(_OWN_LOADER)
+    assert "val_tokens" not in text and "tokens = " not in text  # nothing left to match by name
+    tf = taint_of(text)
+    assert any(Taint.V in {l[0] for l in labels} for labels in tf.env["main"].values())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_illegal_cache_behind_a_program_loader_survives_renaming(tmp_path, seed):
+    assert "NGRAM-TARGET-IN-KEY" in errors(tmp_path / "plain", _OWN_LOADER, {"NGRAM-TARGET-IN-KEY"})
+    assert "NGRAM-TARGET-IN-KEY" in errors(tmp_path / "renamed", renamed(_OWN_LOADER, seed=seed), {"NGRAM-TARGET-IN-KEY"})
+
+
+def test_an_instance_whose_init_stores_the_stream_holds_the_stream():
+    text = textwrap.dedent('''
+        import torch
+
+        class Holder:
+            def __init__(self, path):
+                self.q = load(path)
+
+        def load(pattern):
+            return torch.load(pattern)
+
+        def main():
+            h = Holder("data/fineweb_val_000.bin")
+            other = Holder2()
+            return h, other
+
+        class Holder2:
+            def __init__(self):
+                self.z = torch.zeros(3)
+    ''')
+    env = build_taint_env(text, "main")
+    assert Taint.V in env["h"]
+    assert Taint.V not in env.get("other", set())
+
+
+def build_taint_env(text, fn):
+    tf = taint_of(text)
+    return {k: {l[0] for l in v} for k, v in tf.env[fn].items()}
+
+
+# -- training data read after the loop, through a renamed parameter -------------------------------
+
+_GPTQ_PARAM = textwrap.dedent('''
+    import glob, numpy as np, torch
+
+    class Hyperparameters:
+        train_files = "data/fineweb_train_*.bin"
+        val_files = "data/fineweb_val_*.bin"
+
+    class TokenStream:
+        def __init__(self, pattern):
+            self.files = sorted(glob.glob(pattern))
+
+        def take(self, n):
+            return torch.from_numpy(np.fromfile(self.files[0], dtype=np.uint16)[:n])
+
+    def calibrate(model, pattern, n):
+        stream = TokenStream(pattern)
+        return [model(stream.take(1024)) for _ in range(n)]
+
+    def main(model, opt, loader, val_tokens, steps):
+        args = Hyperparameters()
+        for step in range(steps):
+            loss = model(loader.next_batch())
+            loss.backward()
+            opt.step()
+        hessians = calibrate(model, args.train_files, 8)
+        return model(val_tokens).mean()
+
+    if __name__ == "__main__":
+        main(None, None, None, None, 0)
+''')
+
+
+def test_training_data_read_after_the_loop_through_a_parameter_of_any_name(tmp_path):
+    text = _GPTQ_PARAM.replace("def calibrate(model, pattern, n)", "def calibrate(model, train_pattern, n)") \
+        .replace("TokenStream(pattern)", "TokenStream(train_pattern)")
+    assert errors(tmp_path / "named", text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+    assert errors(tmp_path / "plain", _GPTQ_PARAM, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+    assert errors(tmp_path / "renamed", renamed(_GPTQ_PARAM, ("rename_locals", "rename_functions")),
+                  {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+
+
+def test_a_loop_that_steps_on_the_validation_stream_is_not_the_training_loop(tmp_path):
+    # a long adaptation loop on val tokens in a function whose name says nothing: the training loop is
+    # still main's, so the calibration after it is still after the window
+    adapt = textwrap.dedent('''
+        def adjust(model, opt, toks, epochs):
+            for ep in range(epochs):
+                for s in range(0, len(toks) - 1025, 1024):
+                    x = toks[s:s + 1024]
+                    y = toks[s + 1:s + 1025]
+                    out = model(x)
+                    if out is None:
+                        continue
+                    loss = torch.nn.functional.cross_entropy(out, y)
+                    loss.backward()
+                    opt.step()
+                    opt.zero_grad()
+                    print(ep, s, float(loss))
+                    print("more lines to make this loop the longest one")
+                    print("more lines to make this loop the longest one")
+                    print("more lines to make this loop the longest one")
+    ''')
+    text = _GPTQ_PARAM.replace("\ndef main(", adapt + "\n\ndef main(").replace(
+        "    return model(val_tokens).mean()", "    adjust(model, opt, val_tokens, 2)\n    return model(val_tokens).mean()")
+    text = text.replace('def main(model, opt, loader, val_tokens, steps):\n    args = Hyperparameters()',
+                        'def main(model, opt, loader, val_tokens, steps):\n    args = Hyperparameters()\n'
+                        '    val_tokens = torch.load(args.val_files)')
+    assert errors(tmp_path, text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+
+
+def test_a_log_called_through_a_local_alias_is_the_log(tmp_path):
+    text = cases.ILLEGAL_NGRAM.replace("    loss_sum = 0.0\n", "    loss_sum = 0.0\n    _lg = np.log\n", 1) \
+        .replace("loss_sum += -np.log(p).sum()", "loss_sum += -_lg(p).sum()")
+    assert "_lg(p)" in text
+    assert errors(tmp_path / "plain", text, {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
+    assert errors(tmp_path / "renamed", renamed(text), {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
