@@ -45,7 +45,8 @@ class NgramHashedCache(Rule):
         tf = taint(facts)
         feeds = any(k == "K" for s in tf.log_sinks.values() for k, _ in s.labels)
         seen = set()
-        for u in sorted(tf.hashed_updates.values(), key=lambda u: (u.ff.path, u.line)):
+        # the live update first: a dead copy (``if False:``) beside it is not the one to report (issue #12 class 10)
+        for u in sorted(tf.hashed_updates.values(), key=lambda u: (u.ff.path, facts.reach(u.node, u.ff).state is not None, u.line)):
             if u.fn.qualname in seen:
                 continue
             seen.add(u.fn.qualname)

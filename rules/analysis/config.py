@@ -55,7 +55,7 @@ class RunConfig:
             return ed.default, {"default"}
         srcs: set[str] = set()
         val = evaluate(ed.expr, self, srcs, depth=1)
-        return val, srcs or {"default"}
+        return val, srcs or (set() if not ed.var else {"default"})  # ``FLAG = False`` in the code: no configuration
 
 
 _CODE_VALUE = re.compile(r"[()\[\]{}]|\bos\.|environ|getenv|^(self|args|h|hp|cfg)\.")

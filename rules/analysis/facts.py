@@ -173,7 +173,7 @@ class CodeFacts:
                     shown = srcs & {"log", "readme"}
                     why = f"guard `{guard}` is {bool(val)} under " + (
                         "the logged configuration" if shown else "the code's defaults, and no log line shows the branch ran")
-                    if shown or self.config.has_run_evidence:
+                    if shown or self.config.has_run_evidence or not srcs:  # ``if False:``: no configuration can run it
                         return Reach(UNREACHABLE, f"line {p.lineno}: {why}")
                     return Reach(NON_DEFAULT, f"line {p.lineno}: {why} (no logs to confirm)")
             child, p = p, ff.parent(p)

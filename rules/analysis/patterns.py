@@ -29,7 +29,6 @@ _LOSS_CALLS = {"log", "log2", "log10", "log1p", "log_softmax", "logsumexp", "cro
 
 
 _BUILTINS = frozenset(dir(__import__("builtins")))
-_LIBS = {"torch", "F", "nn", "np", "numpy", "math", "dist", "functional", "jnp", "jax", "scipy", "random", "os", "sys", "time"}
 
 
 def _acc_key(t: ast.AST) -> str:
@@ -290,8 +289,11 @@ class Summaries:
                     if any(self._returns_loss(c) for c in own):
                         return True
                     continue
-                lib = call_name(x.func).split(".", 1)[0] in _LIBS if isinstance(x.func, ast.Attribute) else short in _BUILTINS
-                if not lib and any(isinstance(y, ast.Name) and any(l[0] == "T" for l in env.get(y.id, ()))
+                # a callable value (``model``, ``self.model``, a function passed in), not a library function or a
+                # tensor method (``y.reshape_as(t)``): handed the targets, it returns their loss
+                callable_value = (isinstance(x.func, ast.Name) and short not in _BUILTINS) or (
+                    isinstance(x.func, ast.Attribute) and isinstance(x.func.value, ast.Name) and x.func.value.id == "self")
+                if callable_value and any(isinstance(y, ast.Name) and any(l[0] == "T" for l in env.get(y.id, ()))
                                    for a in list(x.args) + [k.value for k in x.keywords] for y in ast.walk(a)):
                     return True  # the model (or a callable passed in) handed the targets: ``model(x, y)`` is its loss
         return False
