@@ -24,8 +24,9 @@ def _in_process(monkeypatch):
     monkeypatch.setenv("PGOLF_IN_PROCESS", "1")  # fast enough to mutate; the tests that need workers unset it
     monkeypatch.delenv("PGOLF_FOLDER_TIMEOUT", raising=False)
     monkeypatch.delenv("PGOLF_TIMINGS_FILE", raising=False)
-    for k in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
+    for k in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("TERM", "xterm")  # rich draws nothing live on a "dumb" terminal (some CI runners)
 
 
 OVER = {"train_gpt.py": "print(1)\n", **three_seeds(model=16_100_000, code=10)}  # ARTIFACT-16MB: an error
