@@ -1,6 +1,6 @@
 """Dynamic probes over real record folders, on CPU, each in bubblewrap with the network off.
 
-    python benchmarks/bench_probes.py --out probes.jsonl [--timeout 180] [--labels LABELS.tsv --prs PRS_DIR] FOLDER ...
+    python benchmarks/bench_probes.py --out probes.jsonl [--timeout 180] [--label FOLDER=LABEL ...] FOLDER ...
 
 Each folder is probed (``probes.probe_record``: the whole script through the CPU layer at toy size);
 one JSON line per folder (folder, seconds, findings by rule and severity, reasons for PROBE-NOT-RUN),
@@ -49,17 +49,19 @@ def main(argv: list[str] | None = None) -> int:
             findings = [{"rule": f.rule, "severity": f.severity.value, "line": f.line, "message": f.message, "evidence": f.evidence[:5]}
                         for f in res.findings]
             err = None
+            nums = next(iter(res.numbers.values()), {}) if res.numbers else {}
+            mode = nums.get("mode") if isinstance(nums, dict) else None
         except Exception as exc:  # a crash of pgolf is a result of the benchmark too
-            findings, err = [], f"{type(exc).__name__}: {exc}"
+            findings, err, mode = [], f"{type(exc).__name__}: {exc}", None
         secs = time.monotonic() - t0
         shutil.rmtree(work, ignore_errors=True)
         ran = any(f["rule"] == "PROBE-SUFFIX-FLIP" for f in findings)
         flagged = [f["rule"] for f in findings if f["rule"].startswith("PROBE-") and f["severity"] == "error"]
-        line = {"folder": folder, "label": labels.get(folder), "seconds": round(secs, 1), "ran": ran, "flagged": flagged, "crash": err,
+        line = {"folder": folder, "label": labels.get(folder), "seconds": round(secs, 1), "ran": ran, "flagged": flagged, "mode": mode, "crash": err,
                 "findings": findings}
         with out.open("a") as fh:
             fh.write(json.dumps(line) + "\n")
-        print(f"{secs:6.1f}s ran={ran} flagged={flagged} {folder}", flush=True)
+        print(f"{secs:6.1f}s ran={ran} mode={mode} flagged={flagged} {folder}", flush=True)
     rows = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
     secs = sorted(r["seconds"] for r in rows)
     if secs:

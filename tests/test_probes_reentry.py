@@ -94,3 +94,19 @@ def test_eval_inside_main_falls_back_to_the_whole_script_flip_and_says_why(tmp_p
     assert why and "no function other than main() holds a score site" in why[0].message
     assert out.numbers["train_gpt.py"]["mode"] == "whole script"
     assert [f for f in out.findings if f.rule == "PROBE-SUFFIX-FLIP"][0].severity.value == "error"
+
+
+def test_minified_lines_are_split_so_their_scores_are_recorded():
+    """Records shipped as self-extracting wrappers decode to minified code: `a; b` lines and one-line loop bodies."""
+    src = ("def ev(xs):\n    loss_sum = 0\n    for x in xs: y = x * 2; loss_sum += y\n    a = 1; loss_sum += a; b = 2\n"
+           "    return loss_sum\n")
+    inst = instrument_source(src)
+    assert [(s.line, s.kind) for s in inst.sites] == [(3, "score"), (4, "score")]
+    ns: dict = {}
+    exec(compile(inst.source, "minified", "exec"), ns)
+    from auditor.reproduce import probe_runtime as rt
+
+    rt.reset()
+    assert ns["ev"]([1, 2]) == 7  # same result: the split changes no semantics
+    assert [(e["values"], e["line"]) for e in rt.EVENTS] == [([2.0], 3), ([4.0], 3), ([1.0], 4)]
+    rt.reset()

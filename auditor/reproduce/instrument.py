@@ -215,31 +215,52 @@ class _Transform(cst.CSTTransformer):
         return None
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
-        if len(updated.body) != 1:
-            return updated
-        cls = self._classify(updated.body[0])
-        if cls is None:
-            return updated
-        kind, value = cls
         line = self.get_metadata(PositionProvider, original).start.line
-        self.sites.append(Site("score" if kind == "tap" else kind.split("_")[0], line, cst.Module([]).code_for_node(original).strip(),
+        if len(updated.body) == 1:
+            out = self._one(updated, updated.body[0], line)
+            return updated if out is None else out
+        # a; b; c on one line (minified records): one line per statement when any of them is a site
+        lines = self._split(list(updated.body), line, leading=updated.leading_lines)
+        return cst.FlattenSentinel(lines) if lines else updated
+
+    def leave_SimpleStatementSuite(self, original: cst.SimpleStatementSuite, updated: cst.SimpleStatementSuite):
+        # ``for x in xs: a; b`` (minified records): an indented block when any of its statements is a site
+        lines = self._split(list(updated.body), self.get_metadata(PositionProvider, original).start.line)
+        return cst.IndentedBlock(body=lines) if lines else updated
+
+    def _split(self, body: list, line: int, leading=()) -> list | None:
+        out, hit = [], False
+        for k, stmt in enumerate(body):
+            one = cst.SimpleStatementLine([stmt.with_changes(semicolon=cst.MaybeSentinel.DEFAULT)],
+                                          leading_lines=leading if k == 0 else ())
+            got = self._one(one, one.body[0], line)
+            hit |= got is not None
+            got = one if got is None else got
+            out.extend(got.nodes if isinstance(got, cst.FlattenSentinel) else [got])
+        return out if hit else None
+
+    def _one(self, updated: cst.SimpleStatementLine, small: cst.BaseSmallStatement, line: int):
+        cls = self._classify(small)
+        if cls is None:
+            return None
+        kind, value = cls
+        self.sites.append(Site("score" if kind == "tap" else kind.split("_")[0], line, cst.Module([]).code_for_node(small).strip(),
                                self.functions[-1][0] if self.functions else ""))
         names = self._vars()
         if kind == "tap":  # NAME = reduce(X) → NAME = reduce(tap(X)): X evaluated once, recorded on its way
-            self.done_taps.add((self._fn(), updated.body[0].targets[0].target.value))
+            self.done_taps.add((self._fn(), small.targets[0].target.value))
             tap = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("passthrough")),
                            args=[cst.Arg(value), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))])
-            stmt = updated.body[0]
-            return updated.with_changes(body=[stmt.with_changes(value=stmt.value.deep_replace(_same_in(stmt.value, value), tap))])
+            return updated.with_changes(body=[small.with_changes(value=small.value.deep_replace(_same_in(small.value, value), tap))])
         if kind == "score_return":  # return -log(p): record the value on its way out
             wrapped = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("passthrough")),
                                args=[cst.Arg(value), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))])
-            return updated.with_changes(body=[updated.body[0].with_changes(value=wrapped)])
+            return updated.with_changes(body=[small.with_changes(value=wrapped)])
         if kind == "update_call":  # obj.update(a, b) → call_update(obj.update, loop, line, a, b): args evaluated once
-            call = updated.body[0].value
+            call = small.value
             wrapped = cst.Call(func=cst.Attribute(cst.Name("__pgolf_probe__"), cst.Name("call_update")),
                                args=[cst.Arg(call.func), cst.Arg(_loop_dict(names)), cst.Arg(cst.Integer(str(line)))] + list(call.args))
-            return updated.with_changes(body=[updated.body[0].with_changes(value=wrapped)])
+            return updated.with_changes(body=[small.with_changes(value=wrapped)])
         if kind == "score":
             after = _call("scored", [value, _loop_dict(names), cst.Integer(str(line))])  # type: ignore[list-item]
             return cst.FlattenSentinel([updated, after])

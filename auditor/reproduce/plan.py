@@ -371,7 +371,7 @@ def build_plan(record: str | Path, *, seeds: list[int] | None = None, nproc: int
     if entry and (folder.path / entry).is_file() and not (folder.path / entry).is_symlink():
         # a self-extracting wrapper is scanned as the code it decodes to
         cf = next((f for f in ev.code.files if f.role == "decoded" and f.decoded_from == entry), None) or ev.code.get(entry)
-        entry_text = cf.text if cf else _read_entry(folder.path / entry, folder.path)
+        entry_text = (cf.compat_text or cf.text) if cf else _read_entry(folder.path / entry, folder.path)
     needs = scan_script(entry_text, local) if entry_text else ScriptNeeds()
 
     claimed = _claimed_by_seed(ev)

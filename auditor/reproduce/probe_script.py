@@ -113,6 +113,35 @@ def _top_level_import(text: str, module: str) -> int | None:
     return None
 
 
+def _as_script_parses(env: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
+    """Logged hyperparameter dumps print booleans as True/False; a knob whose default in the script is
+    0/1 is parsed with int(): hand it 1/0."""
+    out = dict(env)
+    for k, v in env.items():
+        if v in ("True", "False") and defaults.get(k) in ("0", "1"):
+            out[k] = "1" if v == "True" else "0"
+    return out
+
+
+def _code_it_runs(record: Path, name: str) -> list[tuple[str, str]]:
+    """(file of the copy, source) of the code an entry script runs without shipping it as plain source:
+    the text its lzma/base85 wrapper decodes to (written over the entry in the copy) and sidecars it
+    exec()s. Decoded statically by pgolf's evidence reader, with its size caps; never executed here."""
+    from auditor.discover import discover
+    from auditor.evidence import read_evidence
+
+    try:
+        folder = discover([record]).folders[0]
+        files = read_evidence(folder).code.files
+    except Exception:
+        return []
+    # compat_text: the same code with newer f-string quoting rewritten, so this Python runs it
+    out = [(name, f.compat_text or f.text) for f in files if f.role == "decoded" and f.decoded_from == name and f.text]
+    out += [(f.path, f.compat_text or f.text) for f in files if f.role == "exec" and f.text and "/" not in f.path and not f.path.startswith(".")]
+    out += [(name, f.compat_text) for f in files if f.role == "entry" and f.path == name and f.compat_text]
+    return out
+
+
 def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: float = 600.0, tok_cache: Path | None = None) -> ProbeOutcome:
     res = ProbeOutcome(f"{plan.entry}")
     entry = plan.record / (plan.entry or "train_gpt.py")
@@ -130,10 +159,27 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         inst = instrument_source(text)
     except Exception as exc:
         return not_run(f"cannot instrument {name}: {type(exc).__name__}: {exc}")
+    sites = inst.score_sites
+    target = name  # the file of the copy that gets the instrumented source
+    try:
+        compile(text, name, "exec")
+        runs_here = True
+    except (SyntaxError, ValueError):
+        runs_here = False
+    if not sites or not runs_here:  # a self-extracting wrapper, an exec'd sidecar, newer syntax: instrument the code it runs
+        for rel, code in _code_it_runs(plan.record, name):
+            try:
+                alt = instrument_source(code)
+                compile(alt.source, rel, "exec")
+            except Exception:
+                continue
+            if alt.score_sites:
+                text, inst, sites, target = code, alt, alt.score_sites, rel
+                res.numbers["instrumented"] = f"{rel}: the code {name} runs ({'decoded from its wrapper' if rel == name else 'an exec’d sidecar'})"
+                break
     triton = _top_level_import(text, "triton")
     if triton is not None and importlib.util.find_spec("triton") is None:
-        return not_run(f"{name}:{triton}: {CPU_REASON_TRITON}", line=triton)
-    sites = inst.score_sites
+        return not_run(f"{target}:{triton}: {CPU_REASON_TRITON}", line=triton)
     if not sites:
         return not_run(f"no per-token or per-batch accumulation statement of a loss in {name} (looked for `loss_sum += …`, "
                        "`nll[i] = …`, `nlls.append(…)`): no score to compare")
@@ -151,7 +197,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
             return not_run(f"cannot build a {vocab}-piece toy tokenizer: {type(exc).__name__}: {exc}")
         val = stream(tok, TOY_VAL_TOKENS, 1)
         train = stream(tok, TOY_TRAIN_TOKENS, 2)
-        key = key or "DATA_PATH"
+        key = key or ("DATA_DIR" if "DATA_DIR" in plan.needs.env_reads and "DATA_PATH" not in plan.needs.env_reads else "DATA_PATH")
     else:
         tok = None
         val = _val_prefix(data, PROBE_VAL_TOKENS)
@@ -164,7 +210,8 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     seed = plan.seeds[0] if plan.seeds else 1337
     logs = "\n".join(read_capped(p, 200_000).decode("utf-8", "replace") for p in sorted(plan.record.glob("*.log"))[:3]
                      if readable_regular(p, plan.record))
-    knobs = toy_env(plan.needs.env_reads, logs, script_defaults(text)) if toy else {}
+    defaults = script_defaults(text)
+    knobs = toy_env(plan.needs.env_reads, logs, defaults) if toy else {}
     res.numbers["toy_env"] = knobs
     runs = {}
 
@@ -172,7 +219,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         d = work / tag
         copy_record(plan.record, d / "record")
         shutil.rmtree(d / "record" / "logs", ignore_errors=True)
-        with open_new(d / "record" / name) as f:
+        with open_new(d / "record" / target) as f:
             f.write(source)
         (d / "out").mkdir(parents=True, exist_ok=True)
         dd = d / "data"
@@ -180,10 +227,17 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         _write_shard(dd / "fineweb_val_000000.bin", tokens)
         if toy:
             _write_shard(dd / "fineweb_train_000000.bin", train)
+            if key == "DATA_DIR":  # DATA_DIR-style scripts derive datasets/fineweb10B_sp<V>/ and tokenizers/ below it
+                sub = dd / "datasets" / f"fineweb10B_sp{vocab}"
+                sub.mkdir(parents=True)
+                _write_shard(sub / "fineweb_val_000000.bin", tokens)
+                _write_shard(sub / "fineweb_train_000000.bin", train)
+                (dd / "tokenizers").mkdir()
+                shutil.copyfile(tok, dd / "tokenizers" / f"fineweb_{vocab}_bpe.model")
         else:
             for p in find_shards(data, "train"):
                 os.symlink(p, dd / p.name)
-        env = allowed_env({**plan.env_for(seed), **knobs}, home=d / "out")
+        env = allowed_env({**_as_script_parses(plan.env_for(seed), defaults), **knobs}, home=d / "out")
         env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
                     "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache"), "OMP_NUM_THREADS": "1"})
         if spec is not None:
@@ -253,6 +307,9 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     base = load("base", out)
     if base is None:
         return failed("base", out)
+    if not any(isinstance(e, dict) and e.get("kind") == "score" for e in base):
+        return not_run(f"{name} ran{' through the CPU layer' if cuda else ''} but none of its accumulation statements executed "
+                       f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
     why_not = "no function other than main() holds a score site" if not reinst.reentered else None
     if reinst.reentered:
         try:
