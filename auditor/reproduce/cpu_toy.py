@@ -28,12 +28,19 @@ TOY_KNOBS = {
 _FEATURE = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)[A-Z_]*?(_EVAL|_ENABLED|_ENABLE)?$")
 
 
+_SWITCH = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)(_CACHE|_EVAL|_ENABLED|_ENABLE)?$")
+
+
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
     reads = set(env_reads)
     env = {k: v for k, v in TOY_KNOBS.items() if k in reads}
     low = log_text.lower()
     for k in sorted(reads):
-        if _FEATURE.match(k) and defaults.get(k) == "0" and (k.lower() in low or k.lower().removeprefix("use_") in low):
+        # a 0 default, or a computed one (``"1" if world_size > 1 else "0"``: on in the 8-GPU run, off on one process)
+        d = defaults.get(k)
+        computed = d is None or (d.isidentifier() and d not in ("True", "False", "None"))
+        switch = d == "0" or (computed and _SWITCH.match(k))
+        if _FEATURE.match(k) and switch and (k.lower() in low or k.lower().removeprefix("use_") in low):
             env[k] = "1"
     return env
 

@@ -1,0 +1,22 @@
+"""The toy configuration turns on an eval feature the record's logs show running, also when its
+default is computed (on with 8 GPUs, off on the probe's single process)."""
+from __future__ import annotations
+
+from auditor.reproduce.cpu_toy import script_defaults, toy_env
+
+SCRIPT = ('_ngram_default = "1" if world_size > 1 else "0"\n'
+          'use_ngram = bool(int(os.environ.get("NGRAM_CACHE", _ngram_default)))\n'
+          'order = int(os.environ.get("NGRAM_ORDER", "7"))\nttt = int(os.environ.get("TTT_ENABLED", "0"))\n'
+          'flag = os.environ.get("USE_KNN", "True")\n')
+
+
+def test_computed_default_of_a_logged_switch_is_turned_on():
+    env = toy_env(["NGRAM_CACHE", "NGRAM_ORDER"], "ngram_cache:enabled alpha=0.4 order=7", script_defaults(SCRIPT))
+    assert env == {"NGRAM_CACHE": "1"}  # the order keeps the record's own 7: not a switch
+
+
+def test_switches_stay_off_unless_the_logs_show_them():
+    d = script_defaults(SCRIPT)
+    assert toy_env(["NGRAM_CACHE", "TTT_ENABLED"], "step:1/2 val_loss:3.1", d) == {}
+    assert toy_env(["TTT_ENABLED"], "ttt_enabled: 1", d) == {"TTT_ENABLED": "1"}
+    assert toy_env(["USE_KNN"], "use_knn on", d) == {}  # a literal non-zero default is the record's choice
