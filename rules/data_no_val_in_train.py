@@ -11,6 +11,7 @@ from rules.base import Invalid, Rule, Valid, register
 from rules.data_access import data_facts
 from rules.data_no_train_at_eval import _CLEAN, _TRAIN
 from rules.time_logs import three_seeds
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 # ``ln -s …fineweb_val_000000.bin …fineweb_train_000080.bin`` / cp / mv / rsync of a val shard to a train name
 _LAYOUT = re.compile(r"\b(ln|cp|mv|rsync|install)\b[^|;&#\n]*?\S*val\S*\.bin\S*\s+\S*train\S*")
@@ -111,9 +112,9 @@ class DataNoValInTrain(Rule):
         for ff in facts.files:
             if ff.tree is None or not PREFIX.search(ff.text):
                 continue
-            tainted = {n.id for node in ast.walk(ff.tree) if isinstance(node, ast.Assign) and _mentions_prefix(node.value, set())
-                       for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-            for node in ast.walk(ff.tree):
+            tainted = {n.id for node in ast_walk(ff.tree) if isinstance(node, ast.Assign) and _mentions_prefix(node.value, set())
+                       for t in node.targets for n in ast_walk(t) if isinstance(n, ast.Name)}
+            for node in ast_walk(ff.tree):
                 if isinstance(node, ast.Compare) and any(isinstance(o, (ast.Eq, ast.NotEq)) for o in node.ops) \
                         and any(_mentions_prefix(x, tainted) for x in [node.left, *node.comparators]):
                     r = facts.reach(node, ff)
@@ -164,7 +165,7 @@ class DataNoValInTrain(Rule):
 
 
 def _mentions_prefix(node: ast.AST, tainted: set[str]) -> bool:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Name) and (PREFIX.search(n.id) or n.id in tainted):
             return True
         if isinstance(n, ast.Attribute) and PREFIX.search(n.attr):

@@ -11,6 +11,7 @@ from rules.analysis.patterns import summaries, walk_own
 from rules.analysis.report import code_finding
 from rules.analysis.dataflow import has
 from rules.base import Invalid, Rule, Valid, register
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 
 
@@ -98,7 +99,7 @@ class EvalCausal(Rule):
             for n in walk_own(fn.node):
                 if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
                         and n.targets[0].id in scored:
-                    for sub in ast.walk(n.value):
+                    for sub in ast_walk(n.value):
                         if isinstance(sub, ast.Subscript) and not isinstance(sub.slice, (ast.Tuple, ast.Slice)) \
                                 and _raw_target(sub.slice, env) and not _distribution(sub.value, env, model_made):
                             gates[n.targets[0].id] = n
@@ -106,7 +107,7 @@ class EvalCausal(Rule):
                 continue
             for n in walk_own(fn.node):
                 if isinstance(n, (ast.Assign, ast.AugAssign)):
-                    used = {x.id for x in ast.walk(n.value) if isinstance(x, ast.Name)} & set(gates)
+                    used = {x.id for x in ast_walk(n.value) if isinstance(x, ast.Name)} & set(gates)
                     if used and n not in gates.values():
                         g = gates[sorted(used)[0]]
                         if (ff.path, g.lineno) in seen:
@@ -119,7 +120,7 @@ class EvalCausal(Rule):
 
 
 def _raw_target(idx, env) -> bool:
-    return any(isinstance(x, ast.Name) and has(env.get(x.id, ()), "T") for x in ast.walk(idx))
+    return any(isinstance(x, ast.Name) and has(env.get(x.id, ()), "T") for x in ast_walk(idx))
 
 
 def _model_made(fn, env) -> set[str]:
@@ -139,13 +140,13 @@ def _model_made(fn, env) -> set[str]:
 
 def _distribution(node, env, made) -> bool:
     """A value computed from the model's output (a call on validation tokens, a softmax, a name bound to one)."""
-    for x in ast.walk(node):
+    for x in ast_walk(node):
         if isinstance(x, ast.Name) and (x.id in made or has(env.get(x.id, ()), "S")):
             return True
         if isinstance(x, ast.Call):
             short = ast.unparse(x.func).rsplit(".", 1)[-1]
             if short in ("softmax", "log_softmax", "sigmoid", "exp"):
                 return True
-            if any(isinstance(y, ast.Name) and (has(env.get(y.id, ()), "V")) for a in x.args for y in ast.walk(a)):
+            if any(isinstance(y, ast.Name) and (has(env.get(y.id, ()), "V")) for a in x.args for y in ast_walk(a)):
                 return True
     return False

@@ -13,6 +13,7 @@ from rules.analysis.index import call_name
 from rules.analysis.patterns import _acc_key, is_score_accum, summaries, walk_own
 from rules.analysis.report import code_finding
 from rules.base import Invalid, Rule, Valid, register
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 LOSSY = re.compile(r"(nll|loss|bpb|bits|ce\b|xent)", re.I)
 VALSCORE = re.compile(r"(val_?bpb|val_?loss|bpb|_bpb|eval_loss)", re.I)
@@ -144,7 +145,7 @@ class OracleSelection(Rule):
                 yield code_finding(self, facts, ff, n, f"`{ff.line_text(n.lineno)[:100]}` picks a setting by its validation score "
                                    "(a sweep evaluated on the validation set)", severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
             elif isinstance(n, (ast.If, ast.IfExp)) and n.lineno not in done:
-                for c in ast.walk(n.test):
+                for c in ast_walk(n.test):
                     if isinstance(c, ast.Compare) and len(c.ops) == 1 and isinstance(c.ops[0], (ast.Lt, ast.Gt, ast.LtE, ast.GtE)) \
                             and _names(c.left) & set(scores) and _names(c.comparators[0]) & (set(scores) | _names_assigned_from(fn, scores)):
                         done.add(n.lineno)
@@ -161,7 +162,7 @@ def _root(t):
 
 
 def _names(e) -> set[str]:
-    return {x.id for x in ast.walk(e) if isinstance(x, ast.Name)}
+    return {x.id for x in ast_walk(e) if isinstance(x, ast.Name)}
 
 
 def _names_assigned_from(fn, scores) -> set[str]:
@@ -184,7 +185,7 @@ def _is_score_call(facts, fn, call, env) -> bool:
 
 def _labels(e, env, tf, rule):
     out = set()
-    for x in ast.walk(e):
+    for x in ast_walk(e):
         if isinstance(x, ast.Name):
             out |= set(env.get(x.id, ()))
         if isinstance(x, ast.Call) and call_name(x.func).rsplit(".", 1)[-1] in ("gather", "cross_entropy", "nll_loss",

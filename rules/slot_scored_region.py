@@ -11,6 +11,7 @@ from rules.analysis.index import call_name
 from rules.analysis.patterns import summaries, walk_own
 from rules.analysis.report import code_finding
 from rules.base import Invalid, Rule, Valid, register
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 OPTIM = re.compile(r"(Adam\w*|SGD|RMSprop|LBFGS|Adagrad|Lion|Muon)$")
 CONTEXT_ONLY = re.compile(r"(context|ctx_only|prefix|causal_slot|already_scored|\[:\s*-|\[:\s*\w+_?(start|ctx|s)\b)", re.I)
@@ -56,7 +57,7 @@ class SlotScoredRegion(Rule):
             for n in walk_own(fn.node):
                 if not (isinstance(n, ast.Call) and OPTIM.search(call_name(n.func)) and n.args):
                     continue
-                used = {x.id for x in ast.walk(n.args[0]) if isinstance(x, ast.Name)}
+                used = {x.id for x in ast_walk(n.args[0]) if isinstance(x, ast.Name)}
                 if not used & grad_vars:
                     continue
                 if not (d["backward"] or s.does(fn, "backward")):
@@ -77,7 +78,7 @@ class SlotScoredRegion(Rule):
 def _makes_grad(facts, src, fn, seen) -> bool:
     """A tensor that requires grad: ``zeros(..., requires_grad=True)``, ``.requires_grad_()``,
     ``nn.Parameter(...)``, or a helper that returns one."""
-    for c in ast.walk(src):
+    for c in ast_walk(src):
         if not isinstance(c, ast.Call):
             continue
         name = call_name(c.func)

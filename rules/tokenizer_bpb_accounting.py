@@ -9,6 +9,7 @@ from auditor.policy import UNREACHABLE
 from rules.analysis import analyse
 from rules.analysis.index import call_name
 from rules.base import Invalid, Rule, Valid, register
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 CANONICAL = {"fineweb_1024_bpe.model", "fineweb_4096_bpe.model", "fineweb_8192_bpe.model", "fineweb_1024_bpe.vocab",
              "fineweb_4096_bpe.vocab", "fineweb_8192_bpe.vocab"}
@@ -78,7 +79,7 @@ class TokenizerBpbAccounting(Rule):
         for ff in facts.files:
             if ff.tree is None or "encode" not in ff.text:
                 continue
-            for node in ast.walk(ff.tree):
+            for node in ast_walk(ff.tree):
                 if not (isinstance(node, ast.Call) and call_name(node.func) == "len" and node.args):
                     continue
                 inner = node.args[0]

@@ -12,6 +12,7 @@ from rules.analysis.index import call_name
 from rules.analysis.patterns import mentions, summaries, walk_own
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 _VAL_FILES = re.compile(r"^(val_files|val_pattern|val_path|val_shards?)$|fineweb_val", re.I)
 WARMUP = re.compile(r"(warmup|warm_up|compile|prime|jit)", re.I)
@@ -185,12 +186,12 @@ def _inline_adapt_loops(facts, s, drv, ff):
         if any(isinstance(a, (ast.For, ast.While)) for a in ancestors(ff, loop, drv.node)):
             continue
         text = ast.unparse(loop)
-        on_val_loader = any(isinstance(x, ast.Name) and x.id in val_loaders for x in ast.walk(loop))
+        on_val_loader = any(isinstance(x, ast.Name) and x.id in val_loaders for x in ast_walk(loop))
         if not on_val_loader and (TRAIN_DATA.search(text) or not mentions_val(loop, env)):
             continue
-        steps = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        steps = [n for n in ast_walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == "step" and isinstance(n.func.value, ast.Name)]
-        backs = [n for n in ast.walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"]
+        backs = [n for n in ast_walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"]
         if not steps or not backs:
             continue
         if s.stmt_does(loop, "score", drv) is not None:
@@ -203,11 +204,11 @@ def _inline_adapt_loops(facts, s, drv, ff):
         ctor = assigns.get(opt)
         root = None
         if ctor is None:
-            for n in ast.walk(loop):
+            for n in ast_walk(loop):
                 if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == opt for t in n.targets):
                     ctor = n.value
         if isinstance(ctor, ast.Call) and ctor.args:
-            names = [x.id for x in ast.walk(ctor.args[0]) if isinstance(x, ast.Name)]
+            names = [x.id for x in ast_walk(ctor.args[0]) if isinstance(x, ast.Name)]
             root = names[0] if names else None
         yield loop, steps[0], root, min(later)
 
@@ -224,7 +225,7 @@ def _fresh(v) -> bool:
 
 
 def _loop_local(loop, name):
-    for n in ast.walk(loop):
+    for n in ast_walk(loop):
         if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in n.targets):
             return n.value
     return None
@@ -245,7 +246,7 @@ def _throwaway_optimizer(t, facts=None, s=None, seen=None) -> bool:
     for n in walk_own(t.node):
         if isinstance(n, ast.Assign):
             for tg in n.targets:
-                for x in ast.walk(tg):
+                for x in ast_walk(tg):
                     if isinstance(x, ast.Name):
                         local.setdefault(x.id, n.value)
         if isinstance(n, ast.Call) and re.search(r"(Adam\w*|SGD|RMSprop|LBFGS|Lion|Muon)$", call_name(n.func)) and n.args:
@@ -257,7 +258,7 @@ def _throwaway_optimizer(t, facts=None, s=None, seen=None) -> bool:
     def from_params(expr, depth=0) -> bool:
         if depth > 6:
             return True
-        for x in ast.walk(expr):
+        for x in ast_walk(expr):
             if isinstance(x, ast.Name):
                 if x.id in params or x.id == "self":
                     return True

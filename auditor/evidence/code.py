@@ -9,7 +9,8 @@ in ``CodeBundle.dynamic`` so rules can say the static pass could not see it.
 
 Records are written for Python 3.12 (PEP 701 f-strings with nested quotes); when ``ast`` of the
 running interpreter refuses such a file, ``parse_python`` rewrites only the quotes of the offending
-f-strings (with libcst), keeping every line number, so the analysis still sees the same code.
+f-strings (``fstrings.requote``, else libcst), keeping every line number, so the analysis still sees
+the same code.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auditor.evidence.fstrings import requote
 from auditor.fs import MAX_DECOMPRESSED_BYTES, UnreadableFile, read_bytes, decode_text
 from auditor.model import Problem
 
@@ -47,6 +49,9 @@ class CodeFile:
     parse_error: str | None = None
     reached_from: str | None = None  # "train_gpt.py:12" — where the entry point reaches this file
     compat_text: str | None = None  # same code, f-string quotes rewritten so this Python's ast parses it
+    # the reader's parse and its ``ast.walk`` order, kept so the analysis does not parse or walk again
+    _tree: ast.Module | None = field(default=None, init=False, repr=False, compare=False)
+    _nodes: list[ast.AST] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_python(self) -> bool:
@@ -56,8 +61,16 @@ class CodeFile:
         """The parsed module (None when it does not parse); line numbers are those of ``text``."""
         if not self.is_python:
             return None
-        tree, _err, _compat = parse_python(self.compat_text or self.text)
-        return tree
+        if self._tree is None:
+            self._tree, _err, _compat = parse_python(self.compat_text or self.text)
+        return self._tree
+
+    def nodes(self) -> list[ast.AST]:
+        """Every node of ``tree()`` in ``ast.walk`` order (empty when it does not parse)."""
+        if self._nodes is None:
+            tree = self.tree()
+            self._nodes = list(ast.walk(tree)) if tree is not None else []
+        return self._nodes
 
 
 @dataclass
@@ -142,6 +155,12 @@ def parse_python(text: str) -> tuple[ast.Module | None, str | None, str | None]:
             f" (line {exc.lineno})" if getattr(exc, "lineno", None) else "")
         if not isinstance(exc, SyntaxError) or "f-string" not in str(getattr(exc, "msg", "")):
             return None, err, None
+    compat = requote(text)  # the fast scanner; libcst below where it is unsure or its text does not parse
+    if compat is not None:
+        try:
+            return ast.parse(compat), None, compat
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            pass
     compat = _requote_fstrings(text)
     if compat is None:
         return None, err, None
@@ -246,18 +265,20 @@ class _Reader:
         if tree is None:
             cf.parse_error = err
             return
+        cf._tree = tree
+        nodes = cf.nodes()
         where = cf.decoded_from or cf.path
         base = str(Path(where).parent)
         base = "" if base == "." else base + "/"
         lines = cf.text.splitlines()
-        env = _Env(tree, where)
-        for node in ast.walk(tree):
+        env = _Env(nodes, where)
+        for node in nodes:
             if isinstance(node, ast.Call):
                 self.call(cf, node, env, base, lines, depth)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 for name in _import_names(node):
                     self.import_module(name, base, f"{where}:{node.lineno}")
-        self.native_sources(cf, tree, base, where)
+        self.native_sources(cf, nodes, base, where)
 
     def import_module(self, name: str, base: str, reached: str) -> bool:
         for b in dict.fromkeys((base, "")):
@@ -375,7 +396,7 @@ class _Reader:
         self.bundle.files.append(dec)
         self.follow(dec, depth + 1)
 
-    def native_sources(self, cf: CodeFile, tree: ast.Module, base: str, where: str) -> None:
+    def native_sources(self, cf: CodeFile, nodes: list[ast.AST], base: str, where: str) -> None:
         """C/C++/CUDA sources of the folder that this file names and builds (g++, nvcc, cpp_extension…)."""
         natives = {f for f in self.files if f.lower().endswith(NATIVE_SUFFIXES)}
         shipped_libs = {f.rsplit("/", 1)[-1] for f in self.files if f.lower().endswith((".so", ".dll", ".dylib"))}
@@ -384,7 +405,7 @@ class _Reader:
         by_name: dict[str, list[str]] = {}
         for f in natives:
             by_name.setdefault(f.rsplit("/", 1)[-1], []).append(f)
-        for node in ast.walk(tree):
+        for node in nodes:
             lit = _str_const(node)
             if not lit or len(lit) > 300:
                 continue
@@ -634,11 +655,12 @@ _OPENERS = {"open", "io.open", "builtins.open", "codecs.open"}
 class _Env:
     """Single-name assignments of a module (``S = lzma.decompress(…)``, ``with open(p) as f``)."""
 
-    def __init__(self, tree: ast.Module, where: str):
+    def __init__(self, nodes: list[ast.AST], where: str):
+        """``nodes``: the module's nodes in ``ast.walk`` order (``CodeFile.nodes``)."""
         self.where = where
         self.assigns: dict[str, list[tuple[int, ast.AST]]] = {}
         self.aliases: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in nodes:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 self.assigns.setdefault(node.targets[0].id, []).append((node.lineno, node.value))
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:

@@ -192,6 +192,7 @@ _MARKERS: list[tuple[str, re.Pattern[str]]] = [(k, m.parse) for k, m in MARKERS.
 # Cheap pre-filter: every marker pattern contains one of these (lower-case) fragments.
 _MARKER_KEYS = ("ngram", "n-gram", "pass", "rescor", "backoff", "ppm", "prefill", "ttt", "ttp", "slot", "etlb", "gptq",
                 "eval_only", "skipping", "traceback", "error", "memory")
+_MARKER_KEY = re.compile("|".join(map(re.escape, _MARKER_KEYS)))  # one scan per line instead of 17 ``in`` tests
 
 
 def _f(text: str) -> float:
@@ -586,10 +587,7 @@ def _handle_marker(run: RunLog, s: str, raw: str, lineno: int) -> None:
             got.append((lineno, raw))
         return
     low = s[:120].lower()
-    for key in _MARKER_KEYS:
-        if key in low:
-            break
-    else:
+    if not _MARKER_KEY.search(low):
         return
     for kind, rx in _MARKERS:
         if rx.search(low):

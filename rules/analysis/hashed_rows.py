@@ -24,6 +24,7 @@ from rules.analysis.dataflow import LOG_CALLS, NOT_TARGET, TARGET_NAME, has
 from rules.analysis.facts import CodeFacts
 from rules.analysis.index import FileFacts, FuncInfo, call_name
 from rules.analysis.patterns import walk_own
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 _HASH_CALL = re.compile(r"hash", re.I)
 _PICK_TEXT = re.compile(r"gather|take_along|arange")
@@ -43,7 +44,7 @@ class HashedRowRatio:
 
 
 def _names(node) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {n.id for n in ast_walk(node) if isinstance(n, ast.Name)}
 
 
 def _strip(node):
@@ -60,7 +61,7 @@ def _root(node) -> str | None:
 
 
 def _is_hash(node) -> bool:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Mod, ast.BitAnd)):
             return True
         if isinstance(n, ast.Call) and _HASH_CALL.search(call_name(n.func).rsplit(".", 1)[-1]):
@@ -70,7 +71,7 @@ def _is_hash(node) -> bool:
 
 def _vocab_wide(node, arange_names: set[str]) -> bool:
     """The key spans a vocabulary axis: a ``[None, :]`` broadcast or an ``arange`` over tokens."""
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Subscript):
             parts = n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice]
             if any(isinstance(p, ast.Constant) and p.value is None for p in parts):
@@ -83,7 +84,7 @@ def _vocab_wide(node, arange_names: set[str]) -> bool:
 
 
 def _targetish(node, env) -> bool:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Name) and (has(env.get(n.id, ()), "T")
                                          or (TARGET_NAME.match(n.id) and not NOT_TARGET.search(n.id))):
             return True
@@ -91,7 +92,7 @@ def _targetish(node, env) -> bool:
 
 
 def _sums_row(node, row: str) -> bool:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Call):
             short = call_name(n.func).rsplit(".", 1)[-1]
             if short in _SUM:
@@ -215,10 +216,10 @@ def _ratio_of(stmts, hit: set[str], row: str, defs, pick):
     something that is not the row's own sum."""
     for s in stmts:
         value = s.value
-        for n in ast.walk(value):
+        for n in ast_walk(value):
             if not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)):
                 continue
-            inline = any(x is pick for x in ast.walk(n.left))
+            inline = any(x is pick for x in ast_walk(n.left))
             if (inline or _names(n.left) & hit) and not _names(n.right) & hit \
                     and not _denominator_sums_row(n.right, row, defs):
                 tgt = s.targets[0] if isinstance(s, ast.Assign) else s.target
@@ -244,10 +245,10 @@ def _reaches_log(stmts, fn, derived: set, ratio_stmt) -> int | None:
             args = list(n.args) + ([n.func.value] if isinstance(n.func, ast.Attribute) and _root(n.func.value)
                                    not in ("torch", "np", "numpy", "math") else [])
             if any(_names(a) & names for a in args) or any(
-                    a is ratio_stmt.value or any(x is ratio_stmt.value for x in ast.walk(a)) for a in args):
+                    a is ratio_stmt.value or any(x is ratio_stmt.value for x in ast_walk(a)) for a in args):
                 return n.lineno
     # the ratio itself sits inside the log: torch.log((hit + b) / (ctx_c + b))
-    for n in ast.walk(ratio_stmt.value):
+    for n in ast_walk(ratio_stmt.value):
         if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in LOG_CALLS:
             return n.lineno
     return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 _LRU_SIZE = 256
@@ -63,6 +63,8 @@ class FileFacts:
     top_calls: list[tuple[str, ast.Call]] = field(default_factory=list)  # calls outside any function
     top_refs: set[str] = field(default_factory=set)
     skipped_lines: list[int] = field(default_factory=list)  # lines this Python could not parse (e.g. 3.12 f-strings)
+    nodes: list[ast.AST] = field(default_factory=list, repr=False)  # every node of ``tree`` in ``ast.walk`` order
+    _fn_at: dict[int, FuncInfo] | None = field(default=None, repr=False, compare=False)  # id(def node) -> FuncInfo
 
     def line_text(self, line: int | None) -> str:
         if line is None or not (1 <= line <= len(self.lines)):
@@ -73,13 +75,18 @@ class FileFacts:
         return self.parents.get(id(node))
 
     def enclosing_function(self, node: ast.AST) -> FuncInfo | None:
-        p = self.parent(node)
+        fn_at = self._fn_at
+        if fn_at is None:  # a def whose qualname a later def took has no FuncInfo: the search goes on up
+            fn_at = self._fn_at = {}
+            for f in self.functions.values():
+                fn_at.setdefault(id(f.node), f)
+        parents = self.parents
+        p = parents.get(id(node))
         while p is not None:
-            if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for f in self.functions.values():
-                    if f.node is p:
-                        return f
-            p = self.parent(p)
+            f = fn_at.get(id(p))
+            if f is not None:
+                return f
+            p = parents.get(id(p))
         return None
 
 
@@ -122,11 +129,37 @@ def env_call(node: ast.AST) -> tuple[str, object] | None:
 
 
 def find_env(expr: ast.AST) -> tuple[str, object] | None:
-    for n in ast.walk(expr):
+    for n in walk(expr):
         got = env_call(n)
         if got:
             return got
     return None
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """``list(ast.iter_child_nodes(node))``, without its two generator layers (this runs per node)."""
+    out = []
+    for name in node._fields:
+        try:
+            v = getattr(node, name)
+        except AttributeError:
+            continue
+        if isinstance(v, ast.AST):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, ast.AST))
+    return out
+
+
+def walk(node: ast.AST):
+    """``ast.walk``: the same nodes in the same order, at about 1.5x the speed. The analysis walks
+    subtrees hundreds of times per folder and the stdlib version pays two generator layers per node."""
+    todo = deque([node])
+    pop, extend = todo.popleft, todo.extend
+    while todo:
+        node = pop()
+        extend(_children(node))
+        yield node
 
 
 class _Indexer(ast.NodeVisitor):
@@ -135,10 +168,18 @@ class _Indexer(ast.NodeVisitor):
         self.stack: list[str] = []  # qualname parts
         self.cls_stack: list[str | None] = [None]
         self.func: list[FuncInfo] = []
+        self._visitors: dict[type, object] = {}
+
+    def visit(self, node):
+        v = self._visitors.get(node.__class__)
+        if v is None:
+            v = self._visitors[node.__class__] = getattr(self, "visit_" + node.__class__.__name__, self.generic_visit)
+        return v(node)
 
     def generic_visit(self, node):
-        for child in ast.iter_child_nodes(node):
-            self.ff.parents[id(child)] = node
+        parents = self.ff.parents
+        for child in _children(node):
+            parents[id(child)] = node
             self.visit(child)
 
     def visit_ClassDef(self, node: ast.ClassDef):
@@ -220,22 +261,25 @@ class _Indexer(ast.NodeVisitor):
         self._assign(node, [node.target], node.value)
 
 
-def _index(path: str, text: str, sha: str) -> FileFacts:
-    ff = FileFacts(path=path, text=text, sha256=sha, lines=text.split("\n"), tree=None)
-    try:
-        ff.tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        ff.tree, skipped = _parse_skipping(text)
-        if ff.tree is None:
-            ff.parse_error = f"does not parse as Python: {getattr(exc, 'msg', None) or type(exc).__name__}"
-            return ff
-        ff.skipped_lines = skipped
+def _index(path: str, text: str, sha: str, tree: ast.Module | None = None, nodes: list[ast.AST] | None = None) -> FileFacts:
+    ff = FileFacts(path=path, text=text, sha256=sha, lines=text.split("\n"), tree=tree)
+    if tree is None:
+        nodes = None
+        try:
+            ff.tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            ff.tree, skipped = _parse_skipping(text)
+            if ff.tree is None:
+                ff.parse_error = f"does not parse as Python: {getattr(exc, 'msg', None) or type(exc).__name__}"
+                return ff
+            ff.skipped_lines = skipped
+    ff.nodes = nodes if nodes is not None else list(walk(ff.tree))
     try:
         _Indexer(ff).visit(ff.tree)
     except RecursionError:
         ff.parse_error = "nested too deeply to analyse"
     # env reads that are not assignments (e.g. ``if os.environ.get("X", "0") == "1":``)
-    for node in ast.walk(ff.tree):
+    for node in ff.nodes:
         got = env_call(node)
         if got and got[0] not in ff.env:
             ff.env[got[0]] = EnvDefault(got[0], got[1], getattr(node, "lineno", 0), None)
@@ -269,9 +313,11 @@ _cache: OrderedDict[str, FileFacts] = OrderedDict()
 _lock = threading.Lock()
 
 
-def file_facts(path: str, text: str) -> FileFacts:
+def file_facts(path: str, text: str, tree: ast.Module | None = None, nodes: list[ast.AST] | None = None) -> FileFacts:
     """Parse and index ``text``; identical texts share one FileFacts (LRU keyed by sha256).
 
+    ``tree`` (and ``nodes``, its ``ast.walk`` order) may hand in the code reader's parse of this
+    very text, so the file is parsed and walked once; the tree is read, never changed.
     A cached FileFacts may carry another folder's ``path``; callers use the path they passed.
     """
     sha = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -280,14 +326,14 @@ def file_facts(path: str, text: str) -> FileFacts:
         if hit is not None:
             _cache.move_to_end(sha)
     if hit is None:
-        hit = _index(path, text, sha)
+        hit = _index(path, text, sha, tree, nodes)
         with _lock:
             _cache[sha] = hit
             while len(_cache) > _LRU_SIZE:
                 _cache.popitem(last=False)
     if hit.path != path:
         # same content, another folder: share the heavy parts, relabel the file
-        clone = FileFacts(**{**hit.__dict__, "path": path})
+        clone = FileFacts(**{**hit.__dict__, "path": path, "_fn_at": None})
         clone.functions = {k: FuncInfo(**{**v.__dict__, "file": path}) for k, v in hit.functions.items()}
         return clone
     return hit

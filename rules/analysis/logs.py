@@ -49,9 +49,10 @@ class LogFacts:
     def search(self, needle: str, limit: int = 3) -> list[LogLine]:
         out = []
         for name, text in self.texts:
+            at = _LineAt(name, text)
             pos = text.find(needle)
             while pos >= 0 and len(out) < limit:
-                ll = _line_at(name, text, pos)
+                ll = at(pos)
                 if not _CODE_LINE.search(ll.text):  # the embedded source printing it is not the print
                     out.append(ll)
                 pos = text.find(needle, pos + 1)
@@ -65,6 +66,27 @@ def _line_at(name: str, text: str, pos: int) -> LogLine:
     end = text.find("\n", pos)
     end = len(text) if end < 0 else end
     return LogLine(name, text.count("\n", 0, pos) + 1, text[start:end].rstrip())
+
+
+class _LineAt:
+    """``_line_at`` for positions that mostly ascend: newlines are counted from the previous position,
+    not from the top of a log that can be megabytes."""
+
+    def __init__(self, name: str, text: str):
+        self.name, self.text = name, text
+        self.pos = self.newlines = 0
+
+    def __call__(self, pos: int) -> LogLine:
+        text = self.text
+        if pos >= self.pos:
+            self.newlines += text.count("\n", self.pos, pos)
+        else:
+            self.newlines = text.count("\n", 0, pos)
+        self.pos = pos
+        start = text.rfind("\n", 0, pos) + 1
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        return LogLine(self.name, self.newlines + 1, text[start:end].rstrip())
 
 
 MAX_MARKERS_PER_KIND = 20
@@ -103,10 +125,11 @@ def read_log_facts(evidence) -> LogFacts:
                 while pos >= 0 and len(starts) < 10 * MAX_MARKERS_PER_KIND:
                     starts.add(text.rfind("\n", 0, pos) + 1)
                     pos = low.find(hint, pos + 1)
+            at = _LineAt(lf.path, text)
             for st in sorted(starts):
                 if len(found) >= MAX_MARKERS_PER_KIND:
                     break
-                ll = _line_at(lf.path, text, st)
+                ll = at(st)
                 if pat.search(ll.text) and not _CODE_LINE.search(ll.text) and \
                         not any(x.line == ll.line and x.file == ll.file for x in found):
                     found.append(ll)

@@ -8,6 +8,7 @@ import re
 
 from rules.analysis.facts import CodeFacts
 from rules.analysis.index import FuncInfo, call_name
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 ACC_NAME = re.compile(r"(loss|nll|bits|bpb|score|logprob|log_prob)", re.I)
 VAL_NAME = re.compile(r"(val|eval)_?(tok|data|stream|ids|np|seq|chunk|docs?)|^val_tokens|^val$|valid", re.I)
@@ -106,7 +107,7 @@ def _lr_scaled(call: ast.Call) -> bool:
     """``p.sub_(lr * g)`` / ``p.add_(g, alpha=-lr)``: a parameter moved by a learning-rate-scaled gradient."""
     parts = list(call.args) + [k.value for k in call.keywords if k.arg == "alpha"]
     for a in parts:
-        for n in ast.walk(a):
+        for n in ast_walk(a):
             if isinstance(n, (ast.Name, ast.Attribute)) and re.search(r"(^|_)(lr|eta|step_size|learning_rate)($|_)",
                                                                      n.id if isinstance(n, ast.Name) else n.attr, re.I):
                 return True
@@ -119,10 +120,10 @@ def _value_score_accum(node: ast.AST, env: dict, returned: set[str]) -> bool:
     if not (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)
             and node.target.id in returned):
         return False
-    for c in ast.walk(node.value):
+    for c in ast_walk(node.value):
         if isinstance(c, ast.Call) and call_name(c.func).rsplit(".", 1)[-1] not in ("numel", "len", "size", "count_bytes", "sum"):
             for a in c.args:
-                for x in ast.walk(a):
+                for x in ast_walk(a):
                     if isinstance(x, ast.Name) and any(l[0] in ("V", "T") for l in env.get(x.id, ())):
                         return True
     return False
@@ -132,7 +133,7 @@ def target_update(node: ast.AST, env: dict) -> bool:
     """``succ[x] += one_hot(y)`` / ``tbl[ctx, y] += 1``: a table updated with the target token (by value)."""
     if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
         for part in (node.target.slice, node.value):
-            for n in ast.walk(part):
+            for n in ast_walk(part):
                 if isinstance(n, ast.Name) and any(l[0] == "T" for l in env.get(n.id, ())):
                     return True
     return False
@@ -160,7 +161,7 @@ class Summaries:
             fn_nograd = any(_NOGRAD.search(ast.unparse(dec)) for dec in getattr(fn.node, "decorator_list", []))
             env = self._env(fn)
             returned = {x.id for r in _walk_own(fn.node) if isinstance(r, ast.Return) and r.value is not None
-                        for x in ast.walk(r.value) if isinstance(x, ast.Name)}
+                        for x in ast_walk(r.value) if isinstance(x, ast.Name)}
             opts = self.optimizers(fn)
             for n in _walk_own(fn.node):
                 k = update_kind(n, opts) or ("cache" if target_update(n, env) else None)
@@ -225,17 +226,17 @@ class Summaries:
         sinks: set[str] = set()
         for n in _walk_own(fn.node):
             if isinstance(n, ast.Return) and n.value is not None:
-                sinks |= {k for x in ast.walk(n.value) if (k := _acc_key(x))}
+                sinks |= {k for x in ast_walk(n.value) if (k := _acc_key(x))}
             elif isinstance(n, ast.FormattedValue):
-                sinks |= {k for x in ast.walk(n.value) if (k := _acc_key(x))}
+                sinks |= {k for x in ast_walk(n.value) if (k := _acc_key(x))}
             elif isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("print", "log0", "write", "info"):
-                sinks |= {k for a in n.args for x in ast.walk(a) if (k := _acc_key(x))}
+                sinks |= {k for a in n.args for x in ast_walk(a) if (k := _acc_key(x))}
         changed = True
         while changed:  # ``val_loss = loss_sum / count`` then ``return val_loss``: loss_sum reaches the sink
             changed = False
             for keys, v in assigns:
                 if keys & sinks:
-                    more = {k for x in ast.walk(v) if (k := _acc_key(x))} - sinks
+                    more = {k for x in ast_walk(v) if (k := _acc_key(x))} - sinks
                     if more:
                         sinks |= more
                         changed = True
@@ -253,11 +254,11 @@ class Summaries:
         d = self.direct(fn)
         for n in _walk_own(fn.node):
             if isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in _LOSS_CALLS:
-                keys |= {k for a in n.args for x in ast.walk(a) if (k := _acc_key(x))}
+                keys |= {k for a in n.args for x in ast_walk(a) if (k := _acc_key(x))}
         for n in d["score"]:
             v = n.value if isinstance(n, (ast.AugAssign, ast.Assign)) else n.args[0] if isinstance(n, ast.Call) and n.args else None
             if v is not None:
-                keys |= {k for x in ast.walk(v) if (k := _acc_key(x))}
+                keys |= {k for x in ast_walk(v) if (k := _acc_key(x))}
         assigns = [({_acc_key(t) for t in (n.targets if isinstance(n, ast.Assign) else [n.target])} - {""}, n.value)
                    for n in _walk_own(fn.node) if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None]
         changed = True
@@ -265,7 +266,7 @@ class Summaries:
             changed = False
             for ks, v in assigns:
                 if ks & keys:
-                    more = {k for x in ast.walk(v) if (k := _acc_key(x))} - keys
+                    more = {k for x in ast_walk(v) if (k := _acc_key(x))} - keys
                     if more:
                         keys |= more
                         changed = True
@@ -273,7 +274,7 @@ class Summaries:
         return keys
 
     def _lossy_expr(self, v: ast.AST, lossy: set[str], env: dict, fn: FuncInfo) -> bool:
-        for x in ast.walk(v):
+        for x in ast_walk(v):
             if isinstance(x, (ast.Name, ast.Attribute)):
                 k = _acc_key(x)
                 if k in lossy or (isinstance(x, ast.Name) and any(l[0] == "S" for l in env.get(x.id, ()))):
@@ -294,7 +295,7 @@ class Summaries:
                 callable_value = (isinstance(x.func, ast.Name) and short not in _BUILTINS) or (
                     isinstance(x.func, ast.Attribute) and isinstance(x.func.value, ast.Name) and x.func.value.id == "self")
                 if callable_value and any(isinstance(y, ast.Name) and any(l[0] == "T" for l in env.get(y.id, ()))
-                                   for a in list(x.args) + [k.value for k in x.keywords] for y in ast.walk(a)):
+                                   for a in list(x.args) + [k.value for k in x.keywords] for y in ast_walk(a)):
                     return True  # the model (or a callable passed in) handed the targets: ``model(x, y)`` is its loss
         return False
 
@@ -353,7 +354,7 @@ class Summaries:
         env = self._env(caller) if kind == "cache" else {}
         own_scores = {id(x) for x in self.direct(caller)["score"]} if kind == "score" and caller is not None else set()
         opts = self.optimizers(caller)
-        for n in ast.walk(stmt):
+        for n in ast_walk(stmt):
             if kind == "score" and (is_score_accum(n) or id(n) in own_scores):
                 return n
             if kind in ("step", "backward", "cache") and update_kind(n, opts) == kind:
@@ -377,7 +378,7 @@ def _logs_training_loss(node, back_names: set[str]) -> bool:
     value = node.value if isinstance(node, ast.AugAssign) else getattr(node, "value", None)
     if value is None:
         return False
-    return any(isinstance(x, ast.Name) and x.id in back_names for x in ast.walk(value))
+    return any(isinstance(x, ast.Name) and x.id in back_names for x in ast_walk(value))
 
 
 _NOGRAD = re.compile(r"(no_grad|inference_mode|set_grad_enabled\(False\))")
@@ -430,7 +431,7 @@ def loops(fn: FuncInfo):
 
 
 def mentions(node: ast.AST, pattern: re.Pattern) -> bool:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Name) and pattern.search(n.id):
             return True
         if isinstance(n, ast.Attribute) and pattern.search(n.attr):
