@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from rules.analysis import analyse, taint
 from rules.analysis.index import FileFacts, FuncInfo, call_name
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 TRAIN_NAME = re.compile(r"fineweb_train|(^|[._])train_(files|pattern|shards?|glob)\b|^train_loader$|(^|\.)train_loader\b", re.I)
 VAL_NAME = re.compile(r"fineweb_val_(?!bytes)|(^|[._])val_(files|pattern|tokens|data)\b", re.I)
@@ -66,7 +67,7 @@ def data_facts(ctx) -> DataFacts:
 
 
 def _mentions(node: ast.AST, pat: re.Pattern) -> str | None:
-    for n in ast.walk(node):
+    for n in ast_walk(node):
         if isinstance(n, ast.Constant) and isinstance(n.value, str) and pat.search(n.value):
             return n.value
         if isinstance(n, ast.Name) and pat.search(n.id):
@@ -78,10 +79,10 @@ def _mentions(node: ast.AST, pat: re.Pattern) -> str | None:
 
 def _find_loop(ff: FileFacts, fn: FuncInfo) -> tuple[int, int] | None:
     best = None
-    for node in ast.walk(fn.node):
+    for node in ast_walk(fn.node):
         if not isinstance(node, (ast.For, ast.While)):
             continue
-        names = {call_name(n.func).rsplit(".", 1)[-1] for n in ast.walk(node) if isinstance(n, ast.Call)}
+        names = {call_name(n.func).rsplit(".", 1)[-1] for n in ast_walk(node) if isinstance(n, ast.Call)}
         if "backward" in names and "step" in names:
             span = (node.lineno, getattr(node, "end_lineno", node.lineno) or node.lineno)
             if best is None or span[1] - span[0] > best[1] - best[0]:
@@ -105,7 +106,7 @@ def _build(ctx) -> DataFacts:
                 # a loop slicing the validation stream (by value) is a TTT loop: any other loop is preferred
                 val = {k for k, v in tf.env.get(fn.qualname, {}).items() if any(l[0] in ("V", "T") for l in v)}
                 on_val = any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in val
-                             for n in ast.walk(fn.node) if span[0] <= getattr(n, "lineno", 0) <= span[1])
+                             for n in ast_walk(fn.node) if span[0] <= getattr(n, "lineno", 0) <= span[1])
                 cands.append((not on_val, span[1] - span[0], ff, fn, span))
     post_calls: list[tuple[FileFacts, ast.Call]] = []
     if cands:
@@ -127,7 +128,37 @@ def _build(ctx) -> DataFacts:
         if RESERVE.search(ff.text):
             out.has_reserve = True
         _scan(ff, facts, out, trains)
+    if out.loop and not any(a.kind == "val-to-train" and a.func == out.loop.func and not a.reach for a in out.accesses):
+        _val_batches(facts, tf, out)
     return out
+
+
+BATCH_CALLS = {"next_batch", "take", "get_batch", "sample_batch", "next", "__next__"}
+
+
+def _val_batches(facts, tf, out: DataFacts) -> None:
+    """The training loop draws its batches from an object that holds the validation stream (by value: a
+    loader built over a validation path here or in a helper, whatever it is called)."""
+    loop = out.loop
+    fn = facts.functions.get(loop.func)
+    ff = facts.file(loop.file)
+    if fn is None or ff is None:
+        return
+    val = {k for k, v in tf.env.get(fn.qualname, {}).items() if any(l[0] == "V" for l in v)}
+    for n in ast_walk(fn.node):
+        if not loop.start <= getattr(n, "lineno", 0) <= loop.end:
+            continue
+        src = None
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in BATCH_CALLS \
+                and isinstance(n.func.value, ast.Name) and n.func.value.id in val:
+            src = n.func.value.id
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "next" and n.args \
+                and isinstance(n.args[0], ast.Name) and n.args[0].id in val:
+            src = n.args[0].id
+        if src:
+            out.accesses.append(_acc(ff, facts, n, fn.qualname, "val-to-train",
+                                     f"draws training batches from {src}, which holds the validation stream", False))
+            return
 
 
 def _train_names(facts) -> dict[str, set[str]]:
@@ -138,13 +169,13 @@ def _train_names(facts) -> dict[str, set[str]]:
 
     def holds(node, qual) -> bool:
         names = out.get(qual, ())
-        return _mentions(node, TRAIN_NAME) is not None or any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+        return _mentions(node, TRAIN_NAME) is not None or any(isinstance(n, ast.Name) and n.id in names for n in ast_walk(node))
 
     fns = list(facts.functions.values())
     for _ in range(4):  # parameters through a few call levels
         changed = False
         for fn in fns:
-            for n in ast.walk(fn.node):
+            for n in ast_walk(fn.node):
                 if isinstance(n, ast.Assign) and holds(n.value, fn.qualname):
                     for t in n.targets:
                         if isinstance(t, ast.Name) and t.id not in out.setdefault(fn.qualname, set()):
@@ -167,7 +198,7 @@ def _train_names(facts) -> dict[str, set[str]]:
 
 def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> None:
     loop = out.loop
-    for node in ast.walk(ff.tree):
+    for node in ast_walk(ff.tree):
         line = getattr(node, "lineno", None)
         if line is None:
             continue
@@ -186,17 +217,21 @@ def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> 
         if NET_CALLS.search(name):
             out.accesses.append(_acc(ff, facts, node, qual, "net-call", f"calls {name}", after))
         elif name.startswith(("subprocess.", "os.system", "os.popen")) or name in ("Popen", "check_call", "check_output", "system"):
-            lit = " ".join(n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+            lit = " ".join(n.value for n in ast_walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
             m = SHELL_NET.search(lit)
             if m:
                 out.accesses.append(_acc(ff, facts, node, qual, "shell-net", f"runs {m.group(0)!r} in a subprocess", after))
         short = name.rsplit(".", 1)[-1]
         # training data read: loader construction, next_batch on the train loader, glob/fromfile of train shards
         # a training location held by value; not inside what the training loop itself uses (its loader classes)
-        held = next((n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in trains.get(qual, ())), None) \
+        held = next((n.id for n in ast_walk(node) if isinstance(n, ast.Name) and n.id in trains.get(qual, ())), None) \
             if qual not in out.pre_funcs else None
-        if (LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch")) \
-                and (_mentions(node, TRAIN_NAME) or held):
+        # a method of the program's own classes called on a training loader held by value (``loader.next_batch``
+        # whatever the method is called)
+        on_loader = held is not None and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+            and node.func.value.id == held and any(f.cls for f in facts.by_short.get(short, ()))
+        if ((LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch"))
+                and (_mentions(node, TRAIN_NAME) or held)) or on_loader:
             if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node):
                 detail = _mentions(node, TRAIN_NAME) or held or ""
                 out.accesses.append(_acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after))

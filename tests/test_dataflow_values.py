@@ -169,3 +169,56 @@ def test_a_log_called_through_a_local_alias_is_the_log(tmp_path):
     assert "_lg(p)" in text
     assert errors(tmp_path / "plain", text, {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
     assert errors(tmp_path / "renamed", renamed(text), {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
+
+
+def test_training_batches_from_a_loader_over_val_built_in_a_helper(tmp_path):
+    from rules.data_no_val_in_train import _VAL_LOADER
+
+    # the loader construction moved into a helper: the loop still draws its batches from the val stream
+    text = _VAL_LOADER.replace("    loader = DistributedTokenLoader(val_files, 0, 8)\n",
+                               "    loader = make_loader(DistributedTokenLoader, val_files)\n") + \
+        "\n\ndef make_loader(cls, where):\n    return cls(where, 0, 8)\n"
+    assert "DistributedTokenLoader(val_files" not in text
+    assert errors(tmp_path / "helper", text, {"DATA-NO-VAL-IN-TRAIN"}) == ["DATA-NO-VAL-IN-TRAIN"]
+    clean = text.replace("make_loader(DistributedTokenLoader, val_files)", "make_loader(DistributedTokenLoader, train_files)")
+    assert errors(tmp_path / "train", clean, {"DATA-NO-VAL-IN-TRAIN"}) == []
+
+
+_CALIB_ON_LOADER = textwrap.dedent('''
+    import glob, numpy as np, torch
+
+    class Hyperparameters:
+        train_files = "data/fineweb_train_*.bin"
+
+    class ShardLoader:
+        def __init__(self, pattern):
+            self.files = sorted(glob.glob(pattern))
+            self.pos = 0
+
+        def draw(self, n):
+            self.pos += n
+            return torch.from_numpy(np.fromfile(self.files[0], dtype=np.uint16)[self.pos - n:self.pos])
+
+    def calibrate(model, loader, n):
+        return [model(loader.draw(1024)) for _ in range(n)]
+
+    def main(model, opt, val_tokens, steps):
+        args = Hyperparameters()
+        loader = ShardLoader(args.train_files)
+        for step in range(steps):
+            loss = model(loader.draw(1024))
+            loss.backward()
+            opt.step()
+        stats = calibrate(model, loader, 8)
+        return model(val_tokens).mean()
+
+    if __name__ == "__main__":
+        main(None, None, None, 0)
+''')
+
+
+@pytest.mark.parametrize("transforms", [(), ("rename_attributes",), ("rename_attributes", "rename_locals", "rename_functions")])
+def test_calibration_batches_drawn_from_the_training_loader_after_the_loop(tmp_path, transforms):
+    text = renamed(_CALIB_ON_LOADER, transforms) if transforms else _CALIB_ON_LOADER
+    assert transforms == () or "draw" not in text or "rename_attributes" not in transforms
+    assert errors(tmp_path, text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]

@@ -24,6 +24,7 @@ from enum import Enum
 
 from rules.analysis.facts import CodeFacts
 from rules.analysis.index import FileFacts, FuncInfo, call_name
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 class Taint(str, Enum):
     """What a value carries (the first element of a label; the second is its helper path). Members are
@@ -58,7 +59,7 @@ def _shift_minus_one(call: ast.Call) -> bool:
 
 def _plus_one(e) -> bool:
     return any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Add) and isinstance(b.right, ast.Constant)
-               and b.right.value == 1 for b in ast.walk(e))
+               and b.right.value == 1 for b in ast_walk(e))
 
 TARGET_NAME = re.compile(
     r"^(y|yb|ys|yy|y_\w+|\w+_y|tgt\w*|\w*_tgts?|targets?|targets?_\w+|\w+_targets?|target_ids|gold\w*|next_toks?|next_tokens?|true_tok\w*)$")
@@ -126,6 +127,7 @@ class TaintFacts:
     hashed_updates: dict[int, Sink] = field(default_factory=dict)  # table updates at target-keyed indices
     analysed: set[str] = field(default_factory=set)
     val_paths: set[str] = field(default_factory=set)
+    self_attrs: set[str] = field(default_factory=set)  # attributes the program's methods assign on ``self``
     loads_val: dict[int, bool] = field(default_factory=dict)  # call node -> it loads validation data  # names/attributes bound to a validation data path (any file, any level)
 
     def labels_of(self, fn: str, name: str) -> frozenset:
@@ -269,7 +271,12 @@ class _FnPass:
             got = self.tf.attrs.get(node.attr, frozenset())
             return got | {V} if VAL_ATTR.match(node.attr) else got
         # field-sensitive by attribute name: ``obj.upcoming = window[1:]`` is read back as ``self.upcoming``
-        base = self.ev(node.value) | self.tf.attrs.get(node.attr, frozenset())
+        base = self.ev(node.value)
+        if node.attr in self.tf.self_attrs:
+            # a field the program's classes set: its own labels decide (``data.byte_lut`` of an object that also
+            # holds the stream is a table, not the stream)
+            base = base - {V}
+        base = base | self.tf.attrs.get(node.attr, frozenset())
         if VAL_ATTR.match(node.attr):
             base = base | {V}
         if node.attr == "T":
@@ -294,7 +301,7 @@ class _FnPass:
         if isinstance(last, ast.Slice):
             # ``s[i - k + 1 : i + 1]`` is the k tokens ending at i (a context), not the next tokens
             looks_back = last.lower is not None and any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub)
-                                                        for b in ast.walk(last.lower))
+                                                        for b in ast_walk(last.lower))
             return last.lower is not None and plus_one(last.lower) and not looks_back
         return plus_one(last) and not isinstance(last, ast.Constant)
 
@@ -397,10 +404,10 @@ class _FnPass:
         loads_val = self.tf.loads_val.get(id(node))
         if loads_val is None:  # computed once per call node (the fixpoint revisits every call)
             loads_val = bool(VAL_LOAD.search(short)) or any(
-                isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_PATH.search(a.value) for a in ast.walk(node)) or any(
+                isinstance(a, ast.Constant) and isinstance(a.value, str) and VAL_PATH.search(a.value) for a in ast_walk(node)) or any(
                 isinstance(a, (ast.Attribute, ast.Name)) and (VAL_FILE.search(a.attr if isinstance(a, ast.Attribute) else a.id)
                                                               or (a.attr if isinstance(a, ast.Attribute) else a.id) in self.tf.val_paths)
-                for x in node.args for a in ast.walk(x))
+                for x in node.args for a in ast_walk(x))
             self.tf.loads_val[id(node)] = loads_val
         if loads_val:
             everything = everything | {V}
@@ -450,16 +457,19 @@ class _FnPass:
         return everything
 
     def _holds_stream(self, targets) -> bool:
-        """``data = ValidationData(h, device)`` whose ``__init__`` stores the stream on ``self``: the instance
-        holds the validation stream (passing it passes the stream), whatever the class and fields are called."""
+        """``data = ValidationData(h, device)`` whose ``__init__`` stores on ``self`` what it loads from a
+        validation path: the instance holds the validation stream (passing it passes the stream), whatever
+        the class and fields are called."""
         for t in targets:
             if t.short != "__init__" or not t.cls:
                 continue
             for n in _walk_own_fn(t.node):
                 if isinstance(n, (ast.Assign, ast.AnnAssign)):
                     for tg in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                        # the field is loaded from a validation path right here (not a ``tokens`` local of a shard reader)
                         if isinstance(tg, ast.Attribute) and isinstance(tg.value, ast.Name) and tg.value.id == "self" \
-                                and V in self.tf.attrs.get(tg.attr, ()):
+                                and n.value is not None and any(isinstance(c, ast.Call) and self.tf.loads_val.get(id(c))
+                                                                for c in ast_walk(n.value)):
                             return True
         return False
 
@@ -763,9 +773,9 @@ def build_taint(facts: CodeFacts) -> TaintFacts:
     for ff in facts.files:  # ``val_files = os.path.join(data_path, "fineweb_val_*.bin")``: whatever it is renamed to
         if ff.tree is None:
             continue
-        for n in ast.walk(ff.tree):
+        for n in ast_walk(ff.tree):
             if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and any(
-                    isinstance(c, ast.Constant) and isinstance(c.value, str) and VAL_PATH.search(c.value) for c in ast.walk(n.value)):
+                    isinstance(c, ast.Constant) and isinstance(c.value, str) and VAL_PATH.search(c.value) for c in ast_walk(n.value)):
                 for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
                     if isinstance(t, ast.Name):
                         tf.val_paths.add(t.id)
@@ -776,6 +786,9 @@ def build_taint(facts: CodeFacts) -> TaintFacts:
         if ff.tree is None:
             continue
         for fn in ff.functions.values():
+            if fn.cls:
+                tf.self_attrs |= {n.attr for n in _walk_own_fn(fn.node) if isinstance(n, ast.Attribute)
+                                  and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name) and n.value.id == "self"}
             if _is_opaque(facts, fn):
                 continue
             work.append((fn, ff))
