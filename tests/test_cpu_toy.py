@@ -20,3 +20,8 @@ def test_switches_stay_off_unless_the_logs_show_them():
     assert toy_env(["NGRAM_CACHE", "TTT_ENABLED"], "step:1/2 val_loss:3.1", d) == {}
     assert toy_env(["TTT_ENABLED"], "ttt_enabled: 1", d) == {"TTT_ENABLED": "1"}
     assert toy_env(["USE_KNN"], "use_knn on", d) == {}  # a literal non-zero default is the record's choice
+
+
+def test_eval_cache_tables_are_shrunk_so_collisions_happen_at_toy_size():
+    env = toy_env(["NGRAM_BUCKETS", "NGRAM_EVAL_BUCKETS", "BIGRAM_BUCKETS"], "", {})
+    assert env == {"NGRAM_BUCKETS": "64", "NGRAM_EVAL_BUCKETS": "64"}  # the model's bigram embedding table is not an eval cache

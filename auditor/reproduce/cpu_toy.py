@@ -14,13 +14,18 @@ import numpy as np
 SEQ = 128
 VAL_TOKENS = 16 * SEQ + 1
 TRAIN_TOKENS = 64 * SEQ + 1
+# Eval-cache hash tables shrunk to 64 buckets: at 62M tokens in 4M buckets collisions are everywhere, at
+# 2,048 toy tokens in 65,536 there are none. A cache that normalizes over the vocabulary stays normalized
+# under collisions; one that reads the target's own bucket (target in key) then sums above 1 in the sweep.
+EVAL_CACHE_BUCKETS = 64
+EVAL_CACHE_BUCKET_KNOBS = ("NGRAM_BUCKETS", "NGRAM_EVAL_BUCKETS", "NGRAM_NUM_BUCKETS", "PHRASE_BUCKETS")
 # knob → toy value; set only when the script reads the knob
 TOY_KNOBS = {
     "ITERATIONS": "2", "WARMUP_STEPS": "0", "WARMDOWN_ITERS": "1", "WARMDOWN_STEPS": "1", "VAL_LOSS_EVERY": "0",
     "TRAIN_LOG_EVERY": "1", "TRAIN_SEQ_LEN": str(SEQ), "EVAL_SEQ_LEN": str(SEQ), "SEQ_LEN": str(SEQ),
     "TRAIN_BATCH_TOKENS": str(8 * SEQ), "VAL_BATCH_SIZE": str(8 * SEQ), "VAL_BATCH_TOKENS": str(8 * SEQ),
     "EVAL_STRIDE": str(SEQ // 2), "SLIDING_STRIDE": str(SEQ // 2), "EVAL_BATCH_SEQS": "4", "TTT_CHUNK_TOKENS": str(4 * SEQ),
-    "TTT_EPOCHS": "1", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1", "NGRAM_CHUNK_TOKENS": str(4 * SEQ), "NGRAM_BUCKETS": "65536",
+    "TTT_EPOCHS": "1", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1", "NGRAM_CHUNK_TOKENS": str(4 * SEQ), **{k: str(EVAL_CACHE_BUCKETS) for k in EVAL_CACHE_BUCKET_KNOBS},
     "SWA_EVERY": "1", "GPTQ_CALIB_SAMPLES": "2", "GPTQ_CALIB_BATCHES": "2", "CALIB_SAMPLES": "2", "MAX_WALLCLOCK_SECONDS": "0",
     "VAL_MAX_TOKENS": str(VAL_TOKENS), "MAX_VAL_TOKENS": str(VAL_TOKENS), "MODEL_DIM": "128", "EMBED_DIM": "128",
 }

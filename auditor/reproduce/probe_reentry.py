@@ -47,6 +47,9 @@ def sweep_spec(val: np.ndarray, vocab: int) -> dict:
     follow = val[1:][val[:-1] == val[-2]]
     vals, counts = np.unique(follow, return_counts=True) if follow.size else (np.array([], dtype=int), np.array([]))
     cands = [int(v) for v in vals[np.argsort(-counts, kind="stable")] if int(v) not in taken]
+    # then the stream's most frequent tokens (a backoff to a short context knows them), then spread ids
+    uni, ucounts = np.unique(val[:-1], return_counts=True)
+    cands += [int(v) for v in uni[np.argsort(-ucounts, kind="stable")][:SWEEP_MAX] if int(v) not in taken and int(v) not in cands]
     cands += [v for v in range(0, vocab, max(1, vocab // 64)) if v not in taken and v not in cands]
     return {"pos": int(val.size) - 1, "tokens": cands[:SWEEP_MAX], "eps": SWEEP_EPS}
 
