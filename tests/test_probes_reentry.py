@@ -110,3 +110,17 @@ def test_minified_lines_are_split_so_their_scores_are_recorded():
     assert ns["ev"]([1, 2]) == 7  # same result: the split changes no semantics
     assert [(e["values"], e["line"]) for e in rt.EVENTS] == [([2.0], 3), ([4.0], 3), ([1.0], 4)]
     rt.reset()
+
+
+def test_a_malformed_re_entry_report_is_a_reason_not_a_crash():
+    """The re-entry report is written inside the sandbox by the record's own process: pgolf reads it as hostile."""
+    import numpy as np
+
+    from auditor.reproduce.probe_outcome import ProbeOutcome
+    from auditor.reproduce.probe_reentry import read_reentry
+
+    val = np.arange(64) % 7
+    assert read_reentry(ProbeOutcome("x"), "train_gpt.py", [], val, 7) == "no function holding a score site (other than main) was called"
+    bad = [{"function": "eval_val", "line": 3, "calls": [{"tag": "replay", "error": None, "events": "not a list"}], "original": {}}]
+    with pytest.raises((KeyError, TypeError, ValueError, AttributeError, IndexError)):
+        read_reentry(ProbeOutcome("x"), "train_gpt.py", bad, val, 7)  # probe_script turns this into a stated reason

@@ -321,7 +321,12 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         if base_scores:
             res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(base_scores),
                                 "scores": sum(len(e["values"]) for e in base_scores)})
-        why_not = read_reentry(res, name, records, val, vocab)
+        try:  # written by the record's process: hostile until read
+            kept = list(res.findings)
+            why_not = read_reentry(res, name, records, val, vocab)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+            res.findings[:] = kept
+            why_not = f"its re-entry report is malformed ({type(exc).__name__})"
         if why_not is None:
             res.numbers["mode"] = "re-entered"
             return res
