@@ -6,6 +6,7 @@ import re
 
 from rules.analysis import CodeFacts, FuncInfo
 from rules.analysis.patterns import summaries
+from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 EVALISH = re.compile(r"(eval|ttt|score|slot|test_time|ngram|valid|rescore|lookup|predict|mix|bpb)", re.I)
 NOT_EVAL = re.compile(r"^(main|train\w*|_?warmup\w*|run)$", re.I)
@@ -15,17 +16,34 @@ def eval_functions(facts: CodeFacts) -> list[FuncInfo]:
     """Functions that run on validation tokens in the scoring path: eval-ish names (or val-token
     params) that score, and any function (``main`` too) with a loop that reads the validation stream
     by value and scores."""
+    from rules.analysis import taint
+
     out = []
     s = summaries(facts)
+    tf = taint(facts)
     for fn in facts.functions.values():
         if not s.direct(fn)["score"]:
             continue
-        val_param = any(re.search(r"val", p) for p in fn.params)
+        # handed the validation stream (by value; a ``val`` in a parameter's name is a hint)
+        val_param = any(re.search(r"val", p) for p in fn.params) or any(
+            any(l[0] == "V" for l in labels) for labels in tf.params.get(fn.qualname, {}).values())
         if not NOT_EVAL.match(fn.short) and (EVALISH.search(fn.qualname) or val_param):
             out.append(fn)
         elif val_loops(facts, fn):
             out.append(fn)
     return out
+
+
+def training_only(facts, fn) -> bool:
+    """``fn`` trains (backward and step, itself or through its calls) and is off the scoring path (neither
+    scores the validation stream nor is called from a function that does): a gate or weight there shapes a
+    training loss, not a scored probability."""
+    def build():
+        scoring = {g.qualname for e in eval_functions(facts) for g in facts.reachable_from(e)}
+        s = summaries(facts)
+        return {f.qualname for f in facts.functions.values() if f.qualname not in scoring and s.does(f, "train")}
+
+    return fn.qualname in facts.cached("training_only", build)
 
 
 def scoring_loops(facts, fn):
@@ -52,7 +70,7 @@ def val_loops(facts, fn) -> list:
     if vnames:
         for loop in loops(fn):
             if any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in vnames
-                   for st in loop.body for n in ast.walk(st)):
+                   for st in loop.body for n in ast_walk(st)):
                 out.append(loop)
     facts._cache[key] = out
     return out
@@ -183,7 +201,7 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
         if not _val_args(call, env):
             continue
         for t in n.targets:
-            for x in ast.walk(t):
+            for x in ast_walk(t):
                 if isinstance(x, ast.Name):
                     out[x.id] = call
     facts._cache[key] = out
@@ -200,7 +218,7 @@ def mentions_val(node, env) -> bool:
     was loaded), or a val-ish name or attribute (``args.val_files``)."""
     from rules.analysis.patterns import VAL_NAME
 
-    for x in ast.walk(node):
+    for x in ast_walk(node):
         if isinstance(x, ast.Name) and (VAL_NAME.search(x.id) or any(l[0] == "V" for l in env.get(x.id, ()))):
             return True
         if isinstance(x, ast.Attribute) and VAL_NAME.search(x.attr):

@@ -6,6 +6,7 @@ import re
 
 from auditor.model import Severity
 from rules._eval_cases import ILLEGAL_TARGET_GATE, LEGAL_PREFIX_GATE, SLIDING_WINDOW, TILT_WITH_Z, UNDECODABLE_WRAPPER, wrapped
+from rules._eval_common import training_only
 from rules.analysis import analyse, native, taint
 from rules.analysis.patterns import summaries, walk_own
 from rules.analysis.report import code_finding
@@ -87,8 +88,8 @@ class EvalCausal(Rule):
         s = summaries(facts)
         seen = set()
         for fn in facts.functions.values():
-            if fn.qualname not in tf.analysed:
-                continue
+            if fn.qualname not in tf.analysed or training_only(facts, fn):
+                continue  # a gate in a training step weights the training loss, not a scored probability
             ff = facts.file_of(fn)
             env = tf.env.get(fn.qualname, {})
             scored = s.scored_keys(fn)

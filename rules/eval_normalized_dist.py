@@ -13,6 +13,7 @@ from rules.analysis.normalization import unnormalized_transforms
 from rules.analysis.patterns import summaries
 from rules.analysis.patterns import walk_own
 from rules.analysis.report import code_finding, log_finding, path_order, sink_order
+from rules._eval_common import training_only
 from rules.base import Invalid, Rule, Valid, register
 
 _PPM = re.compile(r"ppm", re.I)
@@ -133,6 +134,8 @@ class EvalNormalizedDist(Rule):
         done = set()
         for s in sorted(tf.log_sinks.values(), key=lambda s: sink_order(facts, s)):
             own = [p for k, p in s.labels if k == "K" and not (p and p[-1].startswith(IN))]
+            if training_only(facts, s.fn):
+                continue  # a training loss weighted by a table read (class 2), not a scored value
             if not own and not summaries(facts).direct(s.fn)["score"]:
                 continue  # a generic helper (``logsumexp``) that a caller's value reached; the caller's sink is reported
             kpaths = sorted((clean(p) for k, p in s.labels if k == "K"), key=lambda p: path_order(s, p))
