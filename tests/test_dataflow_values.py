@@ -222,3 +222,11 @@ def test_calibration_batches_drawn_from_the_training_loader_after_the_loop(tmp_p
     text = renamed(_CALIB_ON_LOADER, transforms) if transforms else _CALIB_ON_LOADER
     assert transforms == () or "draw" not in text or "rename_attributes" not in transforms
     assert errors(tmp_path, text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+
+
+def test_positions_of_the_next_tokens_spelled_as_an_offset_arange(tmp_path):
+    # ``vt[arange(a, b) + start + 1]`` (#972): the stream at the next positions is the target
+    text = cases.ILLEGAL_NGRAM.replace("y = val_tokens[pos]", "nxt = np.arange(0, 256) + (s - 1) + 1\n        y = val_tokens[nxt]")
+    assert "val_tokens[pos]" not in text
+    assert errors(tmp_path / "plain", text, {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
+    assert errors(tmp_path / "renamed", renamed(text), {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]

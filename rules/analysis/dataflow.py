@@ -341,6 +341,20 @@ class _FnPass:
         return out | keep
 
     def ev_BinOp(self, node: ast.BinOp):
+        if isinstance(node.op, ast.Add) and self.source_ctx:
+            # ``arange(s, e) + start + 1``: the positions of the next tokens, however the offset is spelled
+            terms, todo = [], [node]
+            while todo:
+                t = todo.pop()
+                if isinstance(t, ast.BinOp) and isinstance(t.op, ast.Add):
+                    todo += [t.left, t.right]
+                else:
+                    terms.append(t)
+            if any(isinstance(t, ast.Constant) and t.value == 1 for t in terms) and any(
+                    isinstance(t, ast.Call) and call_name(t.func).rsplit(".", 1)[-1] == "arange" for t in terms):
+                for t in terms:
+                    self.ev(t)
+                return frozenset({P})
         a, b = self.ev(node.left) - {P, V}, self.ev(node.right) - {P, V}  # pos - k: context positions; arithmetic on the stream is not the stream
         out = a | b
         if isinstance(node.op, HASH_OPS):

@@ -132,6 +132,9 @@ def _value_score_accum(node: ast.AST, env: dict, returned: set[str]) -> bool:
 def target_update(node: ast.AST, env: dict) -> bool:
     """``succ[x] += one_hot(y)`` / ``tbl[ctx, y] += 1``: a table updated with the target token (by value)."""
     if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+        root = node.target.value
+        if isinstance(root, ast.Name) and any(l[0] == "S" for l in env.get(root.id, ())):
+            return False  # ``nll[:k] *= ~match``: a loss masked in place, not a table
         for part in (node.target.slice, node.value):
             for n in ast_walk(part):
                 if isinstance(n, ast.Name) and any(l[0] == "T" for l in env.get(n.id, ())):
