@@ -69,8 +69,27 @@ class CodeFile:
         """Every node of ``tree()`` in ``ast.walk`` order (empty when it does not parse)."""
         if self._nodes is None:
             tree = self.tree()
-            self._nodes = list(ast.walk(tree)) if tree is not None else []
+            self._nodes = _walk_list(tree) if tree is not None else []
         return self._nodes
+
+
+def _walk_list(tree: ast.AST) -> list[ast.AST]:
+    """``list(ast.walk(tree))`` (same breadth-first order) without a generator per node."""
+    out = [tree]
+    i = 0
+    while i < len(out):
+        node = out[i]
+        i += 1
+        for name in node._fields:
+            try:
+                v = getattr(node, name)
+            except AttributeError:
+                continue
+            if isinstance(v, ast.AST):
+                out.append(v)
+            elif isinstance(v, list):
+                out.extend(x for x in v if isinstance(x, ast.AST))
+    return out
 
 
 @dataclass

@@ -152,13 +152,23 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 
 def walk(node: ast.AST):
-    """``ast.walk``: the same nodes in the same order, at about 1.5x the speed. The analysis walks
-    subtrees hundreds of times per folder and the stdlib version pays two generator layers per node."""
+    """``ast.walk``: the same nodes in the same order, faster. The analysis walks subtrees hundreds of
+    times per folder; the stdlib version pays two generator layers per node, this one reads the child
+    list the index stored on each node of an indexed file, and a whole indexed module is the list
+    ``FileFacts.nodes`` (trees are never changed)."""
+    whole = node.__dict__.get("_pg_walk")
+    return iter(whole) if whole is not None else _walk(node)
+
+
+def _walk(node: ast.AST):
     todo = deque([node])
     pop, extend = todo.popleft, todo.extend
     while todo:
         node = pop()
-        extend(_children(node))
+        try:
+            extend(node._pg_kids)
+        except AttributeError:  # a node of a tree nobody indexed
+            extend(_children(node))
         yield node
 
 
@@ -178,7 +188,8 @@ class _Indexer(ast.NodeVisitor):
 
     def generic_visit(self, node):
         parents = self.ff.parents
-        for child in _children(node):
+        node._pg_kids = kids = _children(node)  # for ``walk``
+        for child in kids:
             parents[id(child)] = node
             self.visit(child)
 
@@ -224,6 +235,8 @@ class _Indexer(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name):
         (self.func[-1].refs if self.func else self.ff.top_refs).add(node.id)
+        node._pg_kids = [node.ctx]  # for ``walk`` (``_children`` of a Name)
+        node.ctx._pg_kids = []  # the parser shares one Load/Store/Del leaf among all names
 
     def visit_Attribute(self, node: ast.Attribute):
         (self.func[-1].refs if self.func else self.ff.top_refs).add(node.attr)
@@ -274,6 +287,7 @@ def _index(path: str, text: str, sha: str, tree: ast.Module | None = None, nodes
                 return ff
             ff.skipped_lines = skipped
     ff.nodes = nodes if nodes is not None else list(walk(ff.tree))
+    ff.tree._pg_walk = ff.nodes  # for ``walk(ff.tree)``
     try:
         _Indexer(ff).visit(ff.tree)
     except RecursionError:
