@@ -124,3 +124,14 @@ def test_a_malformed_re_entry_report_is_a_reason_not_a_crash():
     bad = [{"function": "eval_val", "line": 3, "calls": [{"tag": "replay", "error": None, "events": "not a list"}], "original": {}}]
     with pytest.raises((KeyError, TypeError, ValueError, AttributeError, IndexError)):
         read_reentry(ProbeOutcome("x"), "train_gpt.py", bad, val, 7)  # probe_script turns this into a stated reason
+
+
+def test_logs_shipped_under_logs_are_read_for_the_toy_switches(tmp_path):
+    from auditor.reproduce.probe_script import _log_files
+
+    (tmp_path / "logs").mkdir()
+    for n in ("b_seed1.txt", "a_seed2.txt", "notes.md"):
+        (tmp_path / "logs" / n).write_text("ngram_cache:enabled\n")
+    assert [p.name for p in _log_files(tmp_path)] == ["a_seed2.txt", "b_seed1.txt"]
+    (tmp_path / "train_seed1.log").write_text("x\n")
+    assert [p.name for p in _log_files(tmp_path)] == ["train_seed1.log"]  # top-level logs first, as before

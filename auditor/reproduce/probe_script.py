@@ -113,6 +113,12 @@ def _top_level_import(text: str, module: str) -> int | None:
     return None
 
 
+def _log_files(record: Path) -> list[Path]:
+    """The record's train logs (top level, or logs/*.log|txt as some PRs ship them), at most three."""
+    found = sorted(record.glob("*.log")) or sorted(p for p in record.glob("logs/*") if p.suffix in (".log", ".txt"))
+    return found[:3]
+
+
 def _as_script_parses(env: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
     """Logged hyperparameter dumps print booleans as True/False; a knob whose default in the script is
     0/1 is parsed with int(): hand it 1/0."""
@@ -208,7 +214,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     flipped = val.copy()
     flipped[-1] = _flip_to(val, vocab)
     seed = plan.seeds[0] if plan.seeds else 1337
-    logs = "\n".join(read_capped(p, 200_000).decode("utf-8", "replace") for p in sorted(plan.record.glob("*.log"))[:3]
+    logs = "\n".join(read_capped(p, 200_000).decode("utf-8", "replace") for p in _log_files(plan.record)
                      if readable_regular(p, plan.record))
     defaults = script_defaults(text)
     knobs = toy_env(plan.needs.env_reads, logs, defaults) if toy else {}
