@@ -39,6 +39,7 @@ class Access:
     after_training: bool = False
     reach: str | None = None  # rules.analysis reachability of the node
     reach_why: str = ""
+    unscored: bool = False  # train-read: what it reads feeds no scoring function (calibration-shaped, by value)
 
 
 @dataclass
@@ -234,7 +235,9 @@ def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> 
                 and (_mentions(node, TRAIN_NAME) or held)) or on_loader:
             if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node):
                 detail = _mentions(node, TRAIN_NAME) or held or ""
-                out.accesses.append(_acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after))
+                acc = _acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after)
+                acc.unscored = after and _feeds_no_score(ff, facts, node, fn)
+                out.accesses.append(acc)
         # validation data into training: a loader over val files inside the training function, or calibration on val
         if LOADER_CALL.search(short) and _mentions(node, VAL_NAME) and not re.search(r"val|eval", short, re.I):
             if loop and ff.path == loop.file and qual == loop.func and line <= loop.end:
@@ -243,6 +246,44 @@ def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> 
         if CALIB_NAME.search(short) and any(_mentions(a, VAL_NAME) for a in list(node.args) + [k.value for k in node.keywords]):
             out.accesses.append(_acc(ff, facts, node, qual, "val-calibration",
                                      f"calibrates ({short}) on validation data ({_mentions(node, VAL_NAME)})", after))
+
+
+def _feeds_no_score(ff: FileFacts, facts, node: ast.AST, fn: FuncInfo | None) -> bool:
+    """The training data read here reaches no score: it is bound to names that only non-scoring calls
+    consume (``calib = Loader(train_files)`` → ``hessians_of(model, calib)``), or it sits in a function
+    that scores nothing and whose every caller drops its result or hands it only to non-scoring calls.
+    The shape of a calibration pass, found without its name."""
+    from rules.analysis.patterns import summaries
+
+    if fn is None:
+        return False
+    s = summaries(facts)
+    if s.does(fn, "score"):
+        return _consumed_unscored(ff, facts, s, node, fn)
+    sites = [(facts.file_of(f), c, f) for f in facts.functions.values() for short, c in f.calls
+             if fn in facts.resolve(short, c, f)]
+    return all(sf is not None and (not s.does(f, "score") or _consumed_unscored(sf, facts, s, c, f)) for sf, c, f in sites)
+
+
+def _consumed_unscored(ff: FileFacts, facts, s, node: ast.AST, fn: FuncInfo) -> bool:
+    p = ff.parent(node)
+    while p is not None and not isinstance(p, ast.stmt):
+        p = ff.parent(p)
+    if isinstance(p, ast.Expr) and p.value is node:
+        return True  # the result is dropped
+    if not isinstance(p, ast.Assign):
+        return False
+    names = {n.id for t in p.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    uses = [c for c in ast.walk(fn.node) if isinstance(c, ast.Call) and c is not node and getattr(c, "lineno", 0) > p.lineno
+            and any(isinstance(x, ast.Name) and x.id in names for a in list(c.args) + [k.value for k in c.keywords]
+                    for x in ast.walk(a))]
+    other = [x for x in ast.walk(fn.node) if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load) and x.id in names
+             and getattr(x, "lineno", 0) > p.lineno]
+    if len(other) > sum(1 for c in uses for a in list(c.args) + [k.value for k in c.keywords] for x in ast.walk(a)
+                        if isinstance(x, ast.Name) and x.id in names):
+        return False  # read somewhere else than as a call argument (returned, added, printed)
+    own = [facts.resolve(call_name(c.func).rsplit(".", 1)[-1], c, fn) for c in uses]
+    return all(ts and not any(s.does(t, "score") for t in ts) for ts in own)
 
 
 def _just_counted(ff: FileFacts, node: ast.AST) -> bool:

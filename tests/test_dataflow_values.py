@@ -199,21 +199,28 @@ _CALIB_ON_LOADER = textwrap.dedent('''
             self.pos += n
             return torch.from_numpy(np.fromfile(self.files[0], dtype=np.uint16)[self.pos - n:self.pos])
 
-    def calibrate(model, loader, n):
+    def collect(model, loader, n):
         return [model(loader.draw(1024)) for _ in range(n)]
 
-    def main(model, opt, val_tokens, steps):
+    def evaluate(model, toks):
+        tot = 0.0
+        for i in range(0, len(toks) - 1025, 1024):
+            tot += torch.nn.functional.cross_entropy(model(toks[i:i + 1024]), toks[i + 1:i + 1025]).item()
+        return tot
+
+    def main(model, opt, steps):
         args = Hyperparameters()
+        val = torch.from_numpy(np.fromfile("data/fineweb_val_000000.bin", dtype=np.uint16))
         loader = ShardLoader(args.train_files)
         for step in range(steps):
             loss = model(loader.draw(1024))
             loss.backward()
             opt.step()
-        stats = calibrate(model, loader, 8)
-        return model(val_tokens).mean()
+        stats = collect(model, loader, 8)
+        return evaluate(model, val)
 
     if __name__ == "__main__":
-        main(None, None, None, 0)
+        main(None, None, 0)
 ''')
 
 
@@ -230,3 +237,17 @@ def test_positions_of_the_next_tokens_spelled_as_an_offset_arange(tmp_path):
     assert "val_tokens[pos]" not in text
     assert errors(tmp_path / "plain", text, {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
     assert errors(tmp_path / "renamed", renamed(text), {"NGRAM-TARGET-IN-KEY"}) == ["NGRAM-TARGET-IN-KEY"]
+
+
+def test_a_calibration_pass_with_a_reserve_is_known_by_what_it_feeds_not_its_name(tmp_path):
+    text = _CALIB_ON_LOADER.replace("import glob, numpy", "GPTQ_RESERVE_SECONDS = 12.0\nimport glob, numpy")
+    for t in (text, renamed(text, ("rename_locals", "rename_functions", "rename_attributes"))):
+        rec = audit_one(write_folder(tmp_path / str(len(t)), {"train_gpt.py": t}), only_rules={"DATA-NO-TRAIN-AT-EVAL"})
+        got = {(f.severity.value, "calibration" in f.message) for f in rec.findings}
+        assert got == {("info", True)}, got
+    # the same read feeding the scored value is no calibration, reserve or not
+    scored = text.replace("    stats = collect(model, loader, 8)\n    return evaluate(model, val)",
+                          "    return evaluate(model, val) + collect(model, loader, 8)[0].mean()")
+    assert "stats" not in scored
+    rec = audit_one(write_folder(tmp_path / "scored", {"train_gpt.py": scored}), only_rules={"DATA-NO-TRAIN-AT-EVAL"})
+    assert any(f.severity.value in ("error", "warning") for f in rec.findings)
