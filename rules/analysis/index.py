@@ -243,6 +243,9 @@ class _Indexer(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _assign(self, node, targets, value):
+        # children first: ``find_env`` then walks the value over the child lists this stores (an
+        # expression holds no statement, so nothing below touches env, fields or assignments)
+        self.generic_visit(node)
         if value is not None:
             env = find_env(value)
             if env:
@@ -265,7 +268,6 @@ class _Indexer(ast.NodeVisitor):
             for t in targets:
                 if isinstance(t, ast.Name):
                     self.ff.assignments.setdefault(t.id, node.lineno)
-        self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign):
         self._assign(node, node.targets, node.value)
