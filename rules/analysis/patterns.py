@@ -11,7 +11,9 @@ from rules.analysis.index import FuncInfo, call_name
 from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 ACC_NAME = re.compile(r"(loss|nll|bits|bpb|score|logprob|log_prob)", re.I)
-VAL_NAME = re.compile(r"(val|eval)_?(tok|data|stream|ids|np|seq|chunk|docs?)|^val_tokens|^val$|valid", re.I)
+# a hint only (the taint's V label decides): never a length or count setting (``eval_seq_len``, ``valid_count``)
+VAL_NAME = re.compile(r"^(?!.*_(len|length|size|count|steps|lr|every|num|n)$)(?:.*?((val|eval)_?(tok|data|stream|ids|np|seq|chunk|docs?)"
+                      r"|^val_tokens|^val$|valid))", re.I)
 CACHE_UPDATE = re.compile(r"^(update\w*|add_?\w*|observe\w*|insert\w*|record\w*|push\w*|absorb\w*|ingest\w*|commit\w*)$", re.I)
 
 
@@ -341,7 +343,7 @@ class Summaries:
         if got is None:
             fns = list(self.facts.functions.values())
             got = {f.qualname for f in fns if self.direct(f)[kind]}
-            callees = {f.qualname: [c.qualname for c in self.facts.callees(f)] for f in fns}
+            callees = {f.qualname: [c.qualname for c in self.facts.callees(f)] + self._passed(f) for f in fns}
             changed = True
             while changed:
                 changed = False
@@ -351,6 +353,21 @@ class Summaries:
                         changed = True
             self._trans[key] = got
         return got
+
+    def _passed(self, fn: FuncInfo) -> list[str]:
+        """Functions ``fn`` hands to a call as values (``opt.step(closure)``, ``timed(eval_val, …)``): the
+        callee calls them back, so what they do ``fn`` does (whatever they are called)."""
+        out = []
+        for n in _walk_own(fn.node):
+            if isinstance(n, ast.Call):
+                for a in list(n.args) + [k.value for k in n.keywords]:
+                    if isinstance(a, ast.Name):
+                        nested = self.facts.functions.get(f"{fn.qualname}.{a.id}")
+                        if nested is not None:
+                            out.append(nested.qualname)
+                        else:
+                            out += [f.qualname for f in self.facts.by_short.get(a.id, []) if not f.cls]
+        return out
 
     def stmt_does(self, stmt: ast.AST, kind: str, caller: FuncInfo | None) -> ast.AST | None:
         """The first node in ``stmt`` that does ``kind`` (directly or through a call)."""
