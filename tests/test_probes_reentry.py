@@ -135,3 +135,15 @@ def test_logs_shipped_under_logs_are_read_for_the_toy_switches(tmp_path):
     assert [p.name for p in _log_files(tmp_path)] == ["a_seed2.txt", "b_seed1.txt"]
     (tmp_path / "train_seed1.log").write_text("x\n")
     assert [p.name for p in _log_files(tmp_path)] == ["train_seed1.log"]  # top-level logs first, as before
+
+
+def test_an_entry_not_named_train_gpt_is_probed_as_the_record_names_it(tmp_path):
+    """Merged records ship train_gpt_v5.py or train_gpt_cuda_ternary.py: the plan's entry is probed, not 'no scorer'."""
+    pytest.importorskip("sentencepiece")
+    folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-01_v5"
+    folder.mkdir(parents=True)
+    (folder / "train_gpt_v5.py").write_text(FIXTURE.read_text(encoding="utf-8").replace('MODE = "legal"', 'MODE = "two_pass"'))
+    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=240, tok_cache=tmp_path / "tok")
+    flip = [f for f in out.findings if f.rule == "PROBE-SUFFIX-FLIP"]
+    assert flip and flip[0].severity.value == "error" and flip[0].file == "train_gpt_v5.py"
+    assert out.numbers["train_gpt_v5.py"]["mode"] == "re-entered"

@@ -99,7 +99,7 @@ def probe_file(path: Path, function: str = "score_tokens", *, sandbox: str = "no
     display = display or path.name
     res = ProbeOutcome(f"{display}:{function}")
     try:
-        src = path.read_text(encoding="utf-8")
+        src = read_capped(path, MAX_PROBE_OUT).decode("utf-8")  # never through a symlink
         inst = instrument_source(src, accumulator)
     except Exception as exc:  # unparsable source is one line, not a trace
         res.findings.append(_f("PROBE-NOT-RUN", Severity.WARNING, display, None, f"cannot instrument {display}: {type(exc).__name__}: {exc}", [], ""))
@@ -243,8 +243,8 @@ def scorer_files(folder: Path) -> list[tuple[Path, str]]:
     out = []
     for p in sorted(folder.glob("*.py")):
         try:
-            tree = ast.parse(p.read_text(encoding="utf-8", errors="replace"))
-        except SyntaxError:
+            tree = ast.parse(read_capped(p, MAX_PROBE_OUT).decode("utf-8", "replace"))
+        except (SyntaxError, ValueError, OSError):
             continue
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name in SCORER_FUNCTIONS:
@@ -264,7 +264,8 @@ def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: s
     else:
         targets = [(p, function or f) for p, f in scorer_files(target)]
         root = target
-    if not targets and whole_script and (target / "train_gpt.py").is_file():
+    # the whole script: train_gpt.py, or the entry the record's own files name (train_gpt_v5.py, run_*.sh → *.py)
+    if not targets and whole_script and target.is_dir() and any(p.suffix == ".py" and not p.is_symlink() for p in target.iterdir()):
         from auditor.reproduce.plan import PlanError, build_plan
         from auditor.reproduce.probe_script import probe_script
 
@@ -285,7 +286,7 @@ def probe_record(target: Path, *, sandbox: str = "none", work: Path, function: s
         sites = []
         if entry.is_file():
             try:
-                sites = [s for s in instrument_source(entry.read_text(encoding="utf-8", errors="replace")).sites if s.kind == "score"]
+                sites = [s for s in instrument_source(read_capped(entry, MAX_PROBE_OUT).decode("utf-8", "replace")).sites if s.kind == "score"]
             except Exception:
                 sites = []
         agg.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, entry.name if entry.is_file() else "", sites[0].line if sites else None,
