@@ -147,3 +147,11 @@ def test_an_entry_not_named_train_gpt_is_probed_as_the_record_names_it(tmp_path)
     flip = [f for f in out.findings if f.rule == "PROBE-SUFFIX-FLIP"]
     assert flip and flip[0].severity.value == "error" and flip[0].file == "train_gpt_v5.py"
     assert out.numbers["train_gpt_v5.py"]["mode"] == "re-entered"
+
+
+def test_logged_booleans_become_1_0_for_knobs_the_script_parses_with_int():
+    from auditor.reproduce.probe_script import _as_script_parses
+
+    text = "ln_scale=bool(int(os.environ.get('LN_SCALE',_E)));name=os.environ.get('FLAG','True')"
+    got = _as_script_parses({"LN_SCALE": "True", "FLAG": "True", "TIE": "False", "X": "False"}, {"TIE": "1"}, text)
+    assert got == {"LN_SCALE": "1", "FLAG": "True", "TIE": "0", "X": "False"}

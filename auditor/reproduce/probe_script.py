@@ -119,12 +119,15 @@ def _log_files(record: Path) -> list[Path]:
     return found[:3]
 
 
-def _as_script_parses(env: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
+def _as_script_parses(env: dict[str, str], defaults: dict[str, str], text: str = "") -> dict[str, str]:
     """Logged hyperparameter dumps print booleans as True/False; a knob whose default in the script is
-    0/1 is parsed with int(): hand it 1/0."""
+    0/1, or that the script reads through int(), gets 1/0."""
+    import re
+
     out = dict(env)
     for k, v in env.items():
-        if v in ("True", "False") and defaults.get(k) in ("0", "1"):
+        if v in ("True", "False") and (defaults.get(k) in ("0", "1")
+                                       or re.search(r"int\(\s*os\.environ\.get\(\s*['\"]" + re.escape(k) + r"['\"]", text)):
             out[k] = "1" if v == "True" else "0"
     return out
 
@@ -243,7 +246,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         else:
             for p in find_shards(data, "train"):
                 os.symlink(p, dd / p.name)
-        env = allowed_env({**_as_script_parses(plan.env_for(seed), defaults), **knobs}, home=d / "out")
+        env = allowed_env({**_as_script_parses(plan.env_for(seed), defaults, text), **knobs}, home=d / "out")
         env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
                     "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache"), "OMP_NUM_THREADS": "1"})
         if spec is not None:
@@ -291,7 +294,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
 
     def failed(tag: str, out) -> ProbeOutcome:
         d = runs[tag][0]
-        tail = [x for x in read_capped(d / "console.txt").decode("utf-8", "replace").splitlines() if x.strip()][-3:]
+        tail = [x[:300] for x in read_capped(d / "console.txt").decode("utf-8", "replace").splitlines() if x.strip()][-3:]
         why = f"timed out after {timeout_s:.0f} s" if out.timed_out else f"exit status {out.returncode}"
         where = " through pgolf's CPU layer" if cuda else ""
         return not_run(f"{name} did not run on one CPU process{where} with a {n_val}-token val shard ({why})", tail)
