@@ -70,8 +70,10 @@ def val_loops(facts, fn) -> list:
     if vnames:
         for loop in loops(fn):
             if any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in vnames
-                   for st in loop.body for n in ast_walk(st)):
-                out.append(loop)
+                   for st in loop.body for n in ast_walk(st)) or (
+                    isinstance(loop, (ast.For, ast.AsyncFor)) and any(isinstance(n, ast.Name) and n.id in vnames
+                                                                     for n in ast_walk(loop.iter))):
+                out.append(loop)  # ... or iterates it (``for a, b in docs``, ``range(len(stream))``)
     facts._cache[key] = out
     return out
 
