@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ast
+import bisect
+import itertools
 import re
 
 from rules.analysis import CodeFacts, FuncInfo
@@ -148,7 +150,9 @@ def _missing_stages(facts) -> dict[str, list]:
         if not any(h in low for _p, hints in _STAGES.values() for h in hints):
             continue
         stop = finals.get(name)
-        for i, line in enumerate(text.split("\n"), 1):
+        lines = text.split("\n")
+        for i in _hint_lines(lines, low):
+            line = lines[i - 1]
             if stop is not None and i >= stop:
                 break
             # the hint test first: it is what excludes most lines, and it is cheaper than the code-line regex
@@ -171,6 +175,16 @@ def _missing_stages(facts) -> dict[str, list]:
                     out[fam].append(LogLine(name, i, line.strip()))
                 break
     return {k: v for k, v in out.items() if v}
+
+
+def _hint_lines(lines: list[str], low: str):
+    """Numbers (1-based, ascending) of the lines that may hold a stage hint: every line whose lower
+    case holds one, found with one regex pass over the log (megabytes, 100k+ lines) instead of a
+    Python-level test per line. Falls back to every line when lower-casing changed the text's length."""
+    if len(low) != sum(map(len, lines)) + len(lines) - 1:
+        return range(1, len(lines) + 1)
+    starts = list(itertools.accumulate((len(x) + 1 for x in lines[:-1]), initial=0))
+    return sorted({bisect.bisect_right(starts, m.start()) for m in _STAGE_HINT.finditer(low)})
 
 
 def _words(code: str) -> set[str]:
