@@ -18,7 +18,8 @@ candidate):
 * ``dead_code``           a copy of a statement behind a false constant (``if False:`` or a flag)
 
 What is never touched, because it is not only code: names that appear in string constants (an
-``exec`` payload, a state-dict key), class-body attributes (hyperparameters are dumped to the logs by
+``exec`` payload, a state-dict key; for attributes also a word of a longer string, such as the
+``"attn_scale,mlp_scale"`` pattern lists records match parameter names against), class-body attributes (hyperparameters are dumped to the logs by
 name), dunders, ``self``/``cls``, attribute names of library objects (torch, numpy, builtins), and
 files that carry ``pgolf:`` comments (ast.unparse drops comments) or do not parse.
 """
@@ -28,6 +29,7 @@ import ast
 import builtins
 import copy
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ _WORDS = ("amber", "basil", "cedar", "delta", "ember", "fjord", "grove", "heron"
           "maple", "nectar", "onyx", "pylon", "quartz", "raven", "sable", "thyme", "umber", "vapor", "willow", "yarrow",
           "zephyr")
 _DYNAMIC = {"locals", "vars", "eval", "exec", "globals", "dir"}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEEP_PARAMS = {"self", "cls"}
 _NAMED_ATTR_CALLS = {"getattr": 1, "setattr": 1, "hasattr": 1, "delattr": 1, "register_buffer": 0,
                      "register_parameter": 0, "register_module": 0, "add_module": 0}
@@ -301,8 +304,11 @@ def rename_attributes(ctx: _Ctx) -> str | None:
                     named_strings.add(n.args[pos].value)
     lib = library_attrs()
     module_names = set().union(*(_module_level_bound(t) for t in ctx.trees.values()))
+    # a word inside a longer string names the attribute too: ``"attn_scale,mlp_scale".split(",")`` matched
+    # against parameter names (``any(p in name for p in patterns)``) must keep matching
+    words = {w for c in strings - named_strings for w in _WORD.findall(c) if w != c}
     cands = sorted(a for a in attrs - keep - lib if not a.startswith("__") and (a not in strings or a in named_strings)
-                   and a not in module_names)
+                   and a not in module_names and a not in words)
     # a string that names the attribute elsewhere (not in a getattr-like call) blocks the rename
     blocked = set()
     for t in ctx.trees.values():
