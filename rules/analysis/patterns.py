@@ -155,6 +155,7 @@ class Summaries:
         self._retloss: dict[str, bool] = {}
         self._scored: dict[str, set[str]] = {}
         self._opts: dict[str, set[str]] = {}
+        self._lparams: dict[str, set[str]] = {}
 
     def direct(self, fn: FuncInfo) -> dict[str, list[ast.AST]]:
         d = self._direct.get(fn.qualname)
@@ -220,7 +221,8 @@ class Summaries:
                 tg = n.targets if isinstance(n, ast.Assign) else [n.target]
                 keys = {k for t in tg for x in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]) if (k := _acc_key(x))}
                 assigns.append((keys, n.value))
-        lossy: set[str] = set()
+        params = self._lossy_params(fn)
+        lossy: set[str] = set(params)
         changed = True
         while changed:
             changed = False
@@ -228,7 +230,7 @@ class Summaries:
                 if keys - lossy and self._lossy_expr(v, lossy, env, fn):
                     lossy |= keys
                     changed = True
-        sinks: set[str] = set()
+        sinks: set[str] = set(fn.params) - {"self", "cls"}  # ``loss_sum += …`` on a caller's tensor: the caller sees it
         for n in _walk_own(fn.node):
             if isinstance(n, ast.Return) and n.value is not None:
                 sinks |= {k for x in ast_walk(n.value) if (k := _acc_key(x))}
@@ -277,6 +279,31 @@ class Summaries:
                         changed = True
         self._scored[fn.qualname] = keys
         return keys
+
+    def _lossy_params(self, fn: FuncInfo) -> set[str]:
+        """Parameters some caller hands a loss (``accumulate(ptl, …)`` where ``ptl`` is the model's per-token
+        loss there), whatever they are called."""
+        got = self._lparams.get(fn.qualname)
+        if got is not None:
+            return got
+        self._lparams[fn.qualname] = set()  # recursion guard
+        params = list(fn.params)
+        if fn.cls and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        out: set[str] = set()
+        for _ff, caller, call in self.facts.call_sites.get(fn.short, [])[:50]:
+            if caller is None or caller is fn or call_name(call.func).rsplit(".", 1)[-1] != fn.short:
+                continue
+            cenv = self._env(caller)
+            clossy = self._lossy_info(caller, cenv)[0]
+            for i, a in enumerate(call.args):
+                if i < len(params) and not isinstance(a, ast.Starred) and self._lossy_expr(a, clossy, cenv, caller):
+                    out.add(params[i])
+            for k in call.keywords:
+                if k.arg in params and self._lossy_expr(k.value, clossy, cenv, caller):
+                    out.add(k.arg)
+        self._lparams[fn.qualname] = out
+        return out
 
     def _lossy_expr(self, v: ast.AST, lossy: set[str], env: dict, fn: FuncInfo) -> bool:
         for x in ast_walk(v):
