@@ -251,3 +251,40 @@ def test_a_calibration_pass_with_a_reserve_is_known_by_what_it_feeds_not_its_nam
     assert "stats" not in scored
     rec = audit_one(write_folder(tmp_path / "scored", {"train_gpt.py": scored}), only_rules={"DATA-NO-TRAIN-AT-EVAL"})
     assert any(f.severity.value in ("error", "warning") for f in rec.findings)
+
+
+def test_a_dead_copy_of_a_transform_does_not_hide_the_live_one(tmp_path):
+    # the metamorphic dead-code rewrite puts ``if False: p = <same transform>`` after the live line
+    text = textwrap.dedent('''
+        import numpy as np, torch
+        import torch.nn.functional as F
+
+
+        def prob(lg, prev, nxt, counts):
+            frac = counts[prev] / (counts[prev].sum(-1, keepdim=True) + 1.0)
+            p = F.softmax(lg, -1) * (1.0 + 0.2 * frac)
+            if False:
+                p = F.softmax(lg, -1) * (1.0 + 0.2 * frac)
+            return p.gather(1, nxt[:, None]).squeeze(1)
+
+
+        def main():
+            model = torch.load("model.pt")
+            val_tokens = torch.load("val.pt")
+            counts = torch.zeros(1024, 1024)
+            nll_sum = 0.0
+            for s in range(0, len(val_tokens) - 257, 256):
+                x = val_tokens[s:s + 256]
+                y = val_tokens[s + 1:s + 257]
+                p = prob(model(x), x, y, counts)
+                nll_sum += float(-torch.log(p).sum())
+            print(f"final_int8_zlib_roundtrip_exact val_loss:{nll_sum:.4f} val_bpb:{nll_sum:.4f}")
+
+
+        if __name__ == "__main__":
+            main()
+    ''')
+    rec = audit_one(write_folder(tmp_path, {"train_gpt.py": text}), only_rules={"EVAL-NORMALIZED-DIST"})
+    got = sorted((f.severity.value, f.line) for f in rec.findings)
+    live = text.split("\n").index("    p = F.softmax(lg, -1) * (1.0 + 0.2 * frac)") + 1
+    assert ("error", live) in got, got

@@ -43,8 +43,8 @@ class Transform:
 
 
 class _Walk:
-    def __init__(self, fn, ff):
-        self.fn, self.ff = fn, ff
+    def __init__(self, fn, ff, facts=None):
+        self.fn, self.ff, self.facts = fn, ff, facts
         self.state: dict[str, tuple[str, ast.AST | None]] = {}
         self.tensors: set[str] = set()
         self.hits: list[Transform] = []
@@ -205,10 +205,20 @@ class _Walk:
         if k == "SU" and origin is not None:
             self.hits.append(Transform(self.fn, self.ff, origin, origin.lineno, self._origins.get(id(origin), self._what)))
 
+    def _guarded(self, st) -> bool:
+        p = self.ff.parent(st)
+        while p is not None and p is not self.fn.node:
+            if isinstance(p, ast.If):
+                return True
+            p = self.ff.parent(p)
+        return False
+
     def run(self):
         self._origins: dict[int, str] = {}
         self._what = ""
         for st in _statements(self.fn.node):
+            if self.facts is not None and self._guarded(st) and self.facts.reach(st, self.ff).state == "unreachable":
+                continue  # a dead branch (``if False:``) never changes what the live code computes
             if isinstance(st, ast.Assign) and len(st.targets) == 1:
                 self.assign(st.targets[0], st.value)
             elif isinstance(st, ast.AugAssign) and isinstance(st.target, ast.Name):
@@ -270,7 +280,7 @@ def unnormalized_transforms(facts) -> list[Transform]:
                    for n in ast_walk(fn.node)):
                 continue  # training code
             try:
-                out.extend(_Walk(fn, facts.file_of(fn)).run())
+                out.extend(_Walk(fn, facts.file_of(fn), facts).run())
             except RecursionError:
                 continue
         return out
