@@ -288,3 +288,44 @@ def test_a_dead_copy_of_a_transform_does_not_hide_the_live_one(tmp_path):
     got = sorted((f.severity.value, f.line) for f in rec.findings)
     live = text.split("\n").index("    p = F.softmax(lg, -1) * (1.0 + 0.2 * frac)") + 1
     assert ("error", live) in got, got
+
+
+def test_a_mixture_weight_is_a_hyperparameter_whatever_holds_it(tmp_path):
+    # ``(1 - cfg.mix_w) * softmax + cfg.mix_w * counts / counts.sum()`` is a convex mixture: legal, also
+    # once ``args`` is renamed (the field is declared in a class body)
+    text = textwrap.dedent('''
+        import os, torch
+        import torch.nn.functional as F
+
+
+        class Hyperparameters:
+            mix_w = float(os.environ.get("MIX_W", "0.1"))
+
+
+        def bigram_eval(args, model, val_tokens):
+            counts = torch.zeros(1024, 1024)
+            nll = 0.0
+            for s in range(0, val_tokens.numel() - 257, 256):
+                chunk = val_tokens[s:s + 257]
+                x, y = chunk[:-1], chunk[1:]
+                c = counts[x] + 0.5
+                p = (1 - args.mix_w) * F.softmax(model(x[None])[0], dim=-1) + args.mix_w * c / c.sum(dim=-1, keepdim=True)
+                nll += float(-torch.log(p.gather(1, y[:, None])).sum())
+                counts.index_put_((x, y), torch.ones_like(x, dtype=counts.dtype), accumulate=True)
+            return nll
+
+
+        def main():
+            args = Hyperparameters()
+            model = torch.load("model.pt")
+            val_tokens = torch.load("val.pt")
+            print(f"final_int8_zlib_roundtrip_exact val_loss:{bigram_eval(args, model, val_tokens):.4f} val_bpb:1.0")
+
+
+        if __name__ == "__main__":
+            main()
+    ''')
+    assert errors(tmp_path / "plain", text, {"EVAL-NORMALIZED-DIST"}) == []
+    mutated = renamed(text)
+    assert "args.mix_w" not in mutated
+    assert errors(tmp_path / "renamed", mutated, {"EVAL-NORMALIZED-DIST"}) == []

@@ -56,7 +56,13 @@ class _Walk:
         if isinstance(e, ast.Name):
             return e.id not in self.tensors and e.id not in self.state
         if isinstance(e, ast.Attribute):
-            return isinstance(e.value, ast.Name) and e.value.id in ("args", "self", "h", "hp", "cfg", "config", "math")
+            if not isinstance(e.value, ast.Name):
+                return False
+            # a hyperparameter: a field declared in a class body (``mix_w = float(os.environ…)``), whatever the
+            # object holding it is called
+            return e.value.id in ("args", "self", "h", "hp", "cfg", "config", "math") or (
+                self.facts is not None and e.value.id not in self.tensors and e.value.id not in self.state
+                and e.attr in _class_fields(self.facts))
         if isinstance(e, ast.UnaryOp):
             return self.scalar(e.operand)
         if isinstance(e, ast.BinOp):
@@ -230,6 +236,21 @@ class _Walk:
                 if isinstance(c, ast.Call) and call_name(c.func).rsplit(".", 1)[-1] in ("log", "log2", "nll_loss") and c.args:
                     self.sink(c.args[0])
         return self.hits
+
+
+def _class_fields(facts) -> frozenset:
+    """Names assigned in class bodies of the program (configuration fields, not tensors built at run time)."""
+    def build():
+        out = set()
+        for ff in facts.files:
+            for c in ast_walk(ff.tree) if ff.tree is not None else ():
+                if isinstance(c, ast.ClassDef):
+                    for st in c.body:
+                        for t in (st.targets if isinstance(st, ast.Assign) else [st.target] if isinstance(st, ast.AnnAssign) else []):
+                            if isinstance(t, ast.Name):
+                                out.add(t.id)
+        return frozenset(out)
+    return facts.cached("class_fields", build)
 
 
 def _statements(fn_node):
