@@ -194,9 +194,16 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                        "`nll[i] = …`, `nlls.append(…)`): no score to compare")
     # Any CUDA request (even behind an is_available() check that then refuses) goes through the CPU layer.
     cuda = bool(plan.needs.uses_cuda) or "cuda" in text or "flash_attn" in text
+    # the knobs of the code that runs (an exec'd sidecar's, when the entry only exec()s it)
+    from auditor.reproduce.imports import scan_script
+
+    try:
+        env_reads = set(plan.needs.env_reads) | set(scan_script(text, set()).env_reads)
+    except Exception:
+        env_reads = set(plan.needs.env_reads)
     res.numbers["cpu_layer"] = cuda
     key, data = given_path(plan, ("DATA_PATH", "DATA_DIR"))  # never a README path outside the folder
-    tok_key = next((k for k in ("TOKENIZER_PATH", "TOKENIZER_MODEL", "SP_MODEL") if k in plan.needs.env_reads), None)
+    tok_key = next((k for k in ("TOKENIZER_PATH", "TOKENIZER_MODEL", "SP_MODEL") if k in env_reads), None)
     toy = data is None or not data.is_dir() or cuda
     if toy:  # the record's vocabulary, a generated corpus: the probe checks the eval loop, not the score
         vocab = plan.expected_vocab or script_vocab(text)
@@ -206,7 +213,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
             return not_run(f"cannot build a {vocab}-piece toy tokenizer: {type(exc).__name__}: {exc}")
         val = stream(tok, TOY_VAL_TOKENS, 1)
         train = stream(tok, TOY_TRAIN_TOKENS, 2)
-        key = key or ("DATA_DIR" if "DATA_DIR" in plan.needs.env_reads and "DATA_PATH" not in plan.needs.env_reads else "DATA_PATH")
+        key = key or ("DATA_DIR" if "DATA_DIR" in env_reads and "DATA_PATH" not in env_reads else "DATA_PATH")
     else:
         tok = None
         val = _val_prefix(data, PROBE_VAL_TOKENS)
@@ -220,7 +227,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     logs = "\n".join(read_capped(p, 200_000).decode("utf-8", "replace") for p in _log_files(plan.record)
                      if readable_regular(p, plan.record))
     defaults = script_defaults(text)
-    knobs = toy_env(plan.needs.env_reads, logs, defaults) if toy else {}
+    knobs = toy_env(env_reads, logs, defaults) if toy else {}
     res.numbers["toy_env"] = knobs
     runs = {}
 
@@ -257,7 +264,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         if tok is not None and tok_key:
             env[tok_key] = str(tok)
         for cap in _VAL_CAPS:
-            if cap in plan.needs.env_reads or cap in plan.env:
+            if cap in env_reads or cap in plan.env:
                 env[cap] = str(n_val)
         readable = [dd, plan.record] + ([data] if data is not None and data.is_dir() and not toy else []) + ([tok.parent] if tok else []) \
             + ([d / "spec"] if spec is not None else [])
@@ -332,7 +339,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                                 "scores": sum(len(e["values"]) for e in base_scores)})
         try:  # written by the record's process: hostile until read
             kept = list(res.findings)
-            why_not = read_reentry(res, name, records, val, vocab)
+            why_not = read_reentry(res, target, records, val, vocab)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             res.findings[:] = kept
             why_not = f"its re-entry report is malformed ({type(exc).__name__})"
@@ -369,7 +376,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(a),
                         "scores": sum(len(e["values"]) for e in a), "flipped_token": n_val - 1})
     if len(a) != len(b) or any(len(x["values"]) != len(y["values"]) for x, y in zip(a, b)):
-        res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.WARNING, name, sites[0].line,
+        res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.WARNING, target, sites[0].line,
                                f"flipping the last val token changed how many scores were committed ({len(a)} vs {len(b)} batches)", [],
                                "the number of scored tokens must not depend on token values"))
         return res
@@ -397,7 +404,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     res.numbers["changed_last_target"] = legit
     if bad:
         j, i, u, v, line = bad[0]
-        res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.ERROR, name, line,
+        res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.ERROR, target, line,
                                f"flipping the last val token (position {n_val - 1}) changed {len(bad)} score(s) of earlier targets "
                                f"(first: batch {j + 1}, value {i + 1} of {len(a[j]['values'])}: {u:.6f} → {v:.6f} nats): the eval reads the future",
                                [f"batch {jj + 1} value {ii + 1}: {uu:.6f} → {vv:.6f}" for jj, ii, uu, vv, _ in bad[:5]],
