@@ -173,6 +173,8 @@ class Summaries:
                 k = update_kind(n, opts) or ("cache" if target_update(n, env) else None)
                 if k:
                     d[k].append(n)
+                if not isinstance(n, (ast.AugAssign, ast.Assign, ast.Call)):
+                    continue
                 if (is_score_accum(n) or _value_score_accum(n, env, returned) or self._value_accum(fn, n, env)) \
                         and not _logs_training_loss(n, back_names):
                     d["score"].append(n)
@@ -221,8 +223,10 @@ class Summaries:
                 tg = n.targets if isinstance(n, ast.Assign) else [n.target]
                 keys = {k for t in tg for x in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]) if (k := _acc_key(x))}
                 assigns.append((keys, n.value))
-        params = self._lossy_params(fn)
-        lossy: set[str] = set(params)
+        # a caller's loss handed in matters where the function sums into a caller's tensor (``loss_sum += …``)
+        into_param = any(isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id in fn.params
+                         for n in _walk_own(fn.node))
+        lossy: set[str] = set(self._lossy_params(fn)) if into_param else set()
         changed = True
         while changed:
             changed = False
