@@ -8,6 +8,7 @@ those calls reach in the name-based call graph (``rules.analysis``), runs after 
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass, field
 
@@ -98,6 +99,7 @@ def _build(ctx) -> DataFacts:
     # the training loop: the longest loop with backward() and step(), in a function that is not a TTT/eval helper
     cands = []
     tf = taint(facts)
+    trains = _train_names(facts)
     for ff in facts.files:
         for fn in ff.functions.values():
             if re.search(r"ttt|eval|slot|calib|hessian|warmup", fn.qualname, re.I):
@@ -106,12 +108,20 @@ def _build(ctx) -> DataFacts:
             if span:
                 # a loop slicing the validation stream (by value) is a TTT loop: any other loop is preferred
                 val = {k for k, v in tf.env.get(fn.qualname, {}).items() if any(l[0] in ("V", "T") for l in v)}
-                on_val = any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in val
-                             for n in ast_walk(fn.node) if span[0] <= getattr(n, "lineno", 0) <= span[1])
-                cands.append((not on_val, span[1] - span[0], ff, fn, span))
+                inside = [n for n in ast_walk(fn.node) if span[0] <= getattr(n, "lineno", 0) <= span[1]]
+                on_val = any(isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id in val for n in inside)
+                # batches drawn from training data (by value or by name) vs a compile warmup on random tokens
+                held = trains.get(fn.qualname, set())
+                on_train = any(isinstance(n, ast.Call) and (_mentions(n, TRAIN_NAME) or any(
+                    isinstance(x, ast.Name) and x.id in held for x in ast.walk(n))) for n in inside)
+                random = any(isinstance(n, ast.Call) and call_name(n.func).rsplit(".", 1)[-1] in ("randint", "rand", "randn")
+                             for n in inside)
+                if random and not on_train:
+                    continue
+                cands.append((on_train, not on_val, span[1] - span[0], ff, fn, span))
     post_calls: list[tuple[FileFacts, ast.Call]] = []
     if cands:
-        _v, _n, ff, fn, span = max(cands, key=lambda c: (c[0], c[1]))
+        _t, _v, _n, ff, fn, span = max(cands, key=lambda c: (c[0], c[1], c[2]))
         out.loop = TrainLoop(ff.path, fn.qualname, span[0], span[1])
         for short, call in fn.calls:
             if call.lineno > span[1]:
@@ -122,7 +132,6 @@ def _build(ctx) -> DataFacts:
             else:  # what the training loop itself uses (its loader's machinery)
                 for target in facts.resolve(short, call, fn):
                     out.pre_funcs |= {r.qualname for r in facts.reachable_from(target)}
-    trains = _train_names(facts)
     for ff in facts.files:
         if ff.tree is None:
             continue
@@ -134,6 +143,7 @@ def _build(ctx) -> DataFacts:
     return out
 
 
+_BUILTINS = frozenset(dir(builtins))
 BATCH_CALLS = {"next_batch", "take", "get_batch", "sample_batch", "next", "__next__"}
 
 
@@ -282,8 +292,9 @@ def _consumed_unscored(ff: FileFacts, facts, s, node: ast.AST, fn: FuncInfo) -> 
     if len(other) > sum(1 for c in uses for a in list(c.args) + [k.value for k in c.keywords] for x in ast.walk(a)
                         if isinstance(x, ast.Name) and x.id in names):
         return False  # read somewhere else than as a call argument (returned, added, printed)
-    own = [facts.resolve(call_name(c.func).rsplit(".", 1)[-1], c, fn) for c in uses]
-    return all(ts and not any(s.does(t, "score") for t in ts) for ts in own)
+    own = [(call_name(c.func), facts.resolve(call_name(c.func).rsplit(".", 1)[-1], c, fn)) for c in uses]
+    # a program function that scores nothing, or a builtin (``len(hessians)`` in a log line)
+    return all((ts and not any(s.does(t, "score") for t in ts)) or (not ts and name in _BUILTINS) for name, ts in own)
 
 
 def _just_counted(ff: FileFacts, node: ast.AST) -> bool:

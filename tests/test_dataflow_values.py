@@ -329,3 +329,23 @@ def test_a_mixture_weight_is_a_hyperparameter_whatever_holds_it(tmp_path):
     mutated = renamed(text)
     assert "args.mix_w" not in mutated
     assert errors(tmp_path / "renamed", mutated, {"EVAL-NORMALIZED-DIST"}) == []
+
+
+def test_a_compile_warmup_on_random_tokens_is_not_the_training_loop(tmp_path):
+    warm = textwrap.dedent('''
+        def prime(model, opt, n):
+            for i in range(n):
+                x = torch.randint(0, 1024, (4, 128))
+                y = torch.randint(0, 1024, (4, 128))
+                out = model(x, y)
+                out.backward()
+                opt.step()
+                opt.zero_grad()
+                print("a longer loop than the training loop", i)
+                print("a longer loop than the training loop", i)
+                print("a longer loop than the training loop", i)
+    ''')
+    text = _GPTQ_PARAM.replace("\ndef main(", warm + "\n\ndef main(").replace(
+        "        opt.step()\n    hessians", "        opt.step()\n    prime(model, opt, 2)\n    hessians")
+    assert "prime(model, opt, 2)" in text
+    assert errors(tmp_path, text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
