@@ -189,9 +189,13 @@ def _train_names(facts) -> dict[str, set[str]]:
             for n in ast_walk(fn.node):
                 if isinstance(n, ast.Assign) and holds(n.value, fn.qualname):
                     for t in n.targets:
-                        if isinstance(t, ast.Name) and t.id not in out.setdefault(fn.qualname, set()):
-                            out[fn.qualname].add(t.id)
-                            changed = True
+                        # ``train, val = load(train_glob), load(val_glob)``: element by element
+                        pairs = (list(zip(t.elts, n.value.elts)) if isinstance(t, ast.Tuple) and isinstance(n.value, ast.Tuple)
+                                 and len(t.elts) == len(n.value.elts) else [(t, n.value)])
+                        for tt, v in pairs:
+                            if isinstance(tt, ast.Name) and holds(v, fn.qualname) and tt.id not in out.setdefault(fn.qualname, set()):
+                                out[fn.qualname].add(tt.id)
+                                changed = True
             for short, call in fn.calls:
                 for t in facts.resolve(short, call, fn):
                     params = list(t.params)

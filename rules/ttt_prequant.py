@@ -12,6 +12,7 @@ from rules.analysis.index import call_name
 from rules.analysis.patterns import mentions, summaries, walk_own
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
+from rules.data_access import _train_names
 from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 _VAL_FILES = re.compile(r"^(val_files|val_pattern|val_path|val_shards?)$|fineweb_val", re.I)
@@ -96,9 +97,10 @@ class TttPrequant(Rule):
                               "tokens is ruled out, #1376)",
                               fix="Ship the code that produced the logs, or re-run the shipped code and ship its logs.")
         s = summaries(facts)
+        train_held = _train_names(facts)  # per function, the names holding training data (by value)
         for drv in list(facts.functions.values()):
             ff = facts.file_of(drv)
-            yield from self._inline_adaptation(facts, s, drv, ff)
+            yield from self._inline_adaptation(facts, s, drv, ff, train_held)
             env = taint(facts).env.get(drv.qualname, {})
             calls = sorted((n for n in walk_own(drv.node) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
             trainers, scorers = [], []
@@ -143,8 +145,8 @@ class TttPrequant(Rule):
                                    extra_lines=[first])
 
 
-    def _inline_adaptation(self, facts, s, drv, ff):
-        for loop, step, root, first in _inline_adapt_loops(facts, s, drv, ff):
+    def _inline_adaptation(self, facts, s, drv, ff, train_held):
+        for loop, step, root, first in _inline_adapt_loops(facts, s, drv, ff, train_held):
             src = _loop_local(loop, root) if root else None
             fresh = src is not None and _fresh(src)
             msg = (f"the loop at line {loop.lineno} takes optimizer steps (`{ff.line_text(step.lineno)[:60]}`) on validation "
@@ -157,7 +159,7 @@ class TttPrequant(Rule):
                                extra_lines=[step.lineno, first])
 
 
-def _inline_adapt_loops(facts, s, drv, ff):
+def _inline_adapt_loops(facts, s, drv, ff, train_held):
     """Outermost loops in ``drv`` that take optimizer steps on val tokens (not training batches)
     and come before a scoring call in the same function: (loop, step_call, opt_root, first_score_line)."""
     from rules._eval_common import ancestors
@@ -172,6 +174,7 @@ def _inline_adapt_loops(facts, s, drv, ff):
                     score_lines.append(c.lineno)
     if not score_lines:
         return
+    held = train_held.get(drv.qualname, set())
     assigns = {}
     val_loaders = set()  # ``warm_loader = DistributedTokenLoader(args.val_files, …)``: a loader over validation data
     for n in walk_own(drv.node):
@@ -187,7 +190,9 @@ def _inline_adapt_loops(facts, s, drv, ff):
             continue
         text = ast.unparse(loop)
         on_val_loader = any(isinstance(x, ast.Name) and x.id in val_loaders for x in ast_walk(loop))
-        if not on_val_loader and (TRAIN_DATA.search(text) or not mentions_val(loop, env)):
+        # batches sliced from training data, by value (``chunk = train[pos:…]`` whatever the names): the training loop
+        on_train = any(isinstance(x, ast.Name) and x.id in held for x in ast_walk(loop))
+        if not on_val_loader and (on_train or TRAIN_DATA.search(text) or not mentions_val(loop, env)):
             continue
         steps = [n for n in ast_walk(loop) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == "step" and isinstance(n.func.value, ast.Name)]
