@@ -151,7 +151,8 @@ def _code_it_runs(record: Path, name: str) -> list[tuple[str, str]]:
     return out
 
 
-def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: float = 600.0, tok_cache: Path | None = None) -> ProbeOutcome:
+def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: float = 600.0, tok_cache: Path | None = None,
+                 complement: bool = True) -> ProbeOutcome:
     res = ProbeOutcome(f"{plan.entry}")
     entry = plan.record / (plan.entry or "train_gpt.py")
     name = plan.entry or "train_gpt.py"
@@ -345,12 +346,19 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
             why_not = f"its re-entry report is malformed ({type(exc).__name__})"
         if why_not is None:
             res.numbers["mode"] = "re-entered"
-            return res
-    res.numbers["mode"] = "whole script"
+            # The snapshot is taken at the final scoring call: state the stream shaped BEFORE it (TTT on val,
+            # then quantize, then score; a cache filled by an earlier pass) is already in it. The whole-script
+            # flip re-runs everything, so it complements a passing re-entry.
+            if any(f.severity is Severity.ERROR for f in res.findings) or not complement:
+                return res
+            res.numbers["mode"] = "re-entered + whole-script flip"
+    if res.numbers.get("mode") != "re-entered + whole-script flip":
+        res.numbers["mode"] = "whole script"
+        res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
+                               f"re-entering the scoring function not possible ({why_not}): fell back to flipping the last token by re-running "
+                               "the whole script", [], ""))
+    both = res.numbers["mode"] == "re-entered + whole-script flip"
     res.numbers["flip"] = [int(val[-1]), int(flipped[-1])]
-    res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
-                           f"re-entering the scoring function not possible ({why_not}): fell back to flipping the last token by re-running "
-                           "the whole script", [], ""))
     # "again" repeats "base": only two runs of the same stream can tell a non-deterministic run from an
     # eval that reads the flipped token (TTT on the whole stream moves even the first score)
     prepare("again", val, inst.source)
@@ -409,10 +417,13 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                                f"(first: batch {j + 1}, value {i + 1} of {len(a[j]['values'])}: {u:.6f} → {v:.6f} nats): the eval reads the future",
                                [f"batch {jj + 1} value {ii + 1}: {uu:.6f} → {vv:.6f}" for jj, ii, uu, vv, _ in bad[:5]],
                                "score each token from its prefix only, in one pass"))
-    else:
+    elif not both:  # with re-entry, its pass finding already says pass
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.INFO, name, None,
                                f"pass: flipping the last val token changed only the last target's score, in {legit} eval pass(es); "
                                f"all other {res.numbers['scores'] - legit} scores identical", [], ""))
+    if both:
+        res.numbers["whole_script_flip"] = "flagged" if bad else f"pass ({legit} last-target changes)"
+        return res
     res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
                            "vocabulary sweep and ledger not run on a whole script: the sweep needs one full run per vocabulary entry "
                            f"({vocab}), and the ledger needs token positions at the update sites", [], ""))
