@@ -44,7 +44,9 @@ def test_a_reduced_assignment_is_tapped_per_token_once():
 
 def test_legal_eval_is_re_entered_and_passes_flips_at_three_positions_and_the_sweep(tmp_path):
     got, n = _probe(tmp_path, "legal")
-    assert n["mode"] == "re-entered"
+    # a passing re-entry is complemented by the whole-script flip (state shaped before the scoring call)
+    assert n["mode"] == "re-entered + whole-script flip" and n["whole_script_flip"].startswith("pass")
+    assert [f.rule for f in got.values() if f.severity.value != "info"] == []
     assert n["reentry"]["function"] == "eval_val" and n["reentry"]["stream"] == "argument"
     assert n["reentry"]["replay_matches_original"] is True and n["reentry"]["determinism_checked"] is True
     flip = got["PROBE-SUFFIX-FLIP"]
