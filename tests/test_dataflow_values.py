@@ -349,3 +349,29 @@ def test_a_compile_warmup_on_random_tokens_is_not_the_training_loop(tmp_path):
         "        opt.step()\n    hessians", "        opt.step()\n    prime(model, opt, 2)\n    hessians")
     assert "prime(model, opt, 2)" in text
     assert errors(tmp_path, text, {"DATA-NO-TRAIN-AT-EVAL"}) == ["DATA-NO-TRAIN-AT-EVAL"]
+
+
+def test_a_config_that_stores_a_val_path_does_not_hold_the_stream():
+    # PR #1710: ``self.val_files = os.path.join(d, "fineweb_val_*.bin")`` in Hyperparameters.__init__ made
+    # every ``args`` the validation stream (a false TTT-PREQUANT on the training warmup)
+    text = textwrap.dedent('''
+        import os, glob, torch
+
+        class Config:
+            def __init__(self):
+                self.data_dir = os.environ.get("DATA_DIR", "data")
+                self.val_files = os.path.join(self.data_dir, "fineweb_val_*.bin")
+                self.shards = sorted(glob.glob(os.path.join(self.data_dir, "fineweb_val_*.bin")))
+
+        class Holder:
+            def __init__(self, cfg):
+                self.q = torch.load(cfg.val_files)
+
+        def main():
+            cfg = Config()
+            h = Holder(cfg)
+            return cfg, h
+    ''')
+    env = build_taint_env(text, "main")
+    assert Taint.V not in env.get("cfg", set())
+    assert Taint.V in env["h"]

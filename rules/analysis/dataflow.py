@@ -89,6 +89,8 @@ VAL_FILE = re.compile(r"(fineweb_val|val_files|val_pattern|val_path|_val_)", re.
 VAL_PATH = re.compile(r"fineweb_val|(^|[/_.-])val(idation)?([_.-][^/]*)?\.(bin|pt|pth|npy|npz|tokens)$|(^|[/_.-])val(idation)?[_.-][^/]*\*", re.I)
 VAL_ATTR = re.compile(r"^(val_?tok\w*|val_ids|val_stream|val_data|val_np|val_seq|val_arr\w*|val_buf\w*)$", re.I)
 IN = "@in:"
+# calls that build or list a path (``os.path.join(d, "fineweb_val_*.bin")``): a location, not the stream
+PATH_CALLS = re.compile(r"(^|\.)(join|Path|PurePath|glob|iglob|str|format|expanduser|abspath|resolve|joinpath|sorted|list)$")
 LIB_MODULES = {"math", "np", "numpy", "torch", "F", "nn", "functional", "jnp", "scipy", "special"}  # marks a label that entered a function through an argument at this call site
 
 
@@ -483,6 +485,7 @@ class _FnPass:
                         # the field is loaded from a validation path right here (not a ``tokens`` local of a shard reader)
                         if isinstance(tg, ast.Attribute) and isinstance(tg.value, ast.Name) and tg.value.id == "self" \
                                 and n.value is not None and any(isinstance(c, ast.Call) and self.tf.loads_val.get(id(c))
+                                                                and not PATH_CALLS.search(call_name(c.func))
                                                                 for c in ast_walk(n.value)):
                             return True
         return False
