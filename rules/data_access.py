@@ -79,13 +79,21 @@ def _mentions(node: ast.AST, pat: re.Pattern) -> str | None:
     return None
 
 
-def _find_loop(ff: FileFacts, fn: FuncInfo) -> tuple[int, int] | None:
+def _find_loop(ff: FileFacts, fn: FuncInfo, facts=None) -> tuple[int, int] | None:
+    from rules.analysis.patterns import summaries, walk_own
+
     best = None
-    for node in ast_walk(fn.node):
+    for node in walk_own(fn.node):  # a loop of a nested def (``step_fn``'s grad-accum loop) is that def's, not fn's
         if not isinstance(node, (ast.For, ast.While)):
             continue
-        names = {call_name(n.func).rsplit(".", 1)[-1] for n in ast_walk(node) if isinstance(n, ast.Call)}
-        if "backward" in names and "step" in names:
+        calls = [n for n in ast_walk(node) if isinstance(n, ast.Call)]
+        names = {call_name(n.func).rsplit(".", 1)[-1] for n in calls}
+        trains = "backward" in names and "step" in names
+        if not trains and facts is not None:  # ``while True: loss = step_fn(step)`` where step_fn steps the optimizer
+            s = summaries(facts)
+            trains = any(t is not fn and s.does(t, "train") for c in calls
+                         for t in facts.resolve(call_name(c.func).rsplit(".", 1)[-1], c, fn) if t.qualname.startswith(fn.qualname + "."))
+        if trains:
             span = (node.lineno, getattr(node, "end_lineno", node.lineno) or node.lineno)
             if best is None or span[1] - span[0] > best[1] - best[0]:
                 best = span
@@ -104,7 +112,7 @@ def _build(ctx) -> DataFacts:
         for fn in ff.functions.values():
             if re.search(r"ttt|eval|slot|calib|hessian|warmup", fn.qualname, re.I):
                 continue
-            span = _find_loop(ff, fn)
+            span = _find_loop(ff, fn, facts)
             if span:
                 # a loop slicing the validation stream (by value) is a TTT loop: any other loop is preferred
                 val = {k for k, v in tf.env.get(fn.qualname, {}).items() if any(l[0] in ("V", "T") for l in v)}

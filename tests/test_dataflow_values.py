@@ -375,3 +375,48 @@ def test_a_config_that_stores_a_val_path_does_not_hold_the_stream():
     env = build_taint_env(text, "main")
     assert Taint.V not in env.get("cfg", set())
     assert Taint.V in env["h"]
+
+
+_NESTED_STEP = textwrap.dedent("""
+    import glob, numpy as np, torch
+
+    class Hyperparameters:
+        train_files = "data/fineweb_train_*.bin"
+
+    class Loader:
+        def __init__(self, pattern):
+            self.files = sorted(glob.glob(pattern))
+
+        def next_batch(self, n):
+            return torch.from_numpy(np.fromfile(self.files[0], dtype=np.uint16)[:n])
+
+    def train_model(model, opt, steps, accum):
+        args = Hyperparameters()
+        train_loader = Loader(args.train_files)
+
+        def step_fn(step):
+            for micro in range(accum):
+                x = train_loader.next_batch(1024)
+                model(x).backward()
+                if micro == accum - 1:
+                    opt.step()
+                    opt.zero_grad()
+
+        step = 0
+        while True:
+            step_fn(step)
+            extra = train_loader.next_batch(64)
+            step += 1
+            if step >= steps:
+                break
+        return model
+
+    if __name__ == "__main__":
+        train_model(None, None, 0, 1)
+""")
+
+
+def test_the_training_loop_is_the_loop_that_calls_a_nested_step_function(tmp_path):
+    # PR #1818 (found by H6): the grad-accumulation loop of a nested ``step_fn`` was taken as the training
+    # loop, so the real loop's batches read "after the loop" were errors
+    assert errors(tmp_path, _NESTED_STEP, {"DATA-NO-TRAIN-AT-EVAL"}) == []
