@@ -21,6 +21,7 @@ import numpy as np
 
 from auditor.model import Severity
 from auditor.reproduce.probe_outcome import ProbeOutcome
+from auditor.reproduce.probe_passes import pass_of
 from auditor.reproduce.probe_outcome import probe_finding as _f
 
 SWEEP_MAX = 40  # at most this many sweep calls; the child stops earlier once the sum is above 1 or cannot get there
@@ -64,9 +65,7 @@ def mutations(val: np.ndarray, vocab: int) -> list[dict]:
 
 
 def _passes(events: list[dict]) -> list[tuple[int, int]]:
-    from auditor.reproduce.probe_script import _pass_of
-
-    return _pass_of(events)
+    return pass_of(events)
 
 
 def _changes(a: list[dict], b: list[dict]) -> list[tuple[int, int, float, float]]:

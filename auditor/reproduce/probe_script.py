@@ -28,6 +28,7 @@ from auditor.reproduce.cpu_toy import TRAIN_TOKENS as TOY_TRAIN_TOKENS, VAL_TOKE
 from auditor.reproduce.cpu_toy import script_defaults, script_vocab, stream, tokenizer, toy_env
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.plan import Plan
+from auditor.reproduce.probe_passes import pass_of as _pass_of
 from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, given_path, readable_regular, shard_tokens
 from auditor.reproduce.probe_outcome import ProbeOutcome
 from auditor.reproduce.probe_outcome import probe_finding as _f
@@ -58,34 +59,6 @@ def _val_prefix(data: Path, n: int) -> np.ndarray | None:
         if need <= 0:
             break
     return np.concatenate(out) if out else None
-
-
-def _pass_of(events: list[dict]) -> list[tuple[int, int]]:
-    """(accumulation line, pass number) of each score event (a pass ends as in ``_pass_ends``)."""
-    ends, seen, out = _pass_ends(events), {}, []
-    for j, e in enumerate(events):
-        out.append((e["line"], seen.get(e["line"], 0)))
-        if j in ends:
-            seen[e["line"]] = seen.get(e["line"], 0) + 1
-    return out
-
-
-def _pass_ends(events: list[dict]) -> set[int]:
-    """Indices of the last score event of each eval pass: per accumulation line, a pass ends where
-    the next event of that line restarts its loop (a loop variable that does not increase) or at the
-    line's last event."""
-    by_line: dict[int, list[int]] = {}
-    for j, e in enumerate(events):
-        by_line.setdefault(e["line"], []).append(j)
-    ends = set()
-    for idx in by_line.values():
-        for j, nxt in zip(idx, idx[1:]):
-            # loop variables come innermost first: compare outermost first (nested chunk/batch loops stay one pass)
-            u, v = list(events[j].get("loop", {}).values())[::-1], list(events[nxt].get("loop", {}).values())[::-1]
-            if u and v and v <= u:
-                ends.add(j)
-        ends.add(idx[-1])
-    return ends
 
 
 def _flip_to(val: np.ndarray, vocab: int) -> int:
