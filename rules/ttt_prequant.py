@@ -172,6 +172,10 @@ def _inline_adapt_loops(facts, s, drv, ff, train_held):
             if any(t is not drv and s.does(t, "score") for t in facts.resolve(short, c, drv)):
                 if _val_args(c, env):
                     score_lines.append(c.lineno)
+    for x in s.direct(drv)["score"]:  # scored inline (``main`` sums the val losses itself), in a loop over the val stream
+        encl = next((a for a in ancestors(ff, x, drv.node) if isinstance(a, (ast.For, ast.While))), None)
+        if encl is not None and mentions_val(encl, env):
+            score_lines.append(x.lineno)
     if not score_lines:
         return
     held = train_held.get(drv.qualname, set())

@@ -259,3 +259,32 @@ def test_a_branch_behind_a_code_constant_never_runs(tmp_path, guard):
     ff = facts.files[0]
     node = next(n for n in ast.walk(ff.tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "x")
     assert facts.reach(node, ff).state == "unreachable"
+
+
+_ADAPT_THEN_SCORE_INLINE = '''s = {src}
+u = torch.optim.SGD(model.parameters(), lr=0.01)
+for r in range(4):
+    for i in range(0, len(s) - 257, 256):
+        a = s[i:i + 256]
+        b = s[i + 1:i + 257]
+        q = F.cross_entropy(model(a), b)
+        u.zero_grad()
+        q.backward()
+        u.step()
+acc = 0.0
+for i in range(0, len(val_tokens) - 257, 256):
+    a = val_tokens[i:i + 256]
+    b = val_tokens[i + 1:i + 257]
+    with torch.no_grad():
+        acc += F.cross_entropy(model(a), b, reduction="sum").item()
+print(f"final_exact val_loss:{{acc:.4f}} val_bpb:{{acc:.4f}}")'''
+
+
+@pytest.mark.parametrize("src, expect", [("val_tokens", ["ERROR"]), ('torch.load("fineweb_train_000000.bin")', [])])
+def test_adapting_on_the_stream_before_main_scores_it_inline_is_prequant_ttt(tmp_path, src, expect):
+    """Epochs of optimizer steps on the validation stream, then the same stream scored by a loop in
+    ``main`` itself (no scoring helper is called): the model was tuned on the tokens it then scores.
+    The same loop over training data is the legal shape."""
+    body = _ADAPT_THEN_SCORE_INLINE.format(src=src).replace("\n", "\n    ")
+    got = findings(tmp_path, program("", body), "TTT-PREQUANT")
+    assert [f.severity.name for f in got] == expect
