@@ -183,7 +183,12 @@ def _val_batches(facts, tf, out: DataFacts) -> None:
 def _train_names(facts) -> dict[str, set[str]]:
     """Per function, the locals and parameters that hold a training-data location by value: bound from
     ``args.train_files`` / ``"fineweb_train_*.bin"`` (or from another such name), or a parameter that a
-    call site fills with one, whatever they are called (``gptq_calibrate(model, args.train_files)``)."""
+    call site fills with one, whatever they are called (``gptq_calibrate(model, args.train_files)``).
+    Built once per folder: the data rules and TTT-PREQUANT both ask."""
+    return facts.cached("train_names", lambda: _build_train_names(facts))
+
+
+def _build_train_names(facts) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
 
     def holds(node, qual) -> bool:

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Home and workspace directories: /home/<user>/, /Users/<user>/, /root/, /work/, /workspace/, C:\Users\<user>
 # An absolute path starts a word: at the line start or after a space, quote, "=", "(", ":", "[", ","
-# or a backtick ("run_dir/home/x" is a folder inside a run directory, not a home directory).
+# or a backtick (so a "home" folder inside a run directory, after a word character, is not one).
 MACHINE_PATH = re.compile(r"(?<![^\s\"'`=(:\[,{])(?:/home/[\w.-]+/|/Users/[\w.-]+/|/root/|/work/|/workspace/|[A-Za-z]:\\\\?Users\\\\?[\w.-]+)")
 # Files that must name host paths: the sandbox test proves the host's private files and directories
 # stay out of reach.
