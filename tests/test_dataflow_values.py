@@ -420,3 +420,69 @@ def test_the_training_loop_is_the_loop_that_calls_a_nested_step_function(tmp_pat
     # PR #1818 (found by H6): the grad-accumulation loop of a nested ``step_fn`` was taken as the training
     # loop, so the real loop's batches read "after the loop" were errors
     assert errors(tmp_path, _NESTED_STEP, {"DATA-NO-TRAIN-AT-EVAL"}) == []
+
+
+# -- a local computed as a float ratio is not a token, whatever it is called (PR #1812) ----------------
+
+_QUOTA_LOADER = textwrap.dedent('''
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    _OPEN = {}
+
+
+    def _open(path):
+        key = str(path)
+        got = _OPEN.get(key)
+        if got is not None:
+            return got
+        got = np.memmap(path, mode="r", dtype="<u2")
+        _OPEN[key] = got
+        return got
+
+
+    class Loader:
+        def __init__(self, paths, n):
+            self.paths, self.n = paths, n
+            self.left = [list(range(100)) for _ in paths]
+
+        def next_batch(self, rows):
+            remaining = np.array([len(s) for s in self.left], dtype=np.float64)
+            {name} = rows * remaining / remaining.sum()
+            quotas = np.floor({name}).astype(np.int64)
+            plan = np.concatenate([np.full(int(q), s) for s, q in enumerate(quotas)])
+            xs, ys = [], []
+            for b in range(rows):
+                si = int(plan[b])
+                mm = _open(self.paths[si])
+                w = torch.as_tensor(np.array(mm[0:self.n + 1], dtype=np.int64))
+                xs.append(w[:-1])
+                ys.append(w[1:])
+            return torch.stack(xs), torch.stack(ys)
+
+
+    def main():
+        model = torch.nn.Linear(8, 8)
+        loader = Loader(["data/fineweb_train_000.bin"], 64)
+        train_loss = 0.0
+        for step in range(10):
+            x, y = loader.next_batch(8)
+            loss = F.cross_entropy(model(x), y)
+            train_loss += loss.detach()
+''')
+
+
+@pytest.mark.parametrize("name", ["target", "share"])
+def test_a_float_quota_is_not_the_target_whatever_it_is_called(tmp_path, name):
+    text = _QUOTA_LOADER.replace("{name}", name)
+    assert not taint_of(text).key_reads
+    assert errors(tmp_path, text) == []
+
+
+def test_a_target_local_that_holds_tokens_is_still_the_target():
+    # the same name bound to an integer slice of the batch keeps its meaning
+    text = _QUOTA_LOADER.replace("{name}", "share").replace(
+        "mm = _open(self.paths[si])", "target = w[1:]\n            mm = _OPEN.get(target)").replace(
+        "for b in range(rows):", "w = torch.zeros(9, dtype=torch.int64)\n        for b in range(rows):")
+    assert taint_of(text).key_reads

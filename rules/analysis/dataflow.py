@@ -260,7 +260,8 @@ class _FnPass:
         labels = self.env.get(node.id)
         if labels is None:
             labels = self._closure_labels(node.id)
-        if self.source_ctx and TARGET_NAME.match(node.id) and not NOT_TARGET.search(node.id):
+        if self.source_ctx and TARGET_NAME.match(node.id) and not NOT_TARGET.search(node.id) \
+                and node.id not in self.float_locals:
             labels = labels | {T}
         if VAL_TOKENS.search(node.id):
             labels = labels | {V}
@@ -761,6 +762,7 @@ class _FnPass:
         self.changed = False
         if not hasattr(self, "lambdas"):
             self._scan_aliases()
+            self.float_locals = _float_locals(self.fn)
         for p, lab in self.tf.params.get(self.fn.qualname, {}).items():
             self.bind(p, lab)
         self.block(self.fn.node.body)
@@ -768,6 +770,52 @@ class _FnPass:
 
 
 _PREV: dict[int, tuple] = {}
+
+
+def _is_float_value(v: ast.AST) -> bool:
+    """A value that is a real number, never a token id: a true division, a float literal, ``float(...)``."""
+    if isinstance(v, ast.BinOp) and isinstance(v.op, ast.Div):
+        return True
+    if isinstance(v, ast.Constant) and isinstance(v.value, float):
+        return True
+    return isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "float"
+
+
+def _float_locals(fn: FuncInfo) -> frozenset:
+    """Locals of ``fn`` (not parameters) whose every binding is a real number (``share = n * left / total``):
+    such a value is not a token, so its name does not make it the target (PR #1812's ``target`` quota)."""
+    bound: dict[str, bool] = {}
+    for n in _walk_own_fn(fn.node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)) and n.id not in bound:
+            bound[n.id] = False  # bound by something not read below (a parent binding is seen first)
+        if isinstance(n, ast.Assign):
+            ok = _is_float_value(n.value)
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    bound[t.id] = bound.get(t.id, True) and ok
+                else:
+                    for m in ast_walk(t):
+                        if isinstance(m, ast.Name):
+                            bound[m.id] = False
+        elif isinstance(n, (ast.AnnAssign, ast.AugAssign)) and isinstance(n.target, ast.Name):
+            ok = n.value is not None and (_is_float_value(n.value) or isinstance(n, ast.AugAssign)
+                                          and isinstance(n.op, ast.Div))
+            bound[n.target.id] = bound.get(n.target.id, True) and ok
+        elif isinstance(n, (ast.For, ast.AsyncFor, ast.comprehension)):
+            for m in ast_walk(n.target):
+                if isinstance(m, ast.Name):
+                    bound[m.id] = False
+        elif isinstance(n, ast.withitem) and n.optional_vars is not None:
+            for m in ast_walk(n.optional_vars):
+                if isinstance(m, ast.Name):
+                    bound[m.id] = False
+        elif isinstance(n, ast.NamedExpr):
+            bound[n.target.id] = bound.get(n.target.id, True) and _is_float_value(n.value)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            for name in n.names:
+                bound[name] = False
+    params = set(fn.params)
+    return frozenset(k for k, ok in bound.items() if ok and k not in params)
 
 
 def _prev_params(fn: FuncInfo) -> frozenset:
