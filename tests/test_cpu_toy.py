@@ -25,3 +25,14 @@ def test_switches_stay_off_unless_the_logs_show_them():
 def test_eval_cache_tables_are_shrunk_so_collisions_happen_at_toy_size():
     env = toy_env(["NGRAM_BUCKETS", "NGRAM_EVAL_BUCKETS", "BIGRAM_BUCKETS"], "", {})
     assert env == {"NGRAM_BUCKETS": "64", "NGRAM_EVAL_BUCKETS": "64"}  # the model's bigram embedding table is not an eval cache
+
+
+def test_a_switch_the_logs_show_off_stays_off():
+    """PR #869's log says ``TTT: skipped (TTT_ENABLED=0 — ngram eval provides primary metric)``: naming the
+    switch with a 0 is not the feature running (turning TTT on moved the probe's last scoring call off the
+    record's n-gram eval)."""
+    d = script_defaults(SCRIPT)
+    assert toy_env(["TTT_ENABLED"], "TTT: skipped (TTT_ENABLED=0 — ngram eval provides primary metric)", d) == {}
+    assert toy_env(["TTT_ENABLED"], "ttt_enabled:False\nstep:1/2", d) == {}
+    assert toy_env(["TTT_ENABLED"], "seed 1: ttt_enabled=0\nseed 2: ttt_enabled=1", d) == {"TTT_ENABLED": "1"}
+    assert toy_env(["NGRAM_CACHE"], "ngram_cache:enabled", d) == {"NGRAM_CACHE": "1"}

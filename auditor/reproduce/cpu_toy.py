@@ -36,6 +36,24 @@ _FEATURE = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)[A-Z_]*?(
 _SWITCH = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)(_CACHE|_EVAL|_ENABLED|_ENABLE)?$")
 
 
+_OFF = ("0", "false", "off", "disabled", "no", "none")
+
+
+def _logged_values(name: str, low: str) -> list[str]:
+    """The values the logs give ``name`` (``ttt_enabled=0``, ``ngram_cache: enabled``, ``use_knn:False``)."""
+    return re.findall(r"(?<![a-z0-9_])" + re.escape(name) + r"\s*[=:]\s*([a-z0-9_.]+)", low)
+
+
+def _logged_on(k: str, low: str) -> bool:
+    """The logs show the feature running: a logged value that is not 0/False/off when the logs give one
+    (``TTT: skipped (TTT_ENABLED=0)`` names the switch, off), else a mention of it."""
+    names = [k.lower()] + ([k.lower().removeprefix("use_")] if k.lower().startswith("use_") else [])
+    values = [v for n in names for v in _logged_values(n, low)]
+    if values:
+        return any(v not in _OFF for v in values)
+    return any(n in low for n in names)
+
+
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
     reads = set(env_reads)
     env = {k: v for k, v in TOY_KNOBS.items() if k in reads}
@@ -45,7 +63,7 @@ def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, 
         d = defaults.get(k)
         computed = d is None or (d.isidentifier() and d not in ("True", "False", "None"))
         switch = d == "0" or (computed and _SWITCH.match(k))
-        if _FEATURE.match(k) and switch and (k.lower() in low or k.lower().removeprefix("use_") in low):
+        if _FEATURE.match(k) and switch and _logged_on(k, low):
             env[k] = "1"
     return env
 
