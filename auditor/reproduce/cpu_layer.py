@@ -13,7 +13,9 @@ The probe checks the eval loop, not the score, so every shim only has to let the
 - ``init_process_group("nccl")`` becomes gloo;
 - flash-attn v2 (``flash_attn``) and v3 (``flash_attn_interface``) functions are backed by
   ``scaled_dot_product_attention`` on [B, T, H, D] tensors;
-- ``torch.compile`` is the identity (CPU inductor would spend the budget compiling).
+- ``torch.compile`` is the identity (CPU inductor would spend the budget compiling);
+- eval-cache tables hard-coded in the script (``self.BUCKETS = 4_194_304``) get the toy size the env knobs
+  give the others (``cpu_toy.toy_source``), each on its own line.
 
 Triton kernels cannot be shimmed: a script that imports triton needs the package (its interpreter,
 ``TRITON_INTERPRET=1``, runs kernels on the CPU); without it the import fails and the probe says so.
@@ -311,6 +313,26 @@ def install() -> None:
     _device_mode().__enter__()  # for the whole process: every torch call sees CPU devices
 
 
+def _run_toy(script: str) -> None:
+    """Run SCRIPT as ``__main__``; hard-coded eval-cache tables are shrunk first (``cpu_toy.toy_source``: the
+    toy size the env knobs give the others), in memory, each on its own line."""
+    from auditor.reproduce.cpu_toy import toy_source
+
+    with open(script, encoding="utf-8") as f:
+        text = f.read()
+    toy = toy_source(text)
+    if toy == text:
+        runpy.run_path(script, run_name="__main__")
+        return
+    import builtins
+
+    mod = types.ModuleType("__main__")
+    mod.__file__ = os.path.abspath(script)
+    mod.__builtins__ = builtins
+    sys.modules["__main__"] = mod
+    exec(compile(toy, script, "exec"), mod.__dict__)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m auditor.reproduce.cpu_layer SCRIPT [ARGS]", file=sys.stderr)
@@ -320,7 +342,7 @@ def main(argv: list[str]) -> int:
     sys.argv = list(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     try:
-        runpy.run_path(script, run_name="__main__")
+        _run_toy(script)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "triton":
             print(f"pgolf-cpu-layer: {CPU_REASON_TRITON}", file=sys.stderr)

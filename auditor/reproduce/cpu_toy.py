@@ -25,7 +25,9 @@ TOY_KNOBS = {
     "TRAIN_LOG_EVERY": "1", "TRAIN_SEQ_LEN": str(SEQ), "EVAL_SEQ_LEN": str(SEQ), "SEQ_LEN": str(SEQ),
     "TRAIN_BATCH_TOKENS": str(8 * SEQ), "VAL_BATCH_SIZE": str(8 * SEQ), "VAL_BATCH_TOKENS": str(8 * SEQ),
     "EVAL_STRIDE": str(SEQ // 2), "SLIDING_STRIDE": str(SEQ // 2), "EVAL_BATCH_SEQS": "4", "TTT_CHUNK_TOKENS": str(4 * SEQ),
-    "TTT_EPOCHS": "1", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1", "NGRAM_CHUNK_TOKENS": str(4 * SEQ), **{k: str(EVAL_CACHE_BUCKETS) for k in EVAL_CACHE_BUCKET_KNOBS},
+    "TTT_EPOCHS": "2", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1",
+    # document-wise TTT (per-doc LoRA): toy documents are 60–300 tokens, so a doc must count as long and hold several chunks
+    "TTT_MIN_DOC_LEN": "64", "TTT_CHUNK_SIZE": str(SEQ // 4), "TTT_EVAL_SEQ_LEN": str(SEQ), "NGRAM_CHUNK_TOKENS": str(4 * SEQ), **{k: str(EVAL_CACHE_BUCKETS) for k in EVAL_CACHE_BUCKET_KNOBS},
     "SWA_EVERY": "1", "GPTQ_CALIB_SAMPLES": "2", "GPTQ_CALIB_BATCHES": "2", "CALIB_SAMPLES": "2", "MAX_WALLCLOCK_SECONDS": "0",
     "VAL_MAX_TOKENS": str(VAL_TOKENS), "MAX_VAL_TOKENS": str(VAL_TOKENS), "MODEL_DIM": "128", "EMBED_DIM": "128",
 }
@@ -66,6 +68,26 @@ def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, 
         if _FEATURE.match(k) and switch and _logged_on(k, low):
             env[k] = "1"
     return env
+
+
+# The same tables hard-coded (``self.BUCKETS = 4_194_304`` in PR #779's mixer and its copies, ``ng_buckets = 1 << 22``,
+# ``def __init__(self, num_buckets: int = 4194304)``): at eval-cache scale (≥ 65,536) the literal is shrunk on its own
+# line of the toy copy (line numbers kept). The model's hash embeddings (TrigramHash(num_buckets=8192)) are smaller and stay.
+EVAL_CACHE_MIN_LITERAL = 65536
+_CACHE_TABLE_LITERAL = re.compile(
+    r"(?:^|(?<=[(,]))(?P<lhs>[ \t]*(?:self\.)?(?:ngram_|ng_|eval_|phrase_|num_|n_|default_)?buckets[ \t]*(?::[ \t]*int[ \t]*)?=[ \t]*)"
+    r"(?P<val>[0-9][0-9_]*|1[ \t]*<<[ \t]*[0-9]+)(?P<rest>[ \t]*(?:[,)#].*)?)$", re.IGNORECASE | re.MULTILINE)
+
+
+def toy_source(text: str) -> str:
+    """``text`` with hard-coded eval-cache table sizes set to ``EVAL_CACHE_BUCKETS`` (as the env knobs are),
+    every line where it was."""
+    def shrink(m: re.Match) -> str:
+        v = m.group("val").replace("_", "")
+        n = 1 << int(v.split("<<")[1]) if "<<" in v else int(v)
+        return m.group("lhs") + str(EVAL_CACHE_BUCKETS) + m.group("rest") if n >= EVAL_CACHE_MIN_LITERAL else m.group(0)
+
+    return _CACHE_TABLE_LITERAL.sub(shrink, text)
 
 
 def script_defaults(text: str) -> dict[str, str]:

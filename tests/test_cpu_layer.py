@@ -1,0 +1,39 @@
+"""The CPU layer runs a record as ``__main__`` at toy size: eval-cache tables hard-coded in the script
+(PR #779's ``self.BUCKETS = 4_194_304``, which no env knob reaches) are shrunk so that hash collisions
+happen on the toy stream as they do at full scale; every line stays where it was."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from auditor.reproduce.cpu_toy import EVAL_CACHE_BUCKETS, toy_source
+
+MIXER = '''import inspect, sys
+class BackoffNgramMixer:
+    def __init__(self, vocab_size: int = 1024):
+        self.BUCKETS = 4_194_304
+        self.bigram_buckets = 4096
+        self.trigram = dict(num_buckets=8192)
+def lookup(tokens, ngram_buckets: int = 1 << 22):
+    return ngram_buckets
+if __name__ == "__main__":
+    m = BackoffNgramMixer()
+    print("buckets", m.BUCKETS, m.bigram_buckets, lookup([1]), "line", inspect.currentframe().f_lineno, __file__.endswith("rec.py"))
+'''
+
+
+def test_hard_coded_eval_cache_tables_are_shrunk_on_their_own_lines():
+    toy = toy_source(MIXER)
+    assert "self.BUCKETS = 64\n" in toy and "ngram_buckets: int = 64)" in toy
+    assert "self.bigram_buckets = 4096" in toy and "dict(num_buckets=8192)" in toy  # the model's hash embeddings are no eval cache
+    assert len(toy.splitlines()) == len(MIXER.splitlines())
+    assert toy_source("BUCKETS = 64\nngram_buckets = 128\n") == "BUCKETS = 64\nngram_buckets = 128\n"  # already toy-sized
+
+
+def test_the_cpu_layer_runs_the_record_with_its_tables_shrunk(tmp_path: Path):
+    (tmp_path / "rec.py").write_text(MIXER)
+    out = subprocess.run([sys.executable, "-m", "auditor.reproduce.cpu_layer", "rec.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["buckets", str(EVAL_CACHE_BUCKETS), "4096", str(EVAL_CACHE_BUCKETS), "line", "11", "True"]
