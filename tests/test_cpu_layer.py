@@ -37,3 +37,22 @@ def test_the_cpu_layer_runs_the_record_with_its_tables_shrunk(tmp_path: Path):
                          timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["buckets", str(EVAL_CACHE_BUCKETS), "4096", str(EVAL_CACHE_BUCKETS), "line", "11", "True"]
+
+
+FLOORED = '''import os
+def eval_cache(buckets):
+    if buckets < 1024 or (buckets & (buckets - 1)) != 0:
+        raise ValueError(f"NGRAM_EVAL_BUCKETS must be a power of two >=1024, got {buckets}")
+    return buckets
+print("buckets", eval_cache(int(os.environ.get("NGRAM_EVAL_BUCKETS", 4_194_304))))
+'''
+
+
+def test_a_script_that_refuses_toy_sized_tables_gets_its_own_floor(tmp_path: Path):
+    """PR #993 raises on fewer than 1,024 buckets: the toy 64 made it a PROBE-NOT-RUN."""
+    (tmp_path / "rec.py").write_text(FLOORED)
+    out = subprocess.run([sys.executable, "-m", "auditor.reproduce.cpu_layer", "rec.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                                           "NGRAM_EVAL_BUCKETS": str(EVAL_CACHE_BUCKETS)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["buckets", "1024"]

@@ -15,7 +15,8 @@ The probe checks the eval loop, not the score, so every shim only has to let the
   ``scaled_dot_product_attention`` on [B, T, H, D] tensors;
 - ``torch.compile`` is the identity (CPU inductor would spend the budget compiling);
 - eval-cache tables hard-coded in the script (``self.BUCKETS = 4_194_304``) get the toy size the env knobs
-  give the others (``cpu_toy.toy_source``), each on its own line.
+  give the others (``cpu_toy.toy_source``), each on its own line; a script that refuses fewer buckets
+  (``if buckets < 1024: raise``) gets its floor, in the env knobs too.
 
 Triton kernels cannot be shimmed: a script that imports triton needs the package (its interpreter,
 ``TRITON_INTERPRET=1``, runs kernels on the CPU); without it the import fails and the probe says so.
@@ -316,10 +317,11 @@ def install() -> None:
 def _run_toy(script: str) -> None:
     """Run SCRIPT as ``__main__``; hard-coded eval-cache tables are shrunk first (``cpu_toy.toy_source``: the
     toy size the env knobs give the others), in memory, each on its own line."""
-    from auditor.reproduce.cpu_toy import toy_source
+    from auditor.reproduce.cpu_toy import toy_bucket_env, toy_source
 
     with open(script, encoding="utf-8") as f:
         text = f.read()
+    os.environ.update(toy_bucket_env(text, dict(os.environ)))  # a script that refuses fewer buckets gets its floor
     toy = toy_source(text)
     if toy == text:
         runpy.run_path(script, run_name="__main__")

@@ -79,15 +79,36 @@ _CACHE_TABLE_LITERAL = re.compile(
     r"(?P<val>[0-9][0-9_]*|1[ \t]*<<[ \t]*[0-9]+)(?P<rest>[ \t]*(?:[,)#].*)?)$", re.IGNORECASE | re.MULTILINE)
 
 
+_BUCKET_FLOOR = re.compile(r"(?i)\b\w*buckets\w*\s*<\s*([0-9][0-9_]*)\b|\b([0-9][0-9_]*)\s*>\s*\w*buckets\w*\b")
+
+
+def toy_buckets(text: str) -> int:
+    """The toy size of an eval-cache table: ``EVAL_CACHE_BUCKETS``, or the script's own floor when it refuses
+    fewer (PR #993: ``if buckets < 1024 …: raise ValueError``), as a power of two."""
+    floor = max([int((a or b).replace("_", "")) for a, b in _BUCKET_FLOOR.findall(text)] or [0])
+    n = EVAL_CACHE_BUCKETS
+    while n < floor:
+        n *= 2
+    return n
+
+
 def toy_source(text: str) -> str:
-    """``text`` with hard-coded eval-cache table sizes set to ``EVAL_CACHE_BUCKETS`` (as the env knobs are),
-    every line where it was."""
+    """``text`` with hard-coded eval-cache table sizes set to the toy size (``toy_buckets``, as the env
+    knobs are), every line where it was."""
+    size = toy_buckets(text)
+
     def shrink(m: re.Match) -> str:
         v = m.group("val").replace("_", "")
         n = 1 << int(v.split("<<")[1]) if "<<" in v else int(v)
-        return m.group("lhs") + str(EVAL_CACHE_BUCKETS) + m.group("rest") if n >= EVAL_CACHE_MIN_LITERAL else m.group(0)
+        return m.group("lhs") + str(size) + m.group("rest") if n >= EVAL_CACHE_MIN_LITERAL else m.group(0)
 
     return _CACHE_TABLE_LITERAL.sub(shrink, text)
+
+
+def toy_bucket_env(text: str, environ: dict[str, str]) -> dict[str, str]:
+    """The eval-cache knobs of ``environ`` that hold the toy size, raised to the script's floor (``toy_buckets``)."""
+    size = toy_buckets(text)
+    return {k: str(size) for k in EVAL_CACHE_BUCKET_KNOBS if environ.get(k) == str(EVAL_CACHE_BUCKETS) and size != EVAL_CACHE_BUCKETS}
 
 
 def script_defaults(text: str) -> dict[str, str]:
