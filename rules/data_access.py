@@ -260,7 +260,8 @@ def _scan(ff: FileFacts, facts, out: DataFacts, trains: dict[str, set[str]]) -> 
             and node.func.value.id == held and any(f.cls for f in facts.by_short.get(short, ()))
         if ((LOADER_CALL.search(short) or short in ("glob", "fromfile", "memmap", "load_data_shard", "next_batch"))
                 and (_mentions(node, TRAIN_NAME) or held)) or on_loader:
-            if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node):
+            if not _inside_training(loop, ff, qual, line) and not _just_counted(ff, node) \
+                    and not (short in ("glob", "iglob") and _names_only(ff, facts, node, fn)):
                 detail = _mentions(node, TRAIN_NAME) or held or ""
                 acc = _acc(ff, facts, node, qual, "train-read", f"reads training data ({detail})", after)
                 acc.unscored = after and _feeds_no_score(ff, facts, node, fn)
@@ -326,6 +327,125 @@ def _just_counted(ff: FileFacts, node: ast.AST) -> bool:
             return True
         p = ff.parent(p)
     return False
+
+
+# calls that open a file's contents; a listing that reaches none of them read only names
+READ_CALLS = {"fromfile", "memmap", "open", "load", "load_data_shard", "read_bytes", "read_text", "frombuffer", "loadtxt",
+              "genfromtxt", "safe_open", "load_file", "mmap", "urlopen", "read"}
+# calls that take names and give names (or nothing) back: they open no file
+NAME_CALLS = {"len", "sorted", "list", "tuple", "set", "str", "repr", "print", "enumerate", "zip", "range", "min", "max", "any",
+              "all", "bool", "int", "isinstance", "Path", "PurePath", "basename", "dirname", "join", "exists", "isfile", "isdir",
+              "getsize", "stat", "format", "write", "writelines", "sort", "shuffle", "permutation", "choice", "reverse",
+              "reversed", "info", "warning", "debug", "error", "log", "log0", "split", "rsplit", "strip", "endswith",
+              "startswith", "replace", "match", "search", "fullmatch", "dumps", "index", "count"}
+DERIVE_CALLS = {"append", "extend", "insert", "add", "update", "appendleft"}
+
+
+def _names_only(ff: FileFacts, facts, node: ast.Call, fn: FuncInfo | None, depth: int = 0) -> bool:
+    """A listing (``glob``) whose file names are only tested, counted, reordered or written out: it reads
+    no training data. Followed by value in its function: names bound from the listing (assignments, loop
+    variables, lists they are appended to) must reach no call that opens a file, directly or through the
+    program's own functions, and must not leave the function (returned, stored on an object, handed to a
+    call the analysis does not know); a function that returns them is followed to its call sites."""
+    p, child = ff.parent(node), node
+    while p is not None and not isinstance(p, ast.stmt):
+        if isinstance(p, ast.Call) and p is not node and child in p.args and call_name(p.func).rsplit(".", 1)[-1] not in NAME_CALLS:
+            break
+        p, child = ff.parent(p), p
+    if isinstance(p, (ast.If, ast.While, ast.Assert)) and _within(node, p.test):
+        return True  # ``if not glob(train_files):`` a presence test
+    if isinstance(p, ast.Return) and p.value is not None and _within(node, p.value):
+        return _callers_names_only(facts, fn, depth)
+    if fn is None or not isinstance(p, (ast.Assign, ast.AnnAssign)) or not _within(node, p.value):
+        return False
+    held: set[str] = set()
+    for t in (p.targets if isinstance(p, ast.Assign) else [p.target]):
+        if not isinstance(t, ast.Name):
+            return False  # stored on an object or unpacked: followed no further
+        held.add(t.id)
+    from rules.analysis.patterns import walk_own
+
+    body = list(walk_own(fn.node))
+
+    def mentions(e) -> bool:
+        return any(isinstance(x, ast.Name) and x.id in held for x in ast_walk(e))
+
+    for _ in range(6):  # names derived from the listing, to a fixpoint
+        before = len(held)
+        for n in body:
+            if isinstance(n, ast.Assign) and mentions(n.value):
+                for t in n.targets:
+                    if not isinstance(t, (ast.Name, ast.Tuple, ast.List)):
+                        return False
+                    held |= {x.id for x in ast_walk(t) if isinstance(x, ast.Name)}
+            elif isinstance(n, (ast.For, ast.comprehension)) and mentions(n.iter):
+                held |= {x.id for x in ast_walk(n.target) if isinstance(x, ast.Name)}
+            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in DERIVE_CALLS \
+                    and any(mentions(a) for a in n.args) and isinstance(n.func.value, ast.Name):
+                held.add(n.func.value.id)
+        if len(held) == before:
+            break
+    readers = _reading_functions(facts)
+    nested = [n for n in ast_walk(fn.node) if n is not fn.node
+              and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+    if any(mentions(n) for n in nested):
+        return False  # a closure or lambda uses the names: followed no further
+    for n in body:
+        if isinstance(n, ast.Return) and n.value is not None and mentions(n.value):
+            if not _callers_names_only(facts, fn, depth):
+                return False
+            continue
+        if isinstance(n, (ast.Yield, ast.YieldFrom)) and n.value is not None and mentions(n.value):
+            return False
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and n.value is not None and mentions(n.value) and any(
+                not isinstance(t, (ast.Name, ast.Tuple, ast.List)) for t in (n.targets if isinstance(n, ast.Assign) else [n.target])):
+            return False  # stored on an object, in a container or in the environment
+        if not isinstance(n, ast.Call) or n is node:
+            continue
+        if not any(mentions(a) for a in list(n.args) + [k.value for k in n.keywords]):
+            continue
+        short = call_name(n.func).rsplit(".", 1)[-1]
+        if _reads(short, n):
+            return False
+        own = facts.resolve(short, n, fn)
+        if own:
+            if any(t.qualname in readers for t in own):
+                return False
+            continue
+        if short not in NAME_CALLS and short not in DERIVE_CALLS:
+            return False  # a call we cannot see into
+    return True
+
+
+def _callers_names_only(facts, fn: FuncInfo | None, depth: int) -> bool:
+    """``fn`` returns the listing: every call of it must use the result for names only."""
+    if fn is None or depth >= 3:
+        return False
+    sites = [(facts.file_of(f), c, f) for f in facts.functions.values() for short, c in f.calls
+             if fn in facts.resolve(short, c, f)]
+    return bool(sites) and all(sf is not None and _names_only(sf, facts, c, f, depth + 1) for sf, c, f in sites)
+
+
+def _reads(short: str, call: ast.Call) -> bool:
+    """A call that opens file contents (``open(p, "w")`` or ``"a"`` writes: a log file, not data)."""
+    if short == "open":
+        mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
+        return not (isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "r" not in mode.value
+                    and "+" not in mode.value)
+    return short in READ_CALLS or bool(LOADER_CALL.search(short))
+
+
+def _within(node: ast.AST, tree: ast.AST) -> bool:
+    return any(x is node for x in ast_walk(tree))
+
+
+def _reading_functions(facts) -> set[str]:
+    """Program functions that open a file's contents, directly or through the functions they call."""
+    def build():
+        direct = {f.qualname for f in facts.functions.values() if any(_reads(short, c) for short, c in f.calls)}
+        return {f.qualname for f in facts.functions.values()
+                if f.qualname in direct or any(r.qualname in direct for r in facts.reachable_from(f))}
+    return facts.cached("reading_functions", build)
 
 
 def _inside_training(loop: TrainLoop | None, ff: FileFacts, qual: str, line: int) -> bool:

@@ -36,6 +36,44 @@ _GPTQ_AFTER = _TRAIN.format(after="""    hessians = collect_hessians(model, [loa
 def collect_hessians(model, batches):
     return [b for b in batches]
 """)
+# code placed before the training loop in the training function
+_PRE = _TRAIN.replace("    for step in range(steps):", "{before}    for step in range(steps):")
+_PRE_CLEAN = _PRE.format(after="    return eval_val(model, val_tokens)\n", before="{before}")
+# names listed only: a presence check (then a download), a shard order written to a file (PR #377, #1705)
+_GLOB_PRESENCE = _PRE_CLEAN.format(before="""    if not glob.glob(train_files) or not glob.glob(val_files):
+        fetch_data()
+""") + """
+def fetch_data():
+    print("downloading")
+"""
+_GLOB_ORDER = _PRE_CLEAN.format(before="""    names = sorted(glob.glob(train_files))
+    if names:
+        ordered = spread(names, 7)
+        with open("/tmp/order.txt", "w") as f:
+            for nm in ordered:
+                f.write(str(nm) + "\\n")
+""") + """
+def spread(items, k):
+    out = []
+    for i in range(len(items)):
+        out.append(items[(i * k) % len(items)])
+    return out
+"""
+# the same listing whose names are then opened: a prefill from the training shards
+_GLOB_PREFILL = _PRE_CLEAN.format(before="""    names = sorted(glob.glob(train_files))
+    if names:
+        ordered = spread(names, 7)
+        table = [read_all(nm) for nm in ordered]
+""") + """
+def spread(items, k):
+    out = []
+    for i in range(len(items)):
+        out.append(items[(i * k) % len(items)])
+    return out
+
+def read_all(path):
+    return load_data_shard(path)
+"""
 _EVAL_READS_TRAIN = _TRAIN.format(after="""    return eval_with_prior(model, val_tokens)
 
 def eval_with_prior(model, tokens):
@@ -67,9 +105,12 @@ class DataNoTrainAtEval(Rule):
     default_severity = Severity.ERROR
 
     VALID = [Valid(_CLEAN), Valid(_GPTQ_AFTER.replace("import glob", "GPTQ_RESERVE_SECONDS = 12.0\nimport glob"),
-                                  note="GPTQ after the loop with a reserve: inside the budget")]
+                                  note="GPTQ after the loop with a reserve: inside the budget"),
+             Valid(_GLOB_PRESENCE, note="glob of the training shards only to test they are present: names, no data"),
+             Valid(_GLOB_ORDER, note="glob of the training shards reordered and written out as names: no data read")]
     INVALID = [Invalid(_EVAL_READS_TRAIN, note="eval function reads train shards"),
-               Invalid(_GPTQ_AFTER, note="GPTQ on train batches after the window, no reserve (#634 as first submitted)")]
+               Invalid(_GPTQ_AFTER, note="GPTQ on train batches after the window, no reserve (#634 as first submitted)"),
+               Invalid(_GLOB_PREFILL, expect=Severity.WARNING, note="the same listing whose names a helper then reads: a prefill")]
 
     def check(self, ctx):
         df = data_facts(ctx)
