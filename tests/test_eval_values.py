@@ -288,3 +288,41 @@ def test_adapting_on_the_stream_before_main_scores_it_inline_is_prequant_ttt(tmp
     body = _ADAPT_THEN_SCORE_INLINE.format(src=src).replace("\n", "\n    ")
     got = findings(tmp_path, program("", body), "TTT-PREQUANT")
     assert [f.severity.name for f in got] == expect
+
+
+# -- a switch read through the program's own env helper is evaluated (PR #1013) ----------------------
+
+from rules._eval_cases import DEAD_NGRAM  # noqa: E402
+
+_HELPER = '''
+
+def switch_of(key, fallback):
+    raw = os.environ.get(key)
+    if raw is None:
+        return fallback
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+'''
+
+
+def _helper_program(default: str) -> str:
+    src = DEAD_NGRAM["train_gpt.py"]
+    src = src.replace('ngram_eval = bool(int(os.environ.get("NGRAM_EVAL", "0")))',
+                      f'ngram_eval = switch_of("NGRAM_EVAL", {default})')
+    return src.replace("\nclass Hyperparameters:", _HELPER + "\n\nclass Hyperparameters:")
+
+
+@pytest.mark.parametrize("readme", [None, "SEED=1 torchrun --nproc_per_node=8 train_gpt.py", "NGRAM_EVAL=0 torchrun train_gpt.py"])
+def test_a_switch_off_through_an_env_helper_leaves_the_cache_unreachable(tmp_path, readme):
+    src = _helper_program("False")
+    assert "switch_of(\"NGRAM_EVAL\", False)" in src
+    files = {"train_seed1.log": DEAD_NGRAM["train_seed1.log"]}
+    files.update({"README.md": f"# run\n\n```\n{readme}\n```\n"} if readme else {})
+    assert findings(tmp_path, src, "NGRAM-TARGET-IN-KEY", files) == []
+
+
+@pytest.mark.parametrize("default,readme", [("True", None), ("False", "NGRAM_EVAL=1 torchrun train_gpt.py"),
+                                            ("False", "NGRAM_EVAL=yes torchrun train_gpt.py")])
+def test_a_switch_on_through_an_env_helper_keeps_the_cache(tmp_path, default, readme):
+    files = {"README.md": f"# run\n\n```\n{readme}\n```\n"} if readme else {}
+    got = findings(tmp_path, _helper_program(default), "NGRAM-TARGET-IN-KEY", files)
+    assert [f.severity.name for f in got][:1] == ["ERROR"]

@@ -237,4 +237,62 @@ def build_code_facts(files: list[FileFacts], notes: dict[str, str], config: RunC
             config.defaults.setdefault(name, ed)
         for var, ed in ff.env.items():
             config.env_defaults.setdefault(var, ed)
+    _env_helper_fields(cf)
     return cf
+
+
+def _env_helpers(cf: CodeFacts) -> dict[str, tuple[ast.AST, int]]:
+    """The program's own env readers: plain functions that read the env var a parameter names
+    (``def env_flag(name, default): raw = os.environ.get(name) …``), with that parameter's position."""
+    from rules.analysis.index import walk
+
+    out: dict[str, tuple[ast.AST, int]] = {}
+    for short, fns in cf.by_short.items():
+        if len(fns) != 1 or fns[0].cls or "." in fns[0].qualname:
+            continue
+        fn = fns[0]
+        a = fn.node.args
+        params = [p.arg for p in a.posonlyargs + a.args]
+        for n in walk(fn.node):
+            if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id in params \
+                    and call_name(n.func).endswith(("environ.get", "getenv")):
+                out[short] = (fn.node, params.index(n.args[0].id))
+                break
+    return out
+
+
+def _env_helper_fields(cf: CodeFacts) -> None:
+    """``ngram_on: bool = env_flag("NGRAM_ON", False)`` (or in ``field(default_factory=lambda: …)``): a field the
+    configuration evaluator can read, through the helper's own code."""
+    from rules.analysis.index import EnvDefault, walk
+
+    helpers = _env_helpers(cf)
+    if not helpers:
+        return
+    config = cf.config
+    config.env_helpers.update({k: v[0] for k, v in helpers.items()})
+    for ff in cf.files:
+        if ff.tree is None:
+            continue
+        for node in ff.nodes:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if len(targets) != 1 or not isinstance(targets[0], (ast.Name, ast.Attribute)):
+                continue
+            call = next((c for c in walk(node.value) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                         and c.func.id in helpers), None)
+            if call is None:
+                continue
+            pos = helpers[call.func.id][1]
+            if pos >= len(call.args) or not isinstance(call.args[pos], ast.Constant) or not isinstance(call.args[pos].value, str):
+                continue
+            fn = ff.enclosing_function(node)
+            if fn is not None and fn.short != "__init__":
+                continue
+            attr = targets[0].id if isinstance(targets[0], ast.Name) else targets[0].attr
+            # the helper's value is the field's unless the call sits inside something else (a default_factory lambda)
+            expr = node.value
+            if isinstance(expr, ast.Call) and call_name(expr.func).rsplit(".", 1)[-1] == "field":
+                expr = call
+            config.defaults.setdefault(attr, EnvDefault(call.args[pos].value, ..., node.lineno, attr, expr))
