@@ -486,3 +486,54 @@ def test_a_target_local_that_holds_tokens_is_still_the_target():
         "mm = _open(self.paths[si])", "target = w[1:]\n            mm = _OPEN.get(target)").replace(
         "for b in range(rows):", "w = torch.zeros(9, dtype=torch.int64)\n        for b in range(rows):")
     assert taint_of(text).key_reads
+
+
+# -- an update over a slice range is not a keyed table update (PR #1013's GPTQ ``W[:, i2:] -= Err @ Hinv``) --
+
+_SLICE_UPDATE = textwrap.dedent('''
+    import torch
+
+    def byte_count(prev, nxt, lead, bound):
+        nb = lead[nxt] & ~bound[prev]
+        return nb.sum()
+
+    def squeeze(W, Hm, width):
+        for i1 in range(0, W.shape[1], width):
+            i2 = min(i1 + width, W.shape[1])
+            E = W[:, i1:i2].clone()
+            {update}
+        return W
+
+    def main():
+        s = torch.load("val.pt")
+        x, y = s[:-1], s[1:]
+        width = byte_count(x, y, torch.ones(1024, dtype=torch.bool), torch.zeros(1024, dtype=torch.bool))
+        {tail}
+''')
+_DIRECT = "return squeeze(torch.randn(8, 512), torch.eye(512), width)"
+# a nested function whose own parameter has the outer local's name
+_NESTED = """print(width)
+
+    def attempt(width):
+        return squeeze(torch.randn(8, 512), torch.eye(512), width)
+
+    return [attempt(64), attempt(128)]"""
+
+
+def _slice_program(update, tail):
+    return _SLICE_UPDATE.replace("{update}", update).replace("{tail}", tail)
+
+
+def test_an_update_over_a_slice_range_is_not_a_keyed_update():
+    assert not taint_of(_slice_program("W[:, i2:] -= E @ Hm[i1:i2, i2:]", _DIRECT)).hashed_updates
+
+
+def test_an_update_at_a_key_built_from_the_same_value_still_is():
+    assert taint_of(_slice_program("W[i2, 0] += 1", _DIRECT)).hashed_updates
+
+
+def test_a_nested_function_does_not_see_the_outer_local_its_own_parameter_shadows():
+    tf = taint_of(_slice_program("W[i2, 0] += 1", _NESTED))
+    assert tf.env["main"]["width"]  # the outer local does carry the combination
+    assert not tf.env.get("main.attempt", {}).get("width")
+    assert not tf.hashed_updates

@@ -251,6 +251,8 @@ class _FnPass:
         nested = f"{self.fn.qualname}.{name}"
         if nested in self.tf.analysed:
             return frozenset().union(*self.tf.returns.get(nested, [frozenset()]))
+        if name in self.own_names:
+            return frozenset()  # a parameter or local of this function (not yet labelled): never the outer one
         outer = self.fn.qualname.rpartition(".")[0]
         if outer and outer in self.tf.env and not self.fn.cls:
             return self.tf.env[outer].get(name, frozenset())
@@ -630,7 +632,9 @@ class _FnPass:
                         if re.search(r"(loss|nll|bits|bpb)", node.target.id, re.I) else None
             # subscript / attribute targets are table updates: never taint the table
             if isinstance(node.target, ast.Subscript):
-                idx = self.ev(node.target.slice)
+                sl = node.target.slice  # slices are ranges of positions (``W[:, i2:] -= …``), not keys
+                idx = frozenset().union(*(self.ev(p) for p in (sl.elts if isinstance(sl, ast.Tuple) else [sl])
+                                          if not isinstance(p, ast.Slice)))
                 if has(idx, "H"):
                     self.sink(self.tf.hashed_updates, node, idx)
         elif isinstance(node, (ast.For, ast.AsyncFor)):
@@ -763,6 +767,7 @@ class _FnPass:
         if not hasattr(self, "lambdas"):
             self._scan_aliases()
             self.float_locals = _float_locals(self.fn)
+            self.own_names = _own_names(self.fn)
         for p, lab in self.tf.params.get(self.fn.qualname, {}).items():
             self.bind(p, lab)
         self.block(self.fn.node.body)
@@ -779,6 +784,19 @@ def _is_float_value(v: ast.AST) -> bool:
     if isinstance(v, ast.Constant) and isinstance(v.value, float):
         return True
     return isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "float"
+
+
+def _own_names(fn: FuncInfo) -> frozenset:
+    """Names local to ``fn`` by Python's scoping: its parameters and every name it binds (not ``global``/``nonlocal``)."""
+    out, shared = set(fn.params), set()
+    for n in _walk_own_fn(fn.node):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            out.add(n.id)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            shared.update(n.names)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            out.update((a.asname or a.name).split(".")[0] for a in n.names)
+    return frozenset(out - shared)
 
 
 def _float_locals(fn: FuncInfo) -> frozenset:
