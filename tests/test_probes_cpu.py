@@ -55,8 +55,12 @@ def test_two_pass_cuda_record_is_flagged_by_the_flip_with_numbers(tmp_path):
 
 
 def test_ttt_before_score_cuda_record_is_flagged_by_the_flip(tmp_path):
-    got, _ = _probe(tmp_path, "ttt_before_score")
+    got, out = _probe(tmp_path, "ttt_before_score")
+    n = out.numbers["train_gpt.py"]
     assert got["PROBE-SUFFIX-FLIP"].severity.value == "error", got["PROBE-SUFFIX-FLIP"].message
+    # the ledger of the same run: an eval inside main() has no scoring call to scope to, so the whole run counts
+    assert got["PROBE-LEDGER"].severity.value == "error", got["PROBE-LEDGER"].message
+    assert n["ledger"]["scope"] == "the whole run" and n["ledger"]["updates_fed_val"] >= 1
 
 
 def test_target_in_key_is_causal_so_the_flip_passes_and_the_sweep_says_it_did_not_run(tmp_path):
@@ -64,7 +68,8 @@ def test_target_in_key_is_causal_so_the_flip_passes_and_the_sweep_says_it_did_no
     script the sweep is not run (one full run per vocabulary entry); the probe says so instead of passing."""
     got, _ = _probe(tmp_path, "target_in_key")
     assert got["PROBE-SUFFIX-FLIP"].message.startswith("pass")
-    assert got["PROBE-NOT-RUN"].message.startswith("vocabulary sweep and ledger not run on a whole script")
+    assert got["PROBE-NOT-RUN"].message.startswith("vocabulary sweep not run on a whole script that cannot be re-entered")
+    assert got["PROBE-LEDGER"].message.startswith("pass: no optimizer step was fed validation tokens")
 
 
 def test_triton_import_without_triton_is_the_reason(tmp_path):

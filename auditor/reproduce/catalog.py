@@ -37,7 +37,9 @@ ENTRIES = {e.id: e for e in (
        "Score with a normalised distribution over the whole vocabulary that does not look at the target."),
     _E("PROBE-LEDGER", "PG1003", "A token was fed to a state update before it was scored", "probe", Severity.ERROR,
        "Records, in execution order, every score and every state update (cache add, optimizer step) of the eval and checks that "
-       "each position reaches an update only after its score was committed.",
+       "each position reaches an update only after its score was committed. On a whole record script the validation stream's "
+       "positions are followed by value through torch ops, from the optimizer steps' losses to the committed scores of the "
+       "reported eval: a position scored after a step was fed it is an error.",
        "Updating a cache or weights with a token before scoring it lets the model see the target (score-before-update).",
        "Score every token before any update that uses it."),
     _E("PROBE-NOT-RUN", "PG1004", "A dynamic probe could not run: the exact reason", "probe", Severity.INFO,

@@ -44,6 +44,8 @@ def _ints(loop: dict) -> dict:
 
 
 def scored(value, loop: dict, line: int) -> None:
+    if _LEDGER:
+        _LEDGER[0].note_score(value, line)
     EVENTS.append({"kind": "score", "values": _floats(value), "loop": _ints(loop), "line": line})
 
 
@@ -88,6 +90,13 @@ def _dump() -> None:
 
 if os.environ.get("PGOLF_PROBE_OUT"):
     atexit.register(_dump)
+
+_LEDGER: list = []  # the ledger runtime, when the probe asked for it ($PGOLF_PROBE_LEDGER)
+if os.environ.get("PGOLF_PROBE_LEDGER"):
+    from auditor.reproduce import probe_ledger_runtime
+
+    probe_ledger_runtime.install(os.environ["PGOLF_PROBE_LEDGER"])
+    _LEDGER.append(probe_ledger_runtime)
 
 
 # --- Re-entering the scoring function (whole-script probes) -------------------------------------
@@ -228,6 +237,8 @@ def reentry(name: str, line: int):
                 _dump_reentry()
                 return fn(*args, **kwargs)
             rng = _rng_state()
+            if _LEDGER:
+                _LEDGER[0].mark("call", name, line)
             start = len(EVENTS)
             ret = fn(*args, **kwargs)
             rec["original"] = {"events": _score_events(start), "returned": _floats(ret)}
@@ -257,6 +268,8 @@ def _reenter_last() -> None:
     import time
 
     fn, snap, rng, glob, rec = _PENDING.pop()
+    if _LEDGER:  # the replays are the probe's, not the record's run
+        _LEDGER[0].pause()
     spec = _spec()
     keep = len(EVENTS)
     _INSIDE[0] += 1

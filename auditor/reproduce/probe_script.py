@@ -6,8 +6,9 @@ every power-of-two sequence length up to 4,096), and the val-token cap set to th
 run flips the LAST token. Training never reads val, so both runs train the same model; a legal eval
 can then change only the score of that last target, which is the last value of its batch in every
 pass (non-overlapping or sliding). Any other changed score depends on a token after it.
-The vocabulary sweep (V whole runs) and the ledger (token positions at update sites) need a scorer
-module; for a whole script they are reported as not run, with the reason.
+The first run re-enters the final scoring function (``probe_reentry``) and keeps the ledger of the
+record's own run (``probe_ledger``: val positions fed to optimizer steps vs positions scored); the two
+whole-script runs complement a passing re-entry, or replace it when re-entry is impossible.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from auditor.reproduce.cpu_toy import TRAIN_TOKENS as TOY_TRAIN_TOKENS, VAL_TOKE
 from auditor.reproduce.cpu_toy import script_defaults, script_vocab, stream, tokenizer, toy_env
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.plan import Plan
+from auditor.reproduce.probe_ledger import line_map, read_ledger
 from auditor.reproduce.probe_passes import pass_of as _pass_of
 from auditor.reproduce.preflight import SHARD_HEADER_BYTES, find_shards, given_path, readable_regular, shard_tokens
 from auditor.reproduce.probe_outcome import ProbeOutcome
@@ -205,7 +207,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     res.numbers["toy_env"] = knobs
     runs = {}
 
-    def prepare(tag: str, tokens: np.ndarray, source: str, spec: dict | None = None) -> None:
+    def prepare(tag: str, tokens: np.ndarray, source: str, spec: dict | None = None, ledger: bool = False) -> None:
         d = work / tag
         copy_record(plan.record, d / "record")
         shutil.rmtree(d / "record" / "logs", ignore_errors=True)
@@ -231,17 +233,21 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         env.update({key: str(dd), "PGOLF_PROBE_OUT": str(d / "out" / "events.json"), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1",
                     "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(d / "out" / "cache"), "OMP_NUM_THREADS": "1"})
         if spec is not None:
-            spec = {**spec, "out": str(d / "out" / "reentry.json")}
             (d / "spec").mkdir()
-            (d / "spec" / "reenter.json").write_text(json.dumps(spec))
+            (d / "spec" / "reenter.json").write_text(json.dumps({**spec, "out": str(d / "out" / "reentry.json")}))
             env["PGOLF_PROBE_REENTER"] = str(d / "spec" / "reenter.json")
+        if ledger:  # the ledger follows the stream's positions in this run (probe_ledger_runtime)
+            (d / "spec").mkdir(exist_ok=True)
+            (d / "spec" / "ledger.json").write_text(json.dumps({"n_val": n_val, "head": [int(x) for x in tokens[:32]], "last": int(tokens[-1]),
+                                                                "script": target, "out": str(d / "out" / "ledger.json")}))
+            env["PGOLF_PROBE_LEDGER"] = str(d / "spec" / "ledger.json")
         if tok is not None and tok_key:
             env[tok_key] = str(tok)
         for cap in _VAL_CAPS:
             if cap in env_reads or cap in plan.env:
                 env[cap] = str(n_val)
         readable = [dd, plan.record] + ([data] if data is not None and data.is_dir() and not toy else []) + ([tok.parent] if tok else []) \
-            + ([d / "spec"] if spec is not None else [])
+            + ([d / "spec"] if spec is not None or ledger else [])
         if cuda:  # one CPU process, no torchrun: the record sees no RANK and stays single-process
             for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
                 env.pop(k, None)
@@ -292,7 +298,7 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         reinst = inst
     spec = {"n_val": n_val, "head": [int(x) for x in val[:32]], "last": int(val[-1]), "mutations": mutations(val, vocab), "sweep": sweep_spec(val, vocab),
             "deadline": _time.time() + 0.8 * timeout_s}
-    prepare("base", val, reinst.source, spec if reinst.reentered else None)
+    prepare("base", val, reinst.source, spec if reinst.reentered else None, ledger=True)
     out = run_all(["base"])["base"]
     base = load("base", out)
     if base is None:
@@ -300,6 +306,14 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     if not any(isinstance(e, dict) and e.get("kind") == "score" for e in base):
         return not_run(f"{name} ran{' through the CPU layer' if cuda else ''} but none of its accumulation statements executed "
                        f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
+    kept = list(res.findings)
+    try:  # written by the record's process: hostile until read
+        read_ledger(res, target, json.loads(read_capped(runs["base"][0] / "out" / "ledger.json", 256 << 20)), n_val,
+                    line_map(text, reinst.source))
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError, StopIteration) as exc:
+        res.findings[:] = kept
+        res.findings.append(_f("PROBE-LEDGER", Severity.INFO, target, None,
+                               f"ledger not run: its report from the run is missing or malformed ({type(exc).__name__})", [], ""))
     why_not = "no function other than main() holds a score site" if not reinst.reentered else None
     if reinst.reentered:
         try:
@@ -398,6 +412,6 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         res.numbers["whole_script_flip"] = "flagged" if bad else f"pass ({legit} last-target changes)"
         return res
     res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
-                           "vocabulary sweep and ledger not run on a whole script: the sweep needs one full run per vocabulary entry "
-                           f"({vocab}), and the ledger needs token positions at the update sites", [], ""))
+                           "vocabulary sweep not run on a whole script that cannot be re-entered: it needs one full run per vocabulary entry "
+                           f"({vocab})", [], ""))
     return res
