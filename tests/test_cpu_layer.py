@@ -56,3 +56,28 @@ def test_a_script_that_refuses_toy_sized_tables_gets_its_own_floor(tmp_path: Pat
                                            "NGRAM_EVAL_BUCKETS": str(EVAL_CACHE_BUCKETS)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["buckets", "1024"]
+
+
+def test_varlen_flash_attention_attends_within_each_packed_sequence(monkeypatch):
+    """Records from 2026-04-10 on pack documents and call ``flash_attn_varlen_func`` (the import failed)."""
+    import torch
+
+    from auditor.reproduce import cpu_layer
+
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))  # the stand-in modules stay in this test
+    cpu_layer._shim_flash()
+    from flash_attn_interface import flash_attn_func, flash_attn_varlen_func
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(10, 4, 8, generator=g) for _ in range(3))
+    kv2 = (k[:, :2].clone(), v[:, :2].clone())  # GQA: 2 kv heads for 4 query heads
+    cu = torch.tensor([0, 3, 10], dtype=torch.int32)
+    out = flash_attn_varlen_func(q, *kv2, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=7, max_seqlen_k=7, causal=True, window_size=(-1, -1))
+    for s, e in ((0, 3), (3, 10)):
+        alone = flash_attn_func(q[None, s:e], kv2[0][None, s:e], kv2[1][None, s:e], causal=True)[0]
+        assert torch.allclose(out[s:e], alone, atol=1e-6)
+    k2 = kv2[0].clone()
+    k2[5:] += 1.0  # the second sequence's later keys: the first sequence and the second's earlier rows do not move
+    moved = flash_attn_varlen_func(q, k2, kv2[1], cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=7, max_seqlen_k=7, causal=True)
+    assert torch.equal(moved[:5], out[:5]) and not torch.allclose(moved[5:], out[5:])
+

@@ -12,7 +12,8 @@ The probe checks the eval loop, not the score, so every shim only has to let the
 - ``torch.autocast("cuda", …)`` becomes CPU autocast in bfloat16;
 - ``init_process_group("nccl")`` becomes gloo;
 - flash-attn v2 (``flash_attn``) and v3 (``flash_attn_interface``) functions are backed by
-  ``scaled_dot_product_attention`` on [B, T, H, D] tensors;
+  ``scaled_dot_product_attention`` on [B, T, H, D] tensors, the packed ``flash_attn_varlen_func`` one
+  sequence (``cu_seqlens``) at a time;
 - ``torch.compile`` is the identity (CPU inductor would spend the budget compiling);
 - eval-cache tables hard-coded in the script (``self.BUCKETS = 4_194_304``) get the toy size the env knobs
   give the others (``cpu_toy.toy_source``), each on its own line; a script that refuses fewer buckets
@@ -235,6 +236,18 @@ def _flash_qkvpacked(qkv, dropout_p=0.0, softmax_scale=None, causal=False, *a, *
     return _flash(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], softmax_scale=softmax_scale, causal=causal)
 
 
+def _flash_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max_seqlen_k=None, dropout_p=0.0, softmax_scale=None,
+                  causal=False, *a, **kw):
+    """flash-attn's packed variable-length form: q, k, v are [total, H, D], sequence i is rows
+    cu_seqlens[i]:cu_seqlens[i + 1]; each attends within itself only."""
+    out = q.new_zeros(q.shape[0], q.shape[1], v.shape[-1])
+    cq, ck = [int(x) for x in cu_seqlens_q.tolist()], [int(x) for x in cu_seqlens_k.tolist()]
+    for qs, qe, ks, ke in zip(cq[:-1], cq[1:], ck[:-1], ck[1:]):
+        if qe > qs and ke > ks:
+            out[qs:qe] = _flash(q[None, qs:qe], k[None, ks:ke], v[None, ks:ke], softmax_scale=softmax_scale, causal=causal)[0]
+    return out
+
+
 def _shim_flash() -> None:
     for name in ("flash_attn", "flash_attn_interface", "flash_attn.flash_attn_interface", "flash_attn_3", "flash_attn_3.flash_attn_interface",
                  "hopper", "hopper.flash_attn_interface"):
@@ -243,6 +256,7 @@ def _shim_flash() -> None:
         m = types.ModuleType(name)
         m.flash_attn_func = _flash
         m.flash_attn_qkvpacked_func = _flash_qkvpacked
+        m.flash_attn_varlen_func = _flash_varlen
         m.__version__ = "pgolf-cpu-layer"
         m.__path__ = []  # a package, so its submodules import
         sys.modules[name] = m
