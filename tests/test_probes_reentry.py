@@ -157,3 +157,14 @@ def test_logged_booleans_become_1_0_for_knobs_the_script_parses_with_int():
     text = "ln_scale=bool(int(os.environ.get('LN_SCALE',_E)));name=os.environ.get('FLAG','True')"
     got = _as_script_parses({"LN_SCALE": "True", "FLAG": "True", "TIE": "False", "X": "False"}, {"TIE": "1"}, text)
     assert got == {"LN_SCALE": "1", "FLAG": "True", "TIE": "0", "X": "False"}
+
+
+def test_a_sum_of_negative_logs_into_any_name_is_a_score_site():
+    # PR #869's n-gram eval accumulates `cl += float((-np.log(final_p)).sum())`: no accumulator name, still the score
+    src = "def ev(ps):\n    cl = 0.0\n    for p in ps:\n        cl += float((-np.log(p)).sum())\n    return cl\n"
+    inst = instrument_source(src)
+    assert [(s.line, s.kind) for s in inst.sites] == [(4, "score")]
+    assert "__pgolf_probe__.scored((-np.log(p)), {'p': p}, 4)" in inst.source
+    # a table bumped by a negative log stays an update, and a plain sum into a non-accumulator is nothing
+    assert [s.kind for s in instrument_source("def f(t, k, p):\n    t[k] += float((-np.log(p)).sum())\n").sites] == ["update"]
+    assert instrument_source("def f(ps):\n    c = 0\n    for p in ps:\n        c += p.sum()\n").sites == []

@@ -192,6 +192,8 @@ class _Transform(cst.CSTTransformer):
             per_token = _per_token_value(stmt.value)
             if isinstance(per_token, cst.Name) and PER_TOKEN_NAME.match(per_token.value) and per_token is not stmt.value:
                 return "score", per_token  # sums[0] += nll.double().sum(): the per-token tensor, whatever the target
+            if per_token is not stmt.value and _is_neg_log(per_token) and not isinstance(stmt.target, cst.Subscript):
+                return "score", per_token  # cl += float((-np.log(p)).sum()): a sum of negative logs, whatever the name
             if isinstance(stmt.target, cst.Subscript) and not self.acc.search(name):
                 return "update", None  # a table entry bumped: counts[key] += 1
             if self.acc.search(name) and not TABLE.search(name):
