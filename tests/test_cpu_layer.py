@@ -81,3 +81,21 @@ def test_varlen_flash_attention_attends_within_each_packed_sequence(monkeypatch)
     moved = flash_attn_varlen_func(q, k2, kv2[1], cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=7, max_seqlen_k=7, causal=True)
     assert torch.equal(moved[:5], out[:5]) and not torch.allclose(moved[5:], out[5:])
 
+
+THREADED = '''import threading, torch
+from concurrent.futures import ThreadPoolExecutor
+out = []
+t = threading.Thread(target=lambda: out.append(torch.zeros(3).to(dtype=torch.int64).pin_memory().device.type))
+t.start(); t.join()
+print(out[0], ThreadPoolExecutor(1).submit(lambda: torch.ones(2, device="cuda").device.type).result())
+'''
+
+
+def test_a_loader_thread_sees_cpu_devices_too(tmp_path: Path):
+    """Torch function modes are per thread: the 2026-04 records pin batches in a prefetch thread
+    ('Cannot access accelerator device when none is available')."""
+    (tmp_path / "rec.py").write_text(THREADED)
+    out = subprocess.run([sys.executable, "-m", "auditor.reproduce.cpu_layer", "rec.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cpu", "cpu"]

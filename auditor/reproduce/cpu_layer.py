@@ -5,7 +5,8 @@ imported by pgolf's own process. It installs the shims below, then runs SCRIPT a
 The probe checks the eval loop, not the score, so every shim only has to let the record proceed:
 
 - device requests for CUDA (``device="cuda"``, ``torch.device("cuda", r)``, ``.cuda()``,
-  ``.to("cuda")``) land on the CPU (a torch function mode rewrites them on every torch call);
+  ``.to("cuda")``, ``pin_memory()``) land on the CPU (a torch function mode rewrites them on every torch
+  call, in every thread);
 - CUDA-only calls are harmless (``synchronize``, memory statistics, ``set_device``, CUDA RNG,
   events, streams), and ``torch.cuda.is_available()`` answers True so a record that refuses to
   start without a GPU proceeds onto the CPU;
@@ -326,6 +327,23 @@ def install() -> None:
     _shim_compile(torch)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     _device_mode().__enter__()  # for the whole process: every torch call sees CPU devices
+    _devices_in_threads()
+
+
+def _devices_in_threads() -> None:
+    """Torch function modes are per thread: a record's loader thread (``pin_memory()`` in a prefetch
+    thread, ThreadPoolExecutor workers) enters its own CPU-device mode when it starts."""
+    import threading
+
+    inner = getattr(threading.Thread, "_bootstrap_inner", None)
+    if inner is None:
+        return
+
+    def _bootstrap_inner(self):
+        _device_mode().__enter__()
+        return inner(self)
+
+    threading.Thread._bootstrap_inner = _bootstrap_inner
 
 
 def _run_toy(script: str) -> None:
