@@ -2,7 +2,7 @@
 default is computed (on with 8 GPUs, off on the probe's single process)."""
 from __future__ import annotations
 
-from auditor.reproduce.cpu_toy import script_defaults, toy_env
+from auditor.reproduce.cpu_toy import TOY_KNOBS, script_defaults, toy_env
 
 SCRIPT = ('_ngram_default = "1" if world_size > 1 else "0"\n'
           'use_ngram = bool(int(os.environ.get("NGRAM_CACHE", _ngram_default)))\n'
@@ -36,3 +36,11 @@ def test_a_switch_the_logs_show_off_stays_off():
     assert toy_env(["TTT_ENABLED"], "ttt_enabled:False\nstep:1/2", d) == {}
     assert toy_env(["TTT_ENABLED"], "seed 1: ttt_enabled=0\nseed 2: ttt_enabled=1", d) == {"TTT_ENABLED": "1"}
     assert toy_env(["NGRAM_CACHE"], "ngram_cache:enabled", d) == {"NGRAM_CACHE": "1"}
+
+
+def test_a_second_ttt_of_the_record_gets_the_toy_values_of_its_ttt_knobs():
+    # PR #1487's pre-quant TTT (PREQUANT_TTT_EPOCHS=6 by default) timed out at toy size with its own epochs
+    env = toy_env({"PREQUANT_TTT_EPOCHS", "PREQUANT_TTT_BATCH_SEQS", "PREQUANT_TTT_LR", "TTT_EPOCHS", "NOT_TTT_THING"}, "", {})
+    assert env["PREQUANT_TTT_EPOCHS"] == env["TTT_EPOCHS"] == TOY_KNOBS["TTT_EPOCHS"]
+    assert env["PREQUANT_TTT_BATCH_SEQS"] == TOY_KNOBS["TTT_BATCH_SEQS"]
+    assert "PREQUANT_TTT_LR" not in env and "NOT_TTT_THING" not in env  # only knobs with a toy value

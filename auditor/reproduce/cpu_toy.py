@@ -59,6 +59,11 @@ def _logged_on(k: str, low: str) -> bool:
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
     reads = set(env_reads)
     env = {k: v for k, v in TOY_KNOBS.items() if k in reads}
+    # a second TTT of the record (PREQUANT_TTT_EPOCHS, SLOT_TTT_BATCH_SEQS): the toy value of its TTT_* knob
+    for k in reads - set(env):
+        i = k.find("_TTT_")
+        if i > 0 and k[i + 1:] in TOY_KNOBS:
+            env[k] = TOY_KNOBS[k[i + 1:]]
     low = log_text.lower()
     for k in sorted(reads):
         # a 0 default, or a computed one (``"1" if world_size > 1 else "0"``: on in the 8-GPU run, off on one process)
