@@ -99,3 +99,20 @@ def test_a_loader_thread_sees_cpu_devices_too(tmp_path: Path):
                          timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["cpu", "cpu"]
+
+
+MINIFIED_SIZE = '''import subprocess
+code = "x = 1\\n"
+out = subprocess.run(["pyminify", "--no-rename-locals", "-"], input=code.encode(), capture_output=True, check=True).stdout
+smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True).stdout
+print(len(out), repr(smi))
+'''
+
+
+def test_the_code_size_step_minifies_as_the_identity(tmp_path: Path):
+    """The 2026-04-10+ records measure their code through ``pyminify`` (not installed here): its input comes back."""
+    (tmp_path / "rec.py").write_text(MINIFIED_SIZE)
+    out = subprocess.run([sys.executable, "-m", "auditor.reproduce.cpu_layer", "rec.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["6", "''"]
