@@ -44,3 +44,12 @@ def test_a_second_ttt_of_the_record_gets_the_toy_values_of_its_ttt_knobs():
     assert env["PREQUANT_TTT_EPOCHS"] == env["TTT_EPOCHS"] == TOY_KNOBS["TTT_EPOCHS"]
     assert env["PREQUANT_TTT_BATCH_SEQS"] == TOY_KNOBS["TTT_BATCH_SEQS"]
     assert "PREQUANT_TTT_LR" not in env and "NOT_TTT_THING" not in env  # only knobs with a toy value
+
+
+def test_ttt_epochs_are_capped_at_the_records_own_value_never_raised():
+    # one epoch of score-then-train is legal; the toy run must not add a second epoch that re-scores
+    assert toy_env({"TTT_EPOCHS"}, "", {"TTT_EPOCHS": "1"})["TTT_EPOCHS"] == "1"
+    assert toy_env({"TTT_EPOCHS"}, "ttt_epochs:1 ttt_lr:0.002", {"TTT_EPOCHS": "3"})["TTT_EPOCHS"] == "1"  # the run's own value
+    assert toy_env({"TTT_EPOCHS"}, "", {"TTT_EPOCHS": "8"})["TTT_EPOCHS"] == TOY_KNOBS["TTT_EPOCHS"] == "2"
+    assert toy_env({"PREQUANT_TTT_EPOCHS"}, "", {"PREQUANT_TTT_EPOCHS": "1"})["PREQUANT_TTT_EPOCHS"] == "1"
+    assert toy_env({"TTT_EPOCHS"}, "", {"TTT_EPOCHS": "args.x"})["TTT_EPOCHS"] == "2"  # a computed default: the toy value

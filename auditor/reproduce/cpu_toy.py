@@ -58,12 +58,19 @@ def _logged_on(k: str, low: str) -> bool:
 
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
     reads = set(env_reads)
+    low = log_text.lower()
     env = {k: v for k, v in TOY_KNOBS.items() if k in reads}
     # a second TTT of the record (PREQUANT_TTT_EPOCHS, SLOT_TTT_BATCH_SEQS): the toy value of its TTT_* knob
     for k in reads - set(env):
         i = k.find("_TTT_")
         if i > 0 and k[i + 1:] in TOY_KNOBS:
             env[k] = TOY_KNOBS[k[i + 1:]]
+    # epochs are capped, never raised: one epoch of score-then-train is legal, a second that re-scores is not,
+    # so a record that runs one keeps one (its logged value, else its default)
+    for k in [k for k in env if k == "TTT_EPOCHS" or k.endswith("_TTT_EPOCHS")]:
+        own = (_logged_values(k.lower(), low) or [defaults.get(k, "")])[-1]
+        if own.isdigit() and int(own) < int(env[k]):
+            env[k] = own
     low = log_text.lower()
     for k in sorted(reads):
         # a 0 default, or a computed one (``"1" if world_size > 1 else "0"``: on in the 8-GPU run, off on one process)
