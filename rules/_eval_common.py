@@ -203,8 +203,12 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
     got = facts._cache.get(key)
     if got is not None:
         return got
+    from rules.analysis.dataflow import accounted_names
+
     s = summaries(facts)
-    env = taint(facts).env.get(fn.qualname, {})
+    tf = taint(facts)
+    env = tf.env.get(fn.qualname, {})
+    drawn = accounted_names(facts, tf, fn)  # training data or draws, whatever they are called
     out: dict[str, ast.AST] = {}
     for n in _walk_stmts(fn.node):
         if not isinstance(n, ast.Assign) or not isinstance(n.value, ast.Call):
@@ -214,7 +218,7 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
         cands = [t for t in facts.resolve(short, call, fn) if t is not fn]
         if not any(s.does(t, "score") for t in cands):
             continue
-        if not _val_args(call, env):
+        if not _val_args(call, env, drawn):
             continue
         for t in n.targets:
             for x in ast_walk(t):
@@ -224,18 +228,20 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
     return out
 
 
-def _val_args(call, env) -> bool:
-    """An argument carries the validation stream (labelled V by the taint; a val-ish name is a hint)."""
-    return any(mentions_val(a, env) for a in list(call.args) + [k.value for k in call.keywords])
+def _val_args(call, env, not_val=frozenset()) -> bool:
+    """An argument carries the validation stream (labelled V by the taint; a val-ish name is a hint, except
+    for the names in ``not_val``, whose values are known to be something else)."""
+    return any(mentions_val(a, env, not_val) for a in list(call.args) + [k.value for k in call.keywords])
 
 
-def mentions_val(node, env) -> bool:
+def mentions_val(node, env, not_val=frozenset()) -> bool:
     """``node`` reads the validation stream: a name the taint labels V (however it is called, wherever it
     was loaded), or a val-ish name or attribute (``args.val_files``)."""
     from rules.analysis.patterns import VAL_NAME
 
     for x in ast_walk(node):
-        if isinstance(x, ast.Name) and (VAL_NAME.search(x.id) or any(l[0] == "V" for l in env.get(x.id, ()))):
+        if isinstance(x, ast.Name) and ((VAL_NAME.search(x.id) and x.id not in not_val)
+                                        or any(l[0] == "V" for l in env.get(x.id, ()))):
             return True
         if isinstance(x, ast.Attribute) and VAL_NAME.search(x.attr):
             return True

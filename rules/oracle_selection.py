@@ -5,7 +5,7 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW, program
+from rules._eval_cases import _SCORE, LEGAL_NGRAM, ORACLE_EMA_SWA, SLIDING_WINDOW, program
 from rules._eval_common import val_score_names
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import has
@@ -51,6 +51,36 @@ def eval_val(model, cache_nll, val_tokens):
 ''', "eval_val(model, lambda a, b: 0.0, val_tokens)")
 
 
+# a setting (a temperature, a window) picked by the loss on tokens that are not the validation set (PR #2147:
+# tokens the model generated itself; merged 2026-03-24 ternary records: a training batch), whatever they are called
+_TEMP_PICK = _SCORE + '''
+
+def pick_setting(model, val_tokens):
+    best_t, best = 1024, float("inf")
+    for t in (256, 512, 1024):
+        got = eval_val(model, val_tokens, t)
+        if got < best:
+            best = got
+            best_t = t
+    return best_t
+
+
+def draw(model, n):
+    tokens = torch.randint(0, 1024, (1, 1))
+    for _ in range(n):
+        nxt = torch.multinomial(torch.softmax(model(tokens)[:, -1], -1), 1)
+        tokens = torch.cat([tokens, nxt], dim=1)
+    return tokens
+'''
+LEGAL_TEMP_ON_DRAWS = program(_TEMP_PICK, """t = pick_setting(model, draw(model, 64))
+    print(f"final_exact val_loss:{eval_val(model, val_tokens, t):.4f} val_bpb:{eval_val(model, val_tokens, t):.4f}")""")
+LEGAL_TEMP_ON_TRAIN = program(_TEMP_PICK, """calib_tokens = torch.from_numpy(np.fromfile("data/fineweb_train_000001.bin", dtype=np.uint16))[:4096]
+    t = pick_setting(model, calib_tokens)
+    print(f"final_exact val_loss:{eval_val(model, val_tokens, t):.4f} val_bpb:{eval_val(model, val_tokens, t):.4f}")""")
+ILLEGAL_TEMP_ON_VAL = program(_TEMP_PICK, """t = pick_setting(model, val_tokens[:4096])
+    print(f"final_exact val_loss:{eval_val(model, val_tokens, t):.4f} val_bpb:{eval_val(model, val_tokens, t):.4f}")""")
+
+
 @register
 class OracleSelection(Rule):
     """No selection that uses the realized targets or the validation score: ``min(nll_model,
@@ -70,10 +100,13 @@ class OracleSelection(Rule):
     fix = "Choose mixing weights, checkpoints and passes without looking at validation scores or targets."
     default_severity = Severity.ERROR
 
-    VALID = [Valid(LEGAL_NGRAM), Valid(SLIDING_WINDOW)]
+    VALID = [Valid(LEGAL_NGRAM), Valid(SLIDING_WINDOW),
+             Valid(LEGAL_TEMP_ON_DRAWS, note="a setting picked on tokens the model generated (#2147)"),
+             Valid(LEGAL_TEMP_ON_TRAIN, note="a setting picked on a training shard passed as `val_tokens`")]
     INVALID = [Invalid(ILLEGAL_MIN_NLL, note="per-token min of two NLLs feeds the score"),
                Invalid(ILLEGAL_SAFETY_GATE, note="if new_nll < old_nll: keep the better one (the #659 gate)"),
-               Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score")]
+               Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score"),
+               Invalid(ILLEGAL_TEMP_ON_VAL, expect=Severity.WARNING, note="the same setting picked on the validation set")]
 
     def check(self, ctx):
         facts = analyse(ctx)

@@ -87,6 +87,13 @@ VAL_LOAD = re.compile(r"(load_?val\w*|val\w*_?load\w*|load_validation\w*|read_va
 VAL_FILE = re.compile(r"(fineweb_val|val_files|val_pattern|val_path|_val_)", re.I)
 # a string naming validation data on disk: ``fineweb_val_*.bin``, ``val.pt``, ``data/val_tokens.npy``
 VAL_PATH = re.compile(r"fineweb_val|(^|[/_.-])val(idation)?([_.-][^/]*)?\.(bin|pt|pth|npy|npz|tokens)$|(^|[/_.-])val(idation)?[_.-][^/]*\*", re.I)
+# a string naming training data on disk: ``fineweb_train_*.bin``, ``data/train.bin``
+TRAIN_PATH = re.compile(r"fineweb_train|(^|[/_.-])train([_.-][^/]*)?\.(bin|pt|pth|npy|npz|tokens)$|(^|[/_.-])train[_.-][^/]*\*", re.I)
+# calls whose result is a draw or a prediction, never data read from disk: random tokens, samples of a model's
+# distribution, its argmax, constant fills
+DRAW_CALLS = {"randint", "rand", "randn", "randperm", "multinomial", "bernoulli", "normal", "poisson", "random", "integers",
+              "argmax", "randint_like", "rand_like", "randn_like", "zeros", "ones", "full", "empty", "zeros_like",
+              "ones_like", "full_like", "empty_like", "arange", "topk", "sample"}
 VAL_ATTR = re.compile(r"^(val_?tok\w*|val_ids|val_stream|val_data|val_np|val_seq|val_arr\w*|val_buf\w*)$", re.I)
 IN = "@in:"
 # calls that build or list a path (``os.path.join(d, "fineweb_val_*.bin")``): a location, not the stream
@@ -130,6 +137,8 @@ class TaintFacts:
     analysed: set[str] = field(default_factory=set)
     val_paths: set[str] = field(default_factory=set)
     self_attrs: set[str] = field(default_factory=set)  # attributes the program's methods assign on ``self``
+    train_paths: set[str] = field(default_factory=set)  # names/attributes bound to a training data path
+    accounted: dict[str, frozenset] = field(default_factory=dict)  # fn -> names whose value is a draw or training data
     loads_val: dict[int, bool] = field(default_factory=dict)  # call node -> it loads validation data  # names/attributes bound to a validation data path (any file, any level)
 
     def labels_of(self, fn: str, name: str) -> frozenset:
@@ -265,7 +274,7 @@ class _FnPass:
         if self.source_ctx and TARGET_NAME.match(node.id) and not NOT_TARGET.search(node.id) \
                 and node.id not in self.float_locals:
             labels = labels | {T}
-        if VAL_TOKENS.search(node.id):
+        if VAL_TOKENS.search(node.id) and node.id not in self.accounted:
             labels = labels | {V}
         return labels
 
@@ -572,7 +581,7 @@ class _FnPass:
     # --- statements ----------------------------------------------------------------------
     def assign(self, target, labels: frozenset, value_node=None):
         if isinstance(target, ast.Name):
-            self.bind(target.id, labels)
+            self.bind(target.id, labels - {V} if target.id in self.accounted else labels)
         elif isinstance(target, (ast.Tuple, ast.List)):
             per = None
             if isinstance(value_node, (ast.Tuple, ast.List)) and len(value_node.elts) == len(target.elts):
@@ -768,8 +777,9 @@ class _FnPass:
             self._scan_aliases()
             self.float_locals = _float_locals(self.fn)
             self.own_names = _own_names(self.fn)
+            self.accounted = accounted_names(self.facts, self.tf, self.fn)
         for p, lab in self.tf.params.get(self.fn.qualname, {}).items():
-            self.bind(p, lab)
+            self.bind(p, lab - {V} if p in self.accounted else lab)
         self.block(self.fn.node.body)
         return self.changed
 
@@ -784,6 +794,158 @@ def _is_float_value(v: ast.AST) -> bool:
     if isinstance(v, ast.Constant) and isinstance(v.value, float):
         return True
     return isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "float"
+
+
+_COMBINE = {"cat", "stack", "concatenate", "hstack", "vstack", "clone", "copy", "detach", "contiguous", "to", "long", "int",
+            "float", "cuda", "cpu", "view", "reshape", "unsqueeze", "squeeze", "flatten", "tolist", "numpy", "tensor",
+            "as_tensor", "from_numpy", "asarray", "array", "list", "tuple", "pin_memory", "type", "expand", "repeat"}
+
+
+def accounted_names(facts: CodeFacts, tf: TaintFacts, fn: FuncInfo, params: bool = True, depth: int = 0) -> frozenset:
+    """Names of ``fn`` whose every value is accounted for without the validation stream: random draws, samples
+    or the argmax of a model's distribution, constant fills, data read from a training path (a loader built on
+    ``fineweb_train_*.bin`` and what it hands out), and what is built from those (concatenations, slices,
+    lists they are appended to, program functions returning only such values). They are not the validation
+    stream, whatever they are called or whatever a loader's locals are called (``calibration_tokens =
+    train_loader.take(n)``, ``tokens = cat([tokens, multinomial(p, 1)])``). Parameters count when every call
+    passes such a value."""
+    key = f"{fn.qualname}|{int(params)}"
+    got = tf.accounted.get(key)
+    if got is not None:
+        return got
+    tf.accounted[key] = frozenset()  # a recursion guard while this one is built
+    binds: dict[str, list] = {}
+    for n in _walk_own_fn(fn.node):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None:
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                if isinstance(t, ast.Name):
+                    binds.setdefault(t.id, []).append(n.value)
+                elif isinstance(t, (ast.Tuple, ast.List)):
+                    for e in t.elts:  # ``x, y = loader.next_batch()``: each element is part of the value
+                        if isinstance(e, ast.Name):
+                            binds.setdefault(e.id, []).append(n.value)
+        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
+            binds.setdefault(n.target.id, []).append(n.value)
+        elif isinstance(n, (ast.For, ast.comprehension)):
+            for e in ast_walk(n.target):
+                if isinstance(e, ast.Name):
+                    binds.setdefault(e.id, []).append(n.iter)
+        elif isinstance(n, ast.withitem) and n.optional_vars is not None:
+            for e in ast_walk(n.optional_vars):
+                if isinstance(e, ast.Name):
+                    binds.setdefault(e.id, []).append(n.context_expr)
+        elif isinstance(n, ast.NamedExpr):
+            binds.setdefault(n.target.id, []).append(n.value)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("append", "extend", "insert") \
+                and isinstance(n.func.value, ast.Name) and n.args:
+            binds.setdefault(n.func.value.id, []).append(n.args[-1])
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            for name in n.names:
+                binds.setdefault(name, []).append(None)  # shared with another scope: not followed
+    plist = [p for p in fn.params if p not in ("self", "cls")] if fn.cls else list(fn.params)
+    for p in fn.params:
+        binds.setdefault(p, []).append(None)  # bound by the caller: decided below
+    good = set(binds) - set(fn.params)  # parameters are decided by their call sites, below
+
+    def ok(e) -> bool:
+        return _accounted_expr(facts, tf, fn, good, depth, e)
+
+    changed = True
+    while changed:  # the greatest set closed under the bindings (``tokens = cat([tokens, draw])`` stays in)
+        changed = False
+        for name in list(good):
+            if not all(ok(v) for v in binds[name]):
+                good.discard(name)
+                changed = True
+    if params and plist:
+        sites = [(c, f) for f in facts.functions.values() for short, c in f.calls
+                 if short == fn.short and fn in facts.resolve(short, c, f)]
+        if sites:
+            for i, p in enumerate(plist):
+                passed = []
+                for c, f in sites:
+                    a = c.args[i] if i < len(c.args) and not any(isinstance(x, ast.Starred) for x in c.args[:i + 1]) else \
+                        next((k.value for k in c.keywords if k.arg == p), None)
+                    passed.append((a, f))
+                if all(a is not None and _accounted_expr(facts, tf, f, set(accounted_names(facts, tf, f, False, depth + 1)),
+                                                         depth + 1, a) for a, f in passed) \
+                        and all(ok(v) for v in binds[p] if v is not None and not _mentions_name(v, p)):
+                    good.add(p)
+    out = frozenset(good)
+    tf.accounted[key] = out
+    return out
+
+
+def _accounted_expr(facts, tf, fn, good, depth, e) -> bool:
+    """``e`` is a draw or training data (see ``accounted_names``), given the names ``good`` that are."""
+
+    def ok(x):
+        return _accounted_expr(facts, tf, fn, good, depth, x)
+
+    if e is None:
+        return False
+    if isinstance(e, ast.Constant):
+        return not (isinstance(e.value, str) and VAL_PATH.search(e.value))
+    if isinstance(e, (ast.List, ast.Tuple, ast.Set)):
+        return all(ok(x) for x in e.elts)
+    if isinstance(e, ast.Name):
+        return e.id in good
+    if isinstance(e, ast.Starred):
+        return ok(e.value)
+    if isinstance(e, ast.Subscript):
+        return ok(e.value)
+    if isinstance(e, ast.Attribute):
+        return ok(e.value) and e.attr not in tf.val_paths and not VAL_ATTR.match(e.attr)
+    if isinstance(e, ast.BinOp):
+        return ok(e.left) and ok(e.right)
+    if isinstance(e, ast.UnaryOp):
+        return ok(e.operand)
+    if isinstance(e, (ast.ListComp, ast.GeneratorExp)):
+        return ok(e.elt) and all(ok(g.iter) for g in e.generators)
+    if isinstance(e, ast.Call):
+        name = call_name(e.func)
+        short = name.rsplit(".", 1)[-1]
+        args = list(e.args) + [k.value for k in e.keywords]
+        walked = [c for a in args for c in ast_walk(a)]
+        if any(isinstance(c, ast.Constant) and isinstance(c.value, str) and VAL_PATH.search(c.value)
+               or isinstance(c, ast.Attribute) and (c.attr in tf.val_paths or VAL_FILE.search(c.attr))
+               or isinstance(c, ast.Name) and c.id in tf.val_paths for c in walked):
+            return False  # anything handed a validation location
+        if short in DRAW_CALLS:
+            return True
+        if any(isinstance(c, ast.Constant) and isinstance(c.value, str) and TRAIN_PATH.search(c.value)
+               or isinstance(c, ast.Attribute) and c.attr in tf.train_paths
+               or isinstance(c, ast.Name) and c.id in tf.train_paths for c in walked):
+            return True  # a reader or loader over a training path
+        recv = e.func.value if isinstance(e.func, ast.Attribute) else None
+        if recv is not None and name.split(".", 1)[0] not in LIB_MODULES | {"numpy", "random"}:
+            return ok(recv)  # a method of a loader over training data (or of a draw) hands out the same
+        if short in _COMBINE:
+            return bool(e.args) and all(ok(a) for a in e.args)
+        own = [t for t in facts.resolve(short, e, fn) if t.qualname in tf.analysed and not t.cls]
+        if own and depth < 2:
+            return all(_returns_accounted(facts, tf, t, depth + 1, e, ok) for t in own)
+        return False
+    return False
+
+
+def _mentions_name(e, name: str) -> bool:
+    return any(isinstance(x, ast.Name) and x.id == name for x in ast_walk(e))
+
+
+def _returns_accounted(facts, tf, t: FuncInfo, depth: int, call: ast.Call | None = None, ok_arg=None) -> bool:
+    """Every ``return`` of ``t`` is accounted for; its parameters count when this call passes accounted values."""
+    names = set(accounted_names(facts, tf, t, False, depth))
+    if call is not None and ok_arg is not None:
+        params = [p for p in t.params if p not in ("self", "cls")] if t.cls else list(t.params)
+        for p, a in zip(params, call.args):
+            if not isinstance(a, ast.Starred) and ok_arg(a):
+                names.add(p)
+        for k in call.keywords:
+            if k.arg in params and ok_arg(k.value):
+                names.add(k.arg)
+    rets = [n.value for n in _walk_own_fn(t.node) if isinstance(n, ast.Return) and n.value is not None]
+    return bool(rets) and all(_accounted_expr(facts, tf, t, names, depth, r) for r in rets)
 
 
 def _own_names(fn: FuncInfo) -> frozenset:
@@ -864,6 +1026,11 @@ def build_taint(facts: CodeFacts) -> TaintFacts:
                         tf.val_paths.add(t.id)
                     elif isinstance(t, ast.Attribute):
                         tf.val_paths.add(t.attr)
+            elif isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and any(
+                    isinstance(c, ast.Constant) and isinstance(c.value, str) and TRAIN_PATH.search(c.value) for c in ast_walk(n.value)):
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                    if isinstance(t, (ast.Name, ast.Attribute)):
+                        tf.train_paths.add(t.id if isinstance(t, ast.Name) else t.attr)
     work: list[tuple[FuncInfo, FileFacts]] = []
     for ff in facts.files:
         if ff.tree is None:
