@@ -16,6 +16,7 @@ from rules.base import Invalid, Rule, Valid, register
 from rules.analysis.index import walk as ast_walk  # ast.walk, faster (same nodes, same order)
 
 LOSSY = re.compile(r"(nll|loss|bpb|bits|ce\b|xent)", re.I)
+_LABEL = re.compile(r"[A-Za-z_][\w.-]*")  # a score line's label: ``final_…_exact`` in ``final_…_exact val_bpb:1.2``
 VALSCORE = re.compile(r"(val_?bpb|val_?loss|bpb|_bpb|eval_loss)", re.I)
 
 
@@ -49,6 +50,31 @@ def eval_val(model, cache_nll, val_tokens):
         loss_sum += scored_nll.sum()
     print(f"final_gate_exact val_loss:{loss_sum:.4f} val_bpb:{loss_sum:.4f}")
 ''', "eval_val(model, lambda a, b: 0.0, val_tokens)")
+
+
+# several evaluations run (here one per worker, handed back through files), the smallest printed as the result
+# (the PR #1239 shape: eight eval variants, ``min(all_results, key=…)`` reported as the final val_bpb)
+_VARIANTS = _SCORE + '''
+
+def run_variants(model, val_tokens, rank, world):
+    plans = [("plain", lambda m: eval_val(m, val_tokens)), ("short", lambda m: eval_val(m, val_tokens, 256))]
+    name, fn = plans[rank % len(plans)]
+    with open(f"/tmp/res_{rank}", "w") as f:
+        f.write(f"{name}\\t{fn(model)}\\n")
+    if rank == 0:
+        got = []
+        for r in range(world):
+            a, b = open(f"/tmp/res_{r}").read().split("\\t")
+            got.append((a, float(b)))
+        {pick}
+'''
+ILLEGAL_MIN_OF_VARIANTS = program(_VARIANTS.replace("{pick}", """which, v = min(got, key=lambda t: t[1])
+        print(f"final_int8_zlib_roundtrip_exact val_loss:{v:.4f} val_bpb:{v:.4f}")"""), "run_variants(model, val_tokens, 0, 2)")
+# the same minimum only logged beside the result of the one fixed evaluation
+LEGAL_MIN_LOGGED = program(_VARIANTS.replace("{pick}", """which, v = min(got, key=lambda t: t[1])
+        print(f"variant spread lowest:{v:.4f} ({which})")
+        print(f"final_int8_zlib_roundtrip_exact val_loss:{got[0][1]:.4f} val_bpb:{got[0][1]:.4f}")"""),
+                           "run_variants(model, val_tokens, 0, 2)")
 
 
 # a setting (a temperature, a window) picked by the loss on tokens that are not the validation set (PR #2147:
@@ -101,20 +127,23 @@ class OracleSelection(Rule):
     default_severity = Severity.ERROR
 
     VALID = [Valid(LEGAL_NGRAM), Valid(SLIDING_WINDOW),
+             Valid(LEGAL_MIN_LOGGED, note="the minimum over variants is logged, the fixed evaluation is the result"),
              Valid(LEGAL_TEMP_ON_DRAWS, note="a setting picked on tokens the model generated (#2147)"),
              Valid(LEGAL_TEMP_ON_TRAIN, note="a setting picked on a training shard passed as `val_tokens`")]
     INVALID = [Invalid(ILLEGAL_MIN_NLL, note="per-token min of two NLLs feeds the score"),
                Invalid(ILLEGAL_SAFETY_GATE, note="if new_nll < old_nll: keep the better one (the #659 gate)"),
                Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score"),
-               Invalid(ILLEGAL_TEMP_ON_VAL, expect=Severity.WARNING, note="the same setting picked on the validation set")]
+               Invalid(ILLEGAL_TEMP_ON_VAL, expect=Severity.WARNING, note="the same setting picked on the validation set"),
+               Invalid(ILLEGAL_MIN_OF_VARIANTS, note="the minimum over several evaluations is printed as the final score (#1239)")]
 
     def check(self, ctx):
         facts = analyse(ctx)
         tf = taint(facts)
         s = summaries(facts)
+        finals = {m.group() for ll in facts.logs.finals if (m := _LABEL.match(ll.text.strip()))}
         for fn in facts.functions.values():
             ff = facts.file_of(fn)
-            byv = list(self._by_value(facts, tf, fn, ff))
+            byv = list(self._by_value(facts, tf, fn, ff)) + list(self._reported_extreme(facts, fn, ff, finals))
             yield from byv
             told = {f.line for f in byv}
             env = tf.env.get(fn.qualname, {})
@@ -151,6 +180,42 @@ class OracleSelection(Rule):
                                            f"`{ff.line_text(n.lineno)[:100]}` chooses between runs by their validation score",
                                            severity=Severity.WARNING, path=[f"{fn.qualname}:{n.lineno}"])
 
+
+    def _reported_extreme(self, facts, fn, ff, finals):
+        """The number printed as the final score is the smallest (or largest) entry of a collection of results
+        (``best = min(results, key=…)``, ``sorted(results)[0]``): several evaluations ran and the best one is
+        reported (PR #1239), whatever the collection and its entries are called."""
+        picks = []
+        for n in walk_own(fn.node):
+            if not isinstance(n, ast.Assign):
+                continue
+            v = n.value
+            if isinstance(v, ast.Subscript) and isinstance(v.slice, (ast.Constant, ast.UnaryOp)):
+                v = v.value  # ``sorted(results)[0]``
+                if not (isinstance(v, ast.Call) and call_name(v.func) == "sorted"):
+                    continue
+            if not (isinstance(v, ast.Call) and call_name(v.func) in ("min", "max", "sorted") and len(v.args) == 1
+                    and not isinstance(v.args[0], (ast.Tuple, ast.List, ast.Set, ast.GeneratorExp, ast.ListComp))):
+                continue
+            outs = {x.id for t in n.targets for x in ast_walk(t) if isinstance(x, ast.Name)}
+            if outs:
+                picks.append((n, outs))
+        for n, outs in picks:
+            for j in walk_own(fn.node):
+                if not (isinstance(j, ast.JoinedStr) and j.lineno > n.lineno):
+                    continue
+                lit = "".join(x.value for x in j.values if isinstance(x, ast.Constant) and isinstance(x.value, str))
+                m = _LABEL.match(lit.strip())
+                label = m.group() if m else ""
+                shown = {x.id for v in j.values if isinstance(v, ast.FormattedValue) for x in ast_walk(v.value)
+                         if isinstance(x, ast.Name)}
+                final = label in finals if finals else ("exact" in lit or "final" in lit)
+                if final and shown & outs and re.search(r"val_(bpb|loss)", lit):
+                    yield code_finding(self, facts, ff, n.value,
+                                       f"`{ff.line_text(n.lineno)[:100]}` picks the best of several results and line "
+                                       f"{j.lineno} reports it as the final score (the best of several evaluations)",
+                                       path=[f"{fn.qualname}:{n.lineno}", f"{fn.qualname}:{j.lineno}"], extra_lines=[j.lineno])
+                    break
 
     def _by_value(self, facts, tf, fn, ff):
         """Selections found by where values come from, whatever they are called: the minimum of two
