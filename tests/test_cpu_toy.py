@@ -53,3 +53,8 @@ def test_ttt_epochs_are_capped_at_the_records_own_value_never_raised():
     assert toy_env({"TTT_EPOCHS"}, "", {"TTT_EPOCHS": "8"})["TTT_EPOCHS"] == TOY_KNOBS["TTT_EPOCHS"] == "2"
     assert toy_env({"PREQUANT_TTT_EPOCHS"}, "", {"PREQUANT_TTT_EPOCHS": "1"})["PREQUANT_TTT_EPOCHS"] == "1"
     assert toy_env({"TTT_EPOCHS"}, "", {"TTT_EPOCHS": "args.x"})["TTT_EPOCHS"] == "2"  # a computed default: the toy value
+
+
+def test_document_wise_ttt_batches_are_toy_sized():
+    """TTT_BATCH_SIZE counts documents per LoRA batch (64 in the 2026-04 records; their warmup ran 64 × 128 tokens)."""
+    assert toy_env(["TTT_BATCH_SIZE"], "", {"TTT_BATCH_SIZE": "64"}) == {"TTT_BATCH_SIZE": "4"}

@@ -26,6 +26,8 @@ TOY_KNOBS = {
     "TRAIN_BATCH_TOKENS": str(8 * SEQ), "VAL_BATCH_SIZE": str(8 * SEQ), "VAL_BATCH_TOKENS": str(8 * SEQ),
     "EVAL_STRIDE": str(SEQ // 2), "SLIDING_STRIDE": str(SEQ // 2), "EVAL_BATCH_SEQS": "4", "TTT_CHUNK_TOKENS": str(4 * SEQ),
     "TTT_EPOCHS": "2", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1",
+    # documents per TTT batch (64 in the 2026-04 records: their compile warmup alone ran 64 × 128 tokens, 78 s at toy size)
+    "TTT_BATCH_SIZE": "4",
     # document-wise TTT (per-doc LoRA): toy documents are 60–300 tokens, so a doc must count as long and hold several chunks
     "TTT_MIN_DOC_LEN": "64", "TTT_CHUNK_SIZE": str(SEQ // 4), "TTT_EVAL_SEQ_LEN": str(SEQ), "NGRAM_CHUNK_TOKENS": str(4 * SEQ), **{k: str(EVAL_CACHE_BUCKETS) for k in EVAL_CACHE_BUCKET_KNOBS},
     "SWA_EVERY": "1", "GPTQ_CALIB_SAMPLES": "2", "GPTQ_CALIB_BATCHES": "2", "CALIB_SAMPLES": "2", "MAX_WALLCLOCK_SECONDS": "0",
