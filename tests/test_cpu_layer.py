@@ -116,3 +116,13 @@ def test_the_code_size_step_minifies_as_the_identity(tmp_path: Path):
                          timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["6", "''"]
+
+
+def test_triton_kernels_would_run_in_its_cpu_interpreter(tmp_path: Path):
+    """Set before the record runs, so that where triton is installed its kernels run in the numpy interpreter
+    (measured: the 2026-04-10 VarLenAttn record then runs its fused-MLP kernel and its TTT eval on CPU)."""
+    (tmp_path / "rec.py").write_text('import os\nprint(os.environ.get("TRITON_INTERPRET"))\n')
+    out = subprocess.run([sys.executable, "-m", "auditor.reproduce.cpu_layer", "rec.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]

@@ -326,6 +326,8 @@ def _shim_nvidia_smi() -> None:
 
 
 def install() -> None:
+    # before the record imports triton: its kernels run in triton's CPU interpreter (numpy), when triton is installed
+    os.environ.setdefault("TRITON_INTERPRET", "1")
     import torch
     import torch._dynamo  # noqa: F401  (before the shims: dynamo's rule tables must see torch's own functions)
     import torch.optim  # noqa: F401
