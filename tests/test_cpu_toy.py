@@ -58,3 +58,13 @@ def test_ttt_epochs_are_capped_at_the_records_own_value_never_raised():
 def test_document_wise_ttt_batches_are_toy_sized():
     """TTT_BATCH_SIZE counts documents per LoRA batch (64 in the 2026-04 records; their warmup ran 64 × 128 tokens)."""
     assert toy_env(["TTT_BATCH_SIZE"], "", {"TTT_BATCH_SIZE": "64"}) == {"TTT_BATCH_SIZE": "4"}
+
+
+def test_a_log_that_embeds_the_script_does_not_switch_its_features_on():
+    """PR #786 logs its own source: ``ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))`` and
+    ``if args.ttt_enabled:`` are code, not the run saying TTT ran (it turned on a TTT eval the record did not run)."""
+    d = script_defaults(SCRIPT)
+    log = ('    ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))\n    if args.ttt_enabled:\n        torch.cuda.synchronize()\n'
+           'final_compressed_eval val_loss:1.3725 val_bpb:0.8128\n')
+    assert toy_env(["TTT_ENABLED"], log, d) == {}
+    assert toy_env(["TTT_ENABLED"], log + "ttt_enabled: True\n", d) == {"TTT_ENABLED": "1"}

@@ -41,21 +41,27 @@ _SWITCH = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)(_CACHE|_E
 
 
 _OFF = ("0", "false", "off", "disabled", "no", "none")
+_LITERAL = re.compile(r"^([0-9.]+|true|false|on|off|enabled|disabled|yes|no|none)$")
+# a log that embeds the script (log0(code)) names every knob in its code: those lines are not the run's output
+_CODE_LINE = re.compile(r"environ|^\s*(def|class|import|from|if|elif|else|for|while|return|with|try|except|assert|global)\b|^\s*@")
 
 
 def _logged_values(name: str, low: str) -> list[str]:
-    """The values the logs give ``name`` (``ttt_enabled=0``, ``ngram_cache: enabled``, ``use_knn:False``)."""
-    return re.findall(r"(?<![a-z0-9_])" + re.escape(name) + r"\s*[=:]\s*([a-z0-9_.]+)", low)
+    """The literal values the logs give ``name`` (``ttt_enabled=0``, ``ngram_cache: enabled``, ``use_knn:False``);
+    ``args.ttt_enabled:`` and ``ttt_enabled = bool(…)`` in an embedded copy of the code are no values."""
+    found = re.findall(r"(?<![a-z0-9_.])" + re.escape(name) + r"[ \t]*[=:][ \t]*([a-z0-9_.]+)", low)
+    return [v for v in found if _LITERAL.match(v)]
 
 
 def _logged_on(k: str, low: str) -> bool:
     """The logs show the feature running: a logged value that is not 0/False/off when the logs give one
-    (``TTT: skipped (TTT_ENABLED=0)`` names the switch, off), else a mention of it."""
+    (``TTT: skipped (TTT_ENABLED=0)`` names the switch, off), else a mention of it outside lines of code."""
     names = [k.lower()] + ([k.lower().removeprefix("use_")] if k.lower().startswith("use_") else [])
-    values = [v for n in names for v in _logged_values(n, low)]
+    out = "\n".join(x for x in low.splitlines() if not _CODE_LINE.search(x))
+    values = [v for n in names for v in _logged_values(n, out)]
     if values:
         return any(v not in _OFF for v in values)
-    return any(n in low for n in names)
+    return any(n in out for n in names)
 
 
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
