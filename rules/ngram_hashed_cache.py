@@ -4,12 +4,49 @@ from __future__ import annotations
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM
+from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM, program
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import clean
 from rules._eval_common import missing_stages
 from rules.analysis.report import code_finding, log_finding
 from rules.base import Invalid, Rule, Valid, register
+
+# an exact V×V bigram table: the pair index ``prev * V + next`` with V columns collides nowhere (PR #704); its rows
+# are normalized over the vocabulary before the scored token is read, so it is neither hashed nor a target lookup
+_PAIR_TABLE = '''
+
+class Pairs:
+    def __init__(self, width):
+        self.width = width
+        self.counts = torch.zeros((width, width))
+
+    def add(self, prev, nxt):
+        idx = prev * self.width + nxt
+        got = torch.bincount(idx, minlength={minlength})
+        self.counts += got.reshape(self.width, self.width)
+
+    def logp(self, prev):
+        rows = self.counts + 0.5
+        return (rows / rows.sum(-1, keepdim=True)).log()[prev]
+
+
+def eval_val(model, val_tokens, width):
+    pairs = Pairs(width)
+    loss_sum = 0.0
+    for s in range(0, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        lp = torch.log_softmax(model(x) + pairs.logp(x), -1)
+        loss_sum += -lp.gather(1, y[:, None]).sum()
+        pairs.add(x, y)
+    print(f"final_pair_exact val_loss:{{loss_sum:.4f}} val_bpb:{{loss_sum:.4f}}")
+'''
+LEGAL_EXACT_PAIR_TABLE = program(_PAIR_TABLE.format(minlength="self.width * self.width"), "eval_val(model, val_tokens, 1024)")
+# the same update into a table of B buckets: the pair index wraps around, a hashed table
+HASHED_PAIR_TABLE = program(_PAIR_TABLE.format(minlength="4096").replace(
+    "idx = prev * self.width + nxt", "idx = (prev * self.width + nxt) % 4096").replace(
+    "self.counts += got.reshape(self.width, self.width)", "self.counts += got[:self.width * self.width].reshape(self.width, self.width)"),
+    "eval_val(model, val_tokens, 1024)")
 
 TRAIN_READ = re.compile(r"fineweb_train|train_files|train_pattern|train_shards?|TRAIN_FILES", re.I)
 
@@ -34,8 +71,10 @@ class NgramHashedCache(Rule):
     fix = "Remove the hashed (context, target) cache, or compute and normalize counts for all V tokens of each context."
     default_severity = Severity.ERROR
 
-    VALID = [Valid(LEGAL_NGRAM), Valid(BIGRAM_INPUT_HASH), Valid(DEAD_NGRAM)]
+    VALID = [Valid(LEGAL_NGRAM), Valid(BIGRAM_INPUT_HASH), Valid(DEAD_NGRAM),
+             Valid(LEGAL_EXACT_PAIR_TABLE, note="exact prev * V + next counts in a V×V table, rows normalized (#704)")]
     INVALID = [Invalid(ILLEGAL_NGRAM),
+               Invalid(HASHED_PAIR_TABLE, expect=Severity.WARNING, note="the same pair index wrapped into 4096 buckets"),
                Invalid({"train_gpt.py": LEGAL_NGRAM,
                         "train_seed1.log": "ngram: prefilled cache from 80 train shards (8B tokens)\nfinal_ngram_exact val_loss:1 val_bpb:0.5\n"},
                        note="logs show an n-gram prefill from training shards the code lacks")]

@@ -536,3 +536,42 @@ def test_a_nested_function_does_not_see_the_outer_local_its_own_parameter_shadow
     assert tf.env["main"]["width"]  # the outer local does carry the combination
     assert not tf.env.get("main.attempt", {}).get("width")
     assert not tf.hashed_updates
+
+
+# -- row/column count tables: ``row * V + tok`` into a table V wide is not a hashed key (PR #704, #1879) -------
+
+_PAIR_UPDATE = textwrap.dedent('''
+    import torch
+
+    class Table:
+        def __init__(self, width, rows):
+            self.width = width
+            self.rows = rows
+            self.cells = torch.zeros(rows, width)
+
+        def add(self, tokens):
+            prev = tokens[:-1]
+            nxt = tokens[1:]
+            {update}
+
+    def main():
+        s = torch.load("val.pt")
+        Table(1024, 1024).add(s)
+''')
+
+
+@pytest.mark.parametrize("update", [
+    "self.cells.view(-1).scatter_add_(0, prev * self.width + nxt, torch.ones(len(nxt)))",
+    "self.cells += torch.bincount(prev * self.width + nxt, minlength=self.width * self.rows).view(self.rows, self.width)",
+])
+def test_a_row_column_update_of_a_table_as_wide_as_the_row_is_no_hashed_key(update):
+    assert not taint_of(_PAIR_UPDATE.replace("{update}", update)).hashed_updates
+
+
+@pytest.mark.parametrize("update", [
+    "self.cells.view(-1).scatter_add_(0, (prev * self.width + nxt) % 4096, torch.ones(len(nxt)))",
+    "self.cells.view(-1).scatter_add_(0, prev * 1000003 + nxt, torch.ones(len(nxt)))",
+    "self.cells += torch.bincount(prev * self.width + nxt, minlength=4096)[:1024 * 1024].view(self.rows, self.width)",
+])
+def test_a_wrapped_or_foreign_width_pair_index_is_still_a_hashed_key(update):
+    assert taint_of(_PAIR_UPDATE.replace("{update}", update)).hashed_updates

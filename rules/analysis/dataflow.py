@@ -444,7 +444,7 @@ class _FnPass:
         if short in NO_TAINT_CALLS:
             return frozenset()
         if (name.endswith("add.at") or short in ("bincount", "scatter_add_", "index_add_", "scatter_add", "index_put_")) \
-                and has(everything, "H"):
+                and has(everything, "H") and not self._exact_pair_update(node, short, everything):
             self.sink(self.tf.hashed_updates, node, everything)
         if short in LOG_CALLS and (args or recv):
             inner = everything
@@ -483,6 +483,65 @@ class _FnPass:
             if has(cond, "T") and not has(cond, "S"):
                 self.sink(self.tf.conditions, node, cond)
         return everything
+
+    def _exact_pair_update(self, node: ast.Call, short: str, labels: frozenset) -> bool:
+        """``bincount(row * V + tok, minlength=V * V)``, ``A.view(-1).scatter_add_(0, row * V + tok, w)`` with A
+        allocated with V columns: the update writes cell (row, tok) of a table whose rows are V wide, whatever
+        the row is (a context, or a hash of it): a row/column count table, not a hashed (context, target) key
+        (PR #704's exact bigram, PR #1879's online bigram). Whether its reads are normalized over the row is for
+        the normalization rules."""
+        if short == "bincount" and node.args:
+            idx = node.args[0]
+            minlength = next((k.value for k in node.keywords if k.arg == "minlength"), None)  # (args[1] is weights)
+            if minlength is None:
+                return False
+            layout = {ast.unparse(f) for f in _factors(minlength)}
+        elif short in ("scatter_add_", "index_add_") and len(node.args) >= 2 and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Call) and isinstance(node.func.value.func, ast.Attribute) \
+                and node.func.value.func.attr in ("view", "reshape", "flatten", "ravel"):
+            idx = node.args[1]
+            layout = _columns(self.facts, node.func.value.func.value)
+        else:
+            return False
+        expr = _unique_def(self.fn, idx)
+        originals = None
+        for _ in range(4):
+            if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
+                    and expr.func.attr in ("long", "int", "to", "astype", "view", "reshape", "flatten"):
+                expr = _unique_def(self.fn, expr.func.value)
+            elif isinstance(expr, ast.Call):  # a helper that returns the index: its return, with this call's arguments
+                originals = list(expr.args) + [k.value for k in expr.keywords]
+                expr = self._inlined(expr) or expr
+                break
+        if not (layout and isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add)):
+            return False
+        for prod, col in ((expr.left, expr.right), (expr.right, expr.left)):
+            if originals is not None and not any(col is a for a in originals):
+                continue  # only this call's own argument nodes are evaluated (never a copy of the helper's tree)
+            if isinstance(prod, ast.BinOp) and isinstance(prod.op, ast.Mult) and not has(self.ev(col), "H") \
+                    and any(_aliases(self.facts, ast.unparse(f)) & layout for f in (prod.left, prod.right)):
+                return True
+        return False
+
+    def _inlined(self, call: ast.Call):
+        """The single ``return`` expression of the program function ``call`` reaches, its parameters replaced
+        by the call's arguments (a fresh tree; None when there is no single such function)."""
+        short = call_name(call.func).rsplit(".", 1)[-1]
+        ts = [t for t in self.facts.resolve(short, call, self.fn) if not t.cls]
+        if len(ts) != 1:
+            return None
+        rets = [n for n in _walk_own_fn(ts[0].node) if isinstance(n, ast.Return)]
+        if len(rets) != 1 or rets[0].value is None or any(isinstance(a, ast.Starred) for a in call.args):
+            return None
+        bound = dict(zip(ts[0].params, call.args))
+        bound.update({k.arg: k.value for k in call.keywords if k.arg})
+
+        class _Sub(ast.NodeTransformer):
+            def visit_Name(self, n):
+                return bound.get(n.id, n)
+
+        import copy
+        return _Sub().visit(copy.deepcopy(rets[0].value))
 
     def _holds_stream(self, targets) -> bool:
         """``data = ValidationData(h, device)`` whose ``__init__`` stores on ``self`` what it loads from a
@@ -927,6 +986,69 @@ def _accounted_expr(facts, tf, fn, good, depth, e) -> bool:
             return all(_returns_accounted(facts, tf, t, depth + 1, e, ok) for t in own)
         return False
     return False
+
+
+def _unique_def(fn: FuncInfo, e: ast.AST) -> ast.AST:
+    """A name assigned exactly once in ``fn`` stands for its value; anything else is itself."""
+    if not isinstance(e, ast.Name):
+        return e
+    defs = [n for n in _walk_own_fn(fn.node) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))
+            and any(isinstance(x, ast.Name) and x.id == e.id and isinstance(x.ctx, ast.Store)
+                    for t in ([n.target] if not isinstance(n, ast.Assign) else n.targets) for x in ast_walk(t))]
+    if len(defs) == 1 and isinstance(defs[0], ast.Assign) and len(defs[0].targets) == 1 and isinstance(defs[0].targets[0], ast.Name):
+        return defs[0].value
+    return e
+
+
+_ALLOC = {"zeros", "ones", "empty", "full"}
+
+
+def _columns(facts: CodeFacts, table: ast.AST) -> set[str]:
+    """The text of the last dimension ``table`` is allocated with (``torch.zeros(V, V)``, ``np.zeros((H, V))``),
+    wherever the program allocates a name/attribute of that name; empty when none or when they disagree."""
+    key = table.attr if isinstance(table, ast.Attribute) else table.id if isinstance(table, ast.Name) else None
+    if key is None:
+        return set()
+    out = set()
+    for ff in facts.files:
+        if ff.tree is None or key not in ff.text:
+            continue
+        for n in ff.nodes:
+            if not (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.value, ast.Call)):
+                continue
+            t = n.targets[0]
+            if not ((isinstance(t, ast.Attribute) and t.attr == key) or (isinstance(t, ast.Name) and t.id == key)):
+                continue
+            if call_name(n.value.func).rsplit(".", 1)[-1] not in _ALLOC or not n.value.args:
+                return set()
+            a0 = n.value.args[0]
+            dims = a0.elts if isinstance(a0, (ast.Tuple, ast.List)) else [a for a in n.value.args if not isinstance(a, ast.Starred)]
+            if isinstance(a0, (ast.Tuple, ast.List)) or call_name(n.value.func).rsplit(".", 1)[-1] != "full":
+                out.add(ast.unparse(dims[-1]))
+    return out if len(out) == 1 else set()
+
+
+def _aliases(facts: CodeFacts, text: str) -> set[str]:
+    """``self.V`` and what ``self.V = vocab_size`` gave it (the same width under two spellings)."""
+    out = {text}
+    if text.startswith("self.") and text.count(".") == 1:
+        attr = text[5:]
+        for ff in facts.files:
+            if ff.tree is None or attr not in ff.text:
+                continue
+            for n in ff.nodes:
+                if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Attribute) \
+                        and n.targets[0].attr == attr and isinstance(n.targets[0].value, ast.Name) and n.targets[0].value.id == "self" \
+                        and isinstance(n.value, (ast.Name, ast.Attribute, ast.Constant)):
+                    out.add(ast.unparse(n.value))
+    return out
+
+
+def _factors(e: ast.AST) -> list:
+    """``a * b * c`` → [a, b, c] (the expression itself when it is no product)."""
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Mult):
+        return _factors(e.left) + _factors(e.right)
+    return [e]
 
 
 def _mentions_name(e, name: str) -> bool:
