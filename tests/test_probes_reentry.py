@@ -28,9 +28,9 @@ def _probe(tmp_path: Path, mode: str):
 
 def test_only_functions_holding_a_score_site_are_decorated_and_never_main():
     inst = instrument_source(FIXTURE.read_text(encoding="utf-8"), reentry=True)
-    assert [name for name, _ in inst.reentered] == ["eval_val"]
+    assert [name for name, _ in inst.reentered] == ["eval_val", "eval_diag"]  # adapt() trains, it scores nothing
     assert "@__pgolf_probe__.reentry('eval_val', " in inst.source
-    assert inst.source.count("__pgolf_probe__.reentry(") == 1
+    assert inst.source.count("__pgolf_probe__.reentry(") == 2
 
 
 def test_a_reduced_assignment_is_tapped_per_token_once():
@@ -67,6 +67,29 @@ def test_two_pass_eval_is_flagged_by_the_re_entered_flip_with_position_and_numbe
     assert "flipping the token at position 2048 (last; " in flip.message and " nats); positions probed: last (2048): " in flip.message
     assert flip.evidence[0].startswith("flip at 2048 (last): batch ") and "→" in flip.evidence[0]
     assert n["mode"] == "re-entered"
+
+
+def test_the_call_whose_result_the_final_line_prints_is_re_entered_not_a_later_diagnostic(tmp_path):
+    # eval_val (two-pass) is reported; eval_diag runs after it and prints a diagnostic line
+    got, n = _probe(tmp_path, "two_pass_then_diag")
+    assert n["reentry"]["function"] == "eval_val", n["reentry"]
+    assert n["reentry"]["chosen"] == "its result is the final score line (final)"
+    assert got["PROBE-SUFFIX-FLIP"].severity.value == "error" and n["mode"] == "re-entered"
+
+
+def test_without_a_matching_final_line_the_last_scoring_call_is_re_entered(tmp_path):
+    got, n = _probe(tmp_path, "legal")
+    assert n["reentry"]["chosen"].startswith("its result is the final score line")  # the legal run prints its final line
+    from auditor.reproduce import probe_runtime as rt
+
+    a, b = ({"original": {"returned": [1.25]}}, {"original": {"returned": [2.5]}})
+    rt._TAIL[:] = ["step:1/2 train_loss:3.0\n", "final val_loss:9.000000 val_bpb:12.984255\n"]
+    try:
+        assert rt._chosen([(None,) * 4 + (a,), (None,) * 4 + (b,)])[4] is b and b["chosen"].startswith("the last scoring call")
+        rt._TAIL[:] = ["final val_loss:1.250000 val_bpb:1.803369\n"]
+        assert rt._chosen([(None,) * 4 + (a,), (None,) * 4 + (b,)])[4] is a and a["chosen"] == "its result is the final score line (final)"
+    finally:
+        rt._TAIL.clear()
 
 
 def test_ttt_before_score_is_flagged_by_the_re_entered_flip(tmp_path):

@@ -81,7 +81,8 @@ def line_map(original: str, instrumented: str) -> dict[int, int]:
     return out
 
 
-def read_ledger(res: ProbeOutcome, target: str, data: dict, n_val: int, lines: dict[int, int] | None = None) -> None:
+def read_ledger(res: ProbeOutcome, target: str, data: dict, n_val: int, lines: dict[int, int] | None = None,
+                scope: str | None = None) -> None:
     """Append PROBE-LEDGER's finding for one run's ledger ``data`` (written by the record's process:
     malformed input raises KeyError/TypeError/ValueError, which the caller turns into a reason). ``lines``
     maps the instrumented copy's line numbers (where updates were seen) to the record's."""
@@ -91,8 +92,11 @@ def read_ledger(res: ProbeOutcome, target: str, data: dict, n_val: int, lines: d
     if lines:
         events = [{**e, "line": lines.get(e["line"], e["line"])} if e["kind"] == "update" and isinstance(e.get("line"), int) else e
                   for e in events]
+    # the reported eval: from the last call of the function the re-entry chose (its result is the final score
+    # line), else from the last scoring call
     calls = [i for i, e in enumerate(events) if e["kind"] == "call"]
-    start = calls[-1] if calls else 0
+    mine = [i for i in calls if scope is not None and events[i].get("function") == scope]
+    start = (mine or calls or [0])[-1]
     fed: list[tuple[int, int]] = []
     updates: list[tuple[int, dict, list[tuple[int, int]]]] = []
     scored: list[tuple[int, int]] = []

@@ -206,7 +206,7 @@ def read_reentry(res: ProbeOutcome, name: str, records: list[dict], val: np.ndar
     res.numbers["reentry"] = {"function": rec["function"], "line": rec["line"], "stream": rec.get("where"),
                               "calls": len(rec["calls"]), "seconds": round(sum(c.get("seconds", 0) for c in rec["calls"]), 1),
                               "replay_matches_original": rec["original"]["events"] == ref, "determinism_checked": replay2 is not None,
-                              "earlier_scoring_calls": rec.get("superseded", 0) + len(records) - 1}
+                              "earlier_scoring_calls": rec.get("superseded", 0), "chosen": rec.get("chosen")}
     last = calls.get("flip@last")
     if last is None or last["error"]:
         return f"the last-position flip of {where} did not complete: {last['error'] if last else 'no time left'}"

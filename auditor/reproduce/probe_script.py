@@ -308,8 +308,13 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                        f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
     kept = list(res.findings)
     try:  # written by the record's process: hostile until read
+        raw = json.loads(read_capped(runs["base"][0] / "out" / "reentry.json", 256 << 20)) if reinst.reentered else []
+        chosen = [r.get("function") for r in raw if isinstance(r, dict) and r.get("calls")] if isinstance(raw, list) else []
+    except (OSError, ValueError):
+        chosen = []
+    try:  # written by the record's process: hostile until read
         read_ledger(res, target, json.loads(read_capped(runs["base"][0] / "out" / "ledger.json", 256 << 20)), n_val,
-                    line_map(text, reinst.source))
+                    line_map(text, reinst.source), scope=chosen[-1] if chosen and isinstance(chosen[-1], str) else None)
     except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError, StopIteration) as exc:
         res.findings[:] = kept
         res.findings.append(_f("PROBE-LEDGER", Severity.INFO, target, None,
