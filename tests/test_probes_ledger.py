@@ -14,11 +14,11 @@ import pytest
 from auditor.model import Severity
 from auditor.reproduce.probe_ledger import read_ledger
 from auditor.reproduce.probe_outcome import ProbeOutcome
-from auditor.reproduce.probes import probe_record
 from auditor.reproduce.sandbox import bwrap_works
+from tests.helpers import PROBE_FIXTURE, probe_fixture_mode
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).parent / "fixtures" / "probes" / "cuda_record_fn.py"
+FIXTURE = PROBE_FIXTURE
 SANDBOX = "bwrap" if bwrap_works()[0] else "none"
 
 # A toy scorer's process: 50 val tokens, an embedding + head model, run with the ledger installed.
@@ -177,13 +177,7 @@ def test_a_malformed_ledger_raises_for_the_caller_to_report():
 
 
 def _probe(tmp_path: Path, mode: str):
-    pytest.importorskip("sentencepiece")
-    folder = tmp_path / "records" / "track_10min_16mb" / f"2026-11-01_{mode}"
-    folder.mkdir(parents=True)
-    text = FIXTURE.read_text(encoding="utf-8").replace('MODE = "legal"', f'MODE = "{mode}"')
-    (folder / "train_gpt.py").write_text(text, encoding="utf-8")
-    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=240, tok_cache=tmp_path / "tok")
-    return {f.rule: f for f in out.findings}, out.numbers["train_gpt.py"], text
+    return probe_fixture_mode(tmp_path, mode, SANDBOX)
 
 
 def test_ttt_applied_before_the_scoring_call_is_caught_by_the_ledger_where_the_re_entered_flip_passes(tmp_path):

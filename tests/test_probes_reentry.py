@@ -11,19 +11,15 @@ import pytest
 from auditor.reproduce.instrument import instrument_source
 from auditor.reproduce.probes import probe_record
 from auditor.reproduce.sandbox import bwrap_works
+from tests.helpers import PROBE_FIXTURE, probe_fixture_mode
 
-FIXTURE = Path(__file__).parent / "fixtures" / "probes" / "cuda_record_fn.py"
+FIXTURE = PROBE_FIXTURE
 SANDBOX = "bwrap" if bwrap_works()[0] else "none"
 
 
 def _probe(tmp_path: Path, mode: str):
-    pytest.importorskip("sentencepiece")
-    folder = tmp_path / "records" / "track_10min_16mb" / f"2026-11-01_{mode}"
-    folder.mkdir(parents=True)
-    text = FIXTURE.read_text(encoding="utf-8").replace('MODE = "legal"', f'MODE = "{mode}"')
-    (folder / "train_gpt.py").write_text(text, encoding="utf-8")
-    out = probe_record(folder, sandbox=SANDBOX, work=tmp_path / "work", timeout_s=240, tok_cache=tmp_path / "tok")
-    return {f.rule: f for f in out.findings}, out.numbers["train_gpt.py"]
+    got, numbers, _ = probe_fixture_mode(tmp_path, mode, SANDBOX)
+    return got, numbers
 
 
 def test_only_functions_holding_a_score_site_are_decorated_and_never_main():
