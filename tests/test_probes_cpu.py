@@ -68,8 +68,20 @@ def test_target_in_key_is_causal_so_the_flip_passes_and_the_sweep_says_it_did_no
     script the sweep is not run (one full run per vocabulary entry); the probe says so instead of passing."""
     got, _ = _probe(tmp_path, "target_in_key")
     assert got["PROBE-SUFFIX-FLIP"].message.startswith("pass")
-    assert got["PROBE-NOT-RUN"].message.startswith("vocabulary sweep not run on a whole script that cannot be re-entered")
+    # the whole-script run and its flip give two tokens at the last position: too few to prove this one broken
+    assert got["PROBE-NORMALIZATION"].severity.value == "info"
+    assert got["PROBE-NORMALIZATION"].message.startswith("pass (partial sweep from the whole-script runs): 2 of 64 tokens")
     assert got["PROBE-LEDGER"].message.startswith("pass: no optimizer step was fed validation tokens")
+
+
+def test_a_count_ratio_is_proved_unnormalized_by_the_two_tokens_the_whole_script_runs_already_score(tmp_path):
+    got, out = _probe(tmp_path, "count_ratio")
+    n = out.numbers["train_gpt.py"]
+    norm = got["PROBE-NORMALIZATION"]
+    assert norm.severity.value == "error" and n["mode"] == "whole script", norm.message
+    assert n["two_token_sum"]["sum_p"] > 1.0 and n["two_token_sum"]["position"] == 2048
+    assert norm.message.startswith("at the last position (2048) of the reported eval pass, 2 of 64 tokens already carry Σ p = ")
+    assert norm.evidence[2].startswith("pass mean ") and "≈ final val_loss" in norm.evidence[2]
 
 
 def test_triton_import_without_triton_is_the_reason(tmp_path):

@@ -187,3 +187,14 @@ def test_a_sum_of_negative_logs_into_any_name_is_a_score_site():
     # a table bumped by a negative log stays an update, and a plain sum into a non-accumulator is nothing
     assert [s.kind for s in instrument_source("def f(t, k, p):\n    t[k] += float((-np.log(p)).sum())\n").sites] == ["update"]
     assert instrument_source("def f(ps):\n    c = 0\n    for p in ps:\n        c += p.sum()\n").sites == []
+
+
+def test_a_name_assigned_negative_logs_then_summed_into_any_name_is_a_score_site():
+    # PR #776's n-gram eval, inline in main: snll = -np.log(np.clip(smp, 1e-12, 1.0)); ls += float(snll.sum())
+    src = ("def main(ws):\n    ls = 0.0\n    for w in ws:\n        snll = w.nll\n        snll = -np.log(np.clip(w.p, 1e-12, 1.0))\n"
+           "        ls += float(snll.sum())\n    return ls\n")
+    inst = instrument_source(src)
+    assert [(s.line, s.kind) for s in inst.sites] == [(6, "score")]
+    assert "__pgolf_probe__.scored(snll, {'w': w}, 6)" in inst.source
+    # the same sum of a name never assigned a negative log is not a score
+    assert instrument_source(src.replace("snll = -np.log(np.clip(w.p, 1e-12, 1.0))", "snll = w.p")).sites == []

@@ -85,6 +85,11 @@ class _AccumulatedNames(cst.CSTVisitor):
         self.acc = acc
         self.functions: list[str] = []
         self.names: set[tuple[str, str]] = set()
+        self.neg_logs: set[tuple[str, str]] = set()  # (function, NAME) assigned a negative log: NAME = -np.log(p)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and _is_neg_log(node.value):
+            self.neg_logs.add((self.functions[-1] if self.functions else "", node.targets[0].target.value))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.append(node.name.value)
@@ -138,8 +143,10 @@ def _loop_dict(names: list[str]) -> cst.Dict:
 class _Transform(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, accumulator: re.Pattern | None, tapped: set[tuple[str, str]] = frozenset(), reentry: bool = False):
+    def __init__(self, accumulator: re.Pattern | None, tapped: set[tuple[str, str]] = frozenset(), reentry: bool = False,
+                 neg_logs: set[tuple[str, str]] = frozenset()):
         super().__init__()
+        self.neg_logs = neg_logs
         self.acc = accumulator or ACCUMULATOR
         self.loops: list[list[str]] = []
         self.sites: list[Site] = []
@@ -192,8 +199,10 @@ class _Transform(cst.CSTTransformer):
             per_token = _per_token_value(stmt.value)
             if isinstance(per_token, cst.Name) and PER_TOKEN_NAME.match(per_token.value) and per_token is not stmt.value:
                 return "score", per_token  # sums[0] += nll.double().sum(): the per-token tensor, whatever the target
-            if per_token is not stmt.value and _is_neg_log(per_token) and not isinstance(stmt.target, cst.Subscript):
-                return "score", per_token  # cl += float((-np.log(p)).sum()): a sum of negative logs, whatever the name
+            if per_token is not stmt.value and not isinstance(stmt.target, cst.Subscript) and (
+                    _is_neg_log(per_token) or isinstance(per_token, cst.Name) and (self._fn(), per_token.value) in self.neg_logs):
+                # cl += float((-np.log(p)).sum()), or ls += float(snll.sum()) after snll = -np.log(…): a sum of negative logs
+                return "score", per_token
             if isinstance(stmt.target, cst.Subscript) and not self.acc.search(name):
                 return "update", None  # a table entry bumped: counts[key] += 1
             if self.acc.search(name) and not TABLE.search(name):
@@ -286,7 +295,7 @@ def instrument_source(source: str, accumulator: str | None = None, *, reentry: b
     acc = re.compile(accumulator) if accumulator else ACCUMULATOR
     names = _AccumulatedNames(acc)
     wrapper.module.visit(names)
-    tr = _Transform(acc if accumulator else None, names.names, reentry)
+    tr = _Transform(acc if accumulator else None, names.names, reentry, names.neg_logs)
     new = wrapper.visit(tr)
     header = cst.parse_statement(f"import {RUNTIME} as __pgolf_probe__\n")
     body = list(new.body)

@@ -413,10 +413,62 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
         res.findings.append(_f("PROBE-SUFFIX-FLIP", Severity.INFO, name, None,
                                f"pass: flipping the last val token changed only the last target's score, in {legit} eval pass(es); "
                                f"all other {res.numbers['scores'] - legit} scores identical", [], ""))
+    swept = _two_token_sum(res, target, a, changed, passes, _final_loss(runs["base"][0] / "console.txt"), int(val[-1]), int(flipped[-1]),
+                           n_val, vocab)
     if both:
         res.numbers["whole_script_flip"] = "flagged" if bad else f"pass ({legit} last-target changes)"
         return res
-    res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
-                           "vocabulary sweep not run on a whole script that cannot be re-entered: it needs one full run per vocabulary entry "
-                           f"({vocab})", [], ""))
+    if not swept:
+        res.findings.append(_f("PROBE-NOT-RUN", Severity.INFO, name, None,
+                               "vocabulary sweep not run on a whole script that cannot be re-entered: it needs one full run per vocabulary "
+                               f"entry ({vocab})", [], ""))
     return res
+
+
+def _final_loss(console: Path) -> float | None:
+    """val_loss of the run's final score line, read as the audit reads a log."""
+    from auditor.evidence.logs import parse_log_text
+
+    try:
+        lf = parse_log_text(read_capped(console, 16 << 20).decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return None
+    run = lf.last_run or (lf.runs[-1] if lf.runs else None)
+    return run.final.val_loss if run is not None and run.final is not None else None
+
+
+def _two_token_sum(res: ProbeOutcome, target: str, a: list, changed: dict, passes: list, final_loss: float | None,
+                   old: int, new: int, n_val: int, vocab: int) -> bool:
+    """The whole-script runs already hold two candidates at the last position: the stream's own last token and the
+    flipped one (the most frequent other continuation of its context). In the reported pass (its per-token mean is
+    the final line's val_loss, so the values are nats of single targets), exp(-score) of the two summing above 1
+    proves the distribution is not normalized: a two-token vocabulary sweep at no extra cost. True when read."""
+    import math
+
+    if final_loss is None or final_loss <= 0:
+        return False
+    for key, ch in changed.items():
+        last = [c for c in ch if len(a[c[0]]["values"]) > 1 and c[5]]
+        vals = [v for j, e in enumerate(a) if passes[j] == key and len(e["values"]) > 1 for v in e["values"]]
+        if not last or not vals or abs(float(np.mean(vals)) - final_loss) > 0.25 * final_loss + 0.02:
+            continue
+        j, i, u, v, line, _ = last[-1]
+        total = math.exp(-u) + math.exp(-v)
+        res.numbers["two_token_sum"] = {"position": n_val - 1, "site": f"{target}:{line}", "nll": {str(old): round(u, 6), str(new): round(v, 6)},
+                                        "sum_p": round(total, 6)}
+        if total > 1 + 1e-3:
+            res.findings.append(_f("PROBE-NORMALIZATION", Severity.ERROR, target, line,
+                                   f"at the last position ({n_val - 1}) of the reported eval pass, 2 of {vocab} tokens already carry "
+                                   f"Σ p = {total:.6f} > 1 (p = exp(-score) of {target}:{line}, from the whole-script run and its flip): "
+                                   "the scored distribution is not normalized",
+                                   [f"token {old}: score {u:.6f} nats → p = {math.exp(-u):.6f}", f"token {new}: score {v:.6f} nats → p = {math.exp(-v):.6f}",
+                                    f"pass mean {float(np.mean(vals)):.4f} nats ≈ final val_loss {final_loss:.4f}"],
+                                   "score with a distribution normalized over the whole vocabulary (mix full distributions, not the "
+                                   "target's count alone)"))
+        else:
+            res.findings.append(_f("PROBE-NORMALIZATION", Severity.INFO, target, None,
+                                   f"pass (partial sweep from the whole-script runs): 2 of {vocab} tokens at the last position sum to "
+                                   f"{total:.6f} ≤ 1; a partial sweep can prove a broken distribution, not a normalized one (a full sweep "
+                                   "needs one run per token)", [], ""))
+        return True
+    return False
