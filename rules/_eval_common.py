@@ -218,7 +218,7 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
         cands = [t for t in facts.resolve(short, call, fn) if t is not fn]
         if not any(s.does(t, "score") for t in cands):
             continue
-        if not _val_args(call, env, drawn):
+        if not _val_args(call, env, drawn) and not any(_loads_val_itself(facts, tf, t) for t in cands):
             continue
         for t in n.targets:
             for x in ast_walk(t):
@@ -226,6 +226,23 @@ def val_score_names(facts, fn) -> dict[str, ast.AST]:
                     out[x.id] = call
     facts._cache[key] = out
     return out
+
+
+def _loads_val_itself(facts, tf, fn) -> bool:
+    """``fn`` (or what it calls) loads the validation stream itself (a call on a validation path): its score is a
+    validation score whatever it is handed."""
+    from rules.analysis.dataflow import VAL_FILE, VAL_PATH
+
+    key = ("loads_val_itself", fn.qualname)
+    got = facts._cache.get(key)
+    if got is None:
+        # a validation location spelled in the call: a path string, or a configuration field holding one
+        got = any(isinstance(x, ast.Constant) and isinstance(x.value, str) and VAL_PATH.search(x.value)
+                  or isinstance(x, ast.Attribute) and (VAL_FILE.search(x.attr) or x.attr in tf.val_paths)
+                  for f in facts.reachable_from(fn) for _short, c in f.calls
+                  for a in list(c.args) + [k.value for k in c.keywords] for x in ast_walk(a))
+        facts._cache[key] = got
+    return got
 
 
 def _val_args(call, env, not_val=frozenset()) -> bool:

@@ -107,6 +107,18 @@ ILLEGAL_TEMP_ON_VAL = program(_TEMP_PICK, """t = pick_setting(model, val_tokens[
     print(f"final_exact val_loss:{eval_val(model, val_tokens, t):.4f} val_bpb:{eval_val(model, val_tokens, t):.4f}")""")
 
 
+# the better of two evaluations, one of which loads the validation set itself (PR #694's TTT eval takes no tokens)
+ILLEGAL_MIN_SELF_LOADING = program(_SCORE + '''
+
+def eval_adapted(model):
+    toks = torch.load("data/val.pt")
+    return eval_val(model, toks)
+''', """plain = eval_val(model, val_tokens)
+    adapted = eval_adapted(model)
+    best = min(plain, adapted)
+    print(f"final_exact val_loss:{best:.4f} val_bpb:{best:.4f}")""")
+
+
 @register
 class OracleSelection(Rule):
     """No selection that uses the realized targets or the validation score: ``min(nll_model,
@@ -134,6 +146,7 @@ class OracleSelection(Rule):
                Invalid(ILLEGAL_SAFETY_GATE, note="if new_nll < old_nll: keep the better one (the #659 gate)"),
                Invalid(ORACLE_EMA_SWA, expect=Severity.WARNING, note="EMA vs SWA picked by validation score"),
                Invalid(ILLEGAL_TEMP_ON_VAL, expect=Severity.WARNING, note="the same setting picked on the validation set"),
+               Invalid(ILLEGAL_MIN_SELF_LOADING, note="min of two evaluations, one loading the validation set itself (#694)"),
                Invalid(ILLEGAL_MIN_OF_VARIANTS, note="the minimum over several evaluations is printed as the final score (#1239)")]
 
     def check(self, ctx):

@@ -326,3 +326,17 @@ def test_a_switch_on_through_an_env_helper_keeps_the_cache(tmp_path, default, re
     files = {"README.md": f"# run\n\n```\n{readme}\n```\n"} if readme else {}
     got = findings(tmp_path, _helper_program(default), "NGRAM-TARGET-IN-KEY", files)
     assert [f.severity.name for f in got][:1] == ["ERROR"]
+
+
+# -- a scoring function that loads the validation set itself returns a validation score (PR #694) ------------
+
+def test_a_score_from_a_function_that_loads_the_validation_set_itself_is_a_validation_score():
+    from rules._eval_common import val_score_names
+    from rules.analysis.config import RunConfig
+    from rules.analysis.facts import build_code_facts
+    from rules.analysis.index import file_facts
+    from rules.analysis.logs import LogFacts
+    from rules.oracle_selection import ILLEGAL_MIN_SELF_LOADING
+
+    facts = build_code_facts([file_facts("train_gpt.py", ILLEGAL_MIN_SELF_LOADING)], {}, RunConfig(), LogFacts())
+    assert {"plain", "adapted"} <= set(val_score_names(facts, facts.functions["main"]))
