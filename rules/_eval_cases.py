@@ -336,3 +336,56 @@ WARMUP_ON_VAL_DISCARDED = program(_SCORE, '''for ctx_len in (256, 1024):
     val_loss = eval_val(model, val_tokens)
     print(f"final_int8_zlib_roundtrip_exact val_loss:{val_loss:.4f} val_bpb:{val_loss:.4f}")''')
 
+
+# --- a hashed-context table with full vocabulary rows, normalized by its row sums (PR #185) -----------------
+# counts[r, v] counts token v after context bucket r; totals[r] is updated wherever and by what counts is, so it is
+# the row's sum and (counts[r, y] + a) / (totals[r] + a * V) is a proper distribution over the V tokens of the row.
+
+_ROW_TABLE = '''
+
+class Rows:
+    def __init__(self, width, rows):
+        self.width = width
+        self.rows = rows
+        self.counts = torch.zeros(rows, width)
+        self.totals = torch.zeros(rows)
+
+    def add(self, tokens):
+        a = tokens[:-2]
+        b = tokens[1:-1]
+        c = tokens[2:]
+        r = ((a * 36313) ^ (b * 27191)) % self.rows
+        w = torch.ones(len(c))
+        self.counts.view(-1).scatter_add_(0, r * self.width + c, w)
+        self.totals.scatter_add_(0, r, {row_weight})
+
+    def logp(self, prev2, prev1, nxt):
+        r = ((prev2 * 36313) ^ (prev1 * 27191)) % self.rows
+        hit = self.counts[r, nxt]
+        tot = self.totals[r].clamp(min=1)
+        p = (hit + 0.01) / (tot + {smoothing})
+        return p.log()
+
+
+def eval_val_rows(model, val_tokens, width):
+    rows = Rows(width, 4096)
+    loss_sum = 0.0
+    for s in range(2, len(val_tokens) - 257, 256):
+        x = val_tokens[s:s + 256]
+        y = val_tokens[s + 1:s + 257]
+        xp = val_tokens[s - 1:s + 255]
+        lp_nn = torch.log_softmax(model(x), -1).gather(1, y[:, None]).squeeze(1)
+        lp = torch.logaddexp(lp_nn + math.log(0.8), rows.logp(xp, x, y) + math.log(0.2))
+        loss_sum += -lp.sum()
+        rows.add(val_tokens[s - 1:s + 257])
+    print(f"final_rows_exact val_loss:{{loss_sum:.4f}} val_bpb:{{loss_sum:.4f}}")
+'''
+
+LEGAL_ROW_SUM_TABLE = program(_ROW_TABLE.format(row_weight="w", smoothing="0.01 * self.width"),
+                              "eval_val_rows(model, val_tokens, 1024)")
+# the same counts with a denominator that is not smoothed over the row (Σ_v p(v) = (T + 0.01 V) / (T + 0.01) > 1)
+ILLEGAL_ROW_TABLE_UNDER_SMOOTHED = program(_ROW_TABLE.format(row_weight="w", smoothing="0.01"),
+                                           "eval_val_rows(model, val_tokens, 1024)")
+# the totals grow twice as fast as the counts: no longer the row's sum
+ILLEGAL_ROW_TABLE_NOT_ROW_SUM = program(_ROW_TABLE.format(row_weight="w * 2", smoothing="0.01 * self.width"),
+                                        "eval_val_rows(model, val_tokens, 1024)")

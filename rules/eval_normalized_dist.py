@@ -5,7 +5,8 @@ import ast
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import ILLEGAL_NGRAM, LEGAL_NGRAM, SLIDING_WINDOW, TILT_WITH_Z, program
+from rules._eval_cases import (ILLEGAL_NGRAM, ILLEGAL_ROW_TABLE_NOT_ROW_SUM, ILLEGAL_ROW_TABLE_UNDER_SMOOTHED, LEGAL_NGRAM,
+                               LEGAL_ROW_SUM_TABLE, SLIDING_WINDOW, TILT_WITH_Z, program)
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import IN, clean
 from rules.analysis.hashed_rows import find_hashed_row_ratios
@@ -120,12 +121,15 @@ class EvalNormalizedDist(Rule):
         Valid(LEGAL_HASHED_ROW_OWN_SUM, note="hashed row: the target's count divided by the row's own sum"),
         Valid(LEGAL_HASHED_ROW_NORMALIZED, note="hashed row normalized over the vocab, then the target gathered"),
         Valid(LEGAL_EXACT_ROW_RATIO, note="exact (non-hashed) bigram counts: the context total is the row sum"),
+        Valid(LEGAL_ROW_SUM_TABLE, note="hashed-context rows of V counts over their own row sums, add-a over V (#185)"),
     ]
     INVALID = [
         Invalid(ILLEGAL_NGRAM, note="count ratio for the target only, mixed into the score"),
         Invalid(ILLEGAL_HASHED_ROW_RATIO, line=28,
                 note="target's count from a hashed vocabulary row divided by a separately hashed context count"),
         Invalid(ILLEGAL_BYTE_SPREAD, note="token probability spread over bytes as p ** (1/n) and mixed with a byte PPM"),
+        Invalid(ILLEGAL_ROW_TABLE_UNDER_SMOOTHED, note="the same rows, the denominator not smoothed over V"),
+        Invalid(ILLEGAL_ROW_TABLE_NOT_ROW_SUM, note="the same rows, the totals updated by another weight than the cells"),
     ]
 
     def check(self, ctx):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from auditor.model import Severity
-from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM, program
+from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, LEGAL_NGRAM, LEGAL_ROW_SUM_TABLE, program
 from rules.analysis import analyse, taint
 from rules.analysis.dataflow import clean
 from rules._eval_common import missing_stages
@@ -72,7 +72,8 @@ class NgramHashedCache(Rule):
     default_severity = Severity.ERROR
 
     VALID = [Valid(LEGAL_NGRAM), Valid(BIGRAM_INPUT_HASH), Valid(DEAD_NGRAM),
-             Valid(LEGAL_EXACT_PAIR_TABLE, note="exact prev * V + next counts in a V×V table, rows normalized (#704)")]
+             Valid(LEGAL_EXACT_PAIR_TABLE, note="exact prev * V + next counts in a V×V table, rows normalized (#704)"),
+             Valid(LEGAL_ROW_SUM_TABLE, note="hashed-context rows of V columns and their row sums (#185)")]
     INVALID = [Invalid(ILLEGAL_NGRAM),
                Invalid(HASHED_PAIR_TABLE, expect=Severity.WARNING, note="the same pair index wrapped into 4096 buckets"),
                Invalid({"train_gpt.py": LEGAL_NGRAM,

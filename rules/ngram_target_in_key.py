@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from auditor.model import Severity
-from rules._eval_cases import BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, ILLEGAL_NGRAM_README_ON, LEGAL_NGRAM, wrapped
+from rules._eval_cases import (BIGRAM_INPUT_HASH, DEAD_NGRAM, ILLEGAL_NGRAM, ILLEGAL_NGRAM_README_ON, LEGAL_NGRAM,
+                               LEGAL_ROW_SUM_TABLE, wrapped)
 from rules.analysis import analyse, native, taint
 from rules.analysis.dataflow import clean
 from rules.analysis.report import code_finding, path_order, sink_order, worst_reach
@@ -34,6 +35,7 @@ class NgramTargetInKey(Rule):
         Valid(LEGAL_NGRAM, note="normalized [V] row from a context-only key; np.add.at update with targets after scoring"),
         Valid(BIGRAM_INPUT_HASH, note="BigramHash of (x[t], x[t-1]) is input-side"),
         Valid(DEAD_NGRAM, note="illegal cache behind NGRAM_EVAL=0, logs show no n-gram stage: at most info"),
+        Valid(LEGAL_ROW_SUM_TABLE, note="the target's column of a hashed-context row over that row's own sums (#185)"),
     ]
     INVALID = [
         Invalid(ILLEGAL_NGRAM, note="target hashed into the key inside a helper, read in lookup, mixed into the score"),

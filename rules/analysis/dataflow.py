@@ -139,6 +139,8 @@ class TaintFacts:
     self_attrs: set[str] = field(default_factory=set)  # attributes the program's methods assign on ``self``
     train_paths: set[str] = field(default_factory=set)  # names/attributes bound to a training data path
     accounted: dict[str, frozenset] = field(default_factory=dict)  # fn -> names whose value is a draw or training data
+    table_writes: dict | None = None  # table key -> [(fn, kind, row, weight)], built on first use (``table_writes``)
+    counted: frozenset | None = None  # tables counted into cell by cell (``_counted_tables``)
     loads_val: dict[int, bool] = field(default_factory=dict)  # call node -> it loads validation data  # names/attributes bound to a validation data path (any file, any level)
 
     def labels_of(self, fn: str, name: str) -> frozenset:
@@ -341,8 +343,9 @@ class _FnPass:
             call_name(node.value.value).rsplit(".", 1)[-1]
         hashed = [l for l in idx if l[0] == "H"]
         raw_t = has(idx, "T")
-        count_table = raw_t and bool(TABLE_NAME.search(tname or "")) and not PROB_NAME.search(tname or "") \
-            and not LUT_NAME.search(tname or "") and not has(base, "T")
+        counted = tname in _counted_tables(self.facts, self.tf)  # the program counts into its cells (by value)
+        count_table = raw_t and (counted or bool(TABLE_NAME.search(tname or "")) and not PROB_NAME.search(tname or "")
+                                 and not LUT_NAME.search(tname or "")) and not has(base, "T")
         if (hashed and not has(base, "T")) or count_table:
             hp = paths(hashed, "H")[0] if hashed else (self.site(node),)
             if id(node) not in self.tf.key_reads:
@@ -355,6 +358,11 @@ class _FnPass:
         return out | keep
 
     def ev_BinOp(self, node: ast.BinOp):
+        if isinstance(node.op, ast.Div) and self._row_normalized(node):
+            # ``(cells[r, y] + a) / (sums[r] + a * V)`` with ``sums`` kept as the row sums of ``cells``: a proper
+            # distribution over the row's V tokens read at y (a score of a normalized object, like a gather)
+            out = self.ev(node.left) | self.ev(node.right)
+            return frozenset(l for l in out if l[0] not in ("K", "T", "H")) | {S}
         if isinstance(node.op, ast.Add) and self.source_ctx:
             # ``arange(s, e) + start + 1``: the positions of the next tokens, however the offset is spelled
             terms, todo = [], [node]
@@ -444,7 +452,8 @@ class _FnPass:
         if short in NO_TAINT_CALLS:
             return frozenset()
         if (name.endswith("add.at") or short in ("bincount", "scatter_add_", "index_add_", "scatter_add", "index_put_")) \
-                and has(everything, "H") and not self._exact_pair_update(node, short, everything):
+                and has(everything, "H") and not self._exact_pair_update(node, short, everything) \
+                and not self._row_sum_update(node, short):
             self.sink(self.tf.hashed_updates, node, everything)
         if short in LOG_CALLS and (args or recv):
             inner = everything
@@ -523,25 +532,89 @@ class _FnPass:
                 return True
         return False
 
+    def _row_normalized(self, node: ast.BinOp) -> bool:
+        """The ratio is ``(C[r, y] + a) / (R[r] + a * V)`` (``a`` may be absent, ``R[r]`` may be clamped from
+        below): ``C`` is a table allocated with V columns, ``R`` is updated exactly where and by what ``C`` is
+        (its row sums), and the row index ``r`` does not carry the target. Then Σ_v p(v) ≤ 1 over the row."""
+        num, a = _split_add(node.left)
+        den, b = _split_add(node.right)
+        num, nfn = self._resolve(num)
+        den, dfn = self._resolve(den)
+        if nfn is not dfn:
+            return False
+        num = _strip(num)
+        den = _strip_clamp(_strip(den))
+        if not (isinstance(num, ast.Subscript) and isinstance(num.slice, ast.Tuple) and len(num.slice.elts) == 2):
+            return False
+        row, _col = num.slice.elts
+        own_sum = _row_sum_call(den)  # ``C[r].sum(-1)``: the row's own sum, computed here
+        if own_sum is not None:
+            if ast.unparse(own_sum.value) != ast.unparse(num.value) or ast.unparse(own_sum.slice) != ast.unparse(row):
+                return False
+            ckey = rkey = None
+        else:
+            if not (isinstance(den, ast.Subscript) and not isinstance(den.slice, (ast.Tuple, ast.Slice))):
+                return False
+            if ast.unparse(row) != ast.unparse(den.slice) or isinstance(row, ast.Slice):
+                return False
+            ckey, rkey = _table_key(num.value), _table_key(den.value)
+            if not ckey or not rkey or ckey == rkey:
+                return False
+        width = _columns(self.facts, num.value)
+        if not width:
+            return False
+        if a is not None:  # the smoothing over V columns: b = a * V
+            if not (isinstance(b, ast.BinOp) and isinstance(b.op, ast.Mult)):
+                return False
+            fs = [b.left, b.right]
+            if not any(ast.unparse(f) == ast.unparse(a) and _aliases(self.facts, ast.unparse(g)) & width
+                       for f, g in (fs, fs[::-1])):
+                return False
+        elif b is not None and not (isinstance(b, ast.Constant) and isinstance(b.value, (int, float)) and b.value >= 0):
+            return False
+        if nfn is self.fn:
+            rl = self.ev(row)
+        else:  # the ratio sits in a helper the row's function passes the reads to: that function's labels
+            env = self.tf.env.get(nfn.qualname, {})
+            rl = frozenset().union(*(env.get(x.id, frozenset()) for x in ast_walk(row) if isinstance(x, ast.Name)))
+        if has(rl, "T") or has(rl, "H"):
+            return False
+        return ckey is None or row_sums_of(self.facts, self.tf, ckey, rkey)
+
+    def _resolve(self, e):
+        """(value, function it is written in): a local assigned once stands for its value; a parameter of a
+        helper called from one place stands for the argument there (``ratio(hit, tot)``)."""
+        e = _strip(e)
+        if isinstance(e, ast.Name) and e.id in self.fn.params:
+            sites = [(c, f) for f in self.facts.functions.values() for short, c in f.calls
+                     if short == self.fn.short and self.fn in self.facts.resolve(short, c, f)]
+            params = [p for p in self.fn.params if p not in ("self", "cls")] if self.fn.cls else list(self.fn.params)
+            if len(sites) == 1 and e.id in params:
+                c, f = sites[0]
+                i = params.index(e.id)
+                arg = c.args[i] if i < len(c.args) and not any(isinstance(x, ast.Starred) for x in c.args) else \
+                    next((k.value for k in c.keywords if k.arg == e.id), None)
+                if arg is not None:
+                    return _unique_def(f, _strip(arg)), f
+        return _unique_def(self.fn, e), self.fn
+
+    def _row_sum_update(self, node: ast.Call, short: str) -> bool:
+        """``R.scatter_add_(0, r, w)`` beside ``C.view(-1).scatter_add_(0, r * V + tok, w)``, with R the row sums of
+        C everywhere (``row_sums_of``): a context-row total, not a (context, target) key."""
+        if short not in ("scatter_add_", "index_add_") or len(node.args) < 3 or not isinstance(node.func, ast.Attribute):
+            return False
+        rkey = _table_key(node.func.value)
+        if not rkey:
+            return False
+        writes = table_writes(self.facts, self.tf)
+        mine = (self.fn.qualname, "row", ast.unparse(node.args[1]), ast.unparse(node.args[2]))
+        if mine not in writes.get(rkey, []):
+            return False
+        return any((self.fn.qualname, "cell", mine[2], mine[3]) in ws and row_sums_of(self.facts, self.tf, ckey, rkey)
+                   for ckey, ws in writes.items() if ckey != rkey)
+
     def _inlined(self, call: ast.Call):
-        """The single ``return`` expression of the program function ``call`` reaches, its parameters replaced
-        by the call's arguments (a fresh tree; None when there is no single such function)."""
-        short = call_name(call.func).rsplit(".", 1)[-1]
-        ts = [t for t in self.facts.resolve(short, call, self.fn) if not t.cls]
-        if len(ts) != 1:
-            return None
-        rets = [n for n in _walk_own_fn(ts[0].node) if isinstance(n, ast.Return)]
-        if len(rets) != 1 or rets[0].value is None or any(isinstance(a, ast.Starred) for a in call.args):
-            return None
-        bound = dict(zip(ts[0].params, call.args))
-        bound.update({k.arg: k.value for k in call.keywords if k.arg})
-
-        class _Sub(ast.NodeTransformer):
-            def visit_Name(self, n):
-                return bound.get(n.id, n)
-
-        import copy
-        return _Sub().visit(copy.deepcopy(rets[0].value))
+        return _inline_call(self.facts, self.fn, call)
 
     def _holds_stream(self, targets) -> bool:
         """``data = ValidationData(h, device)`` whose ``__init__`` stores on ``self`` what it loads from a
@@ -989,15 +1062,172 @@ def _accounted_expr(facts, tf, fn, good, depth, e) -> bool:
 
 
 def _unique_def(fn: FuncInfo, e: ast.AST) -> ast.AST:
-    """A name assigned exactly once in ``fn`` stands for its value; anything else is itself."""
+    """A name assigned exactly once in ``fn`` (or only ever to the same expression) stands for its value; anything
+    else is itself."""
     if not isinstance(e, ast.Name):
         return e
     defs = [n for n in _walk_own_fn(fn.node) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For))
             and any(isinstance(x, ast.Name) and x.id == e.id and isinstance(x.ctx, ast.Store)
                     for t in ([n.target] if not isinstance(n, ast.Assign) else n.targets) for x in ast_walk(t))]
-    if len(defs) == 1 and isinstance(defs[0], ast.Assign) and len(defs[0].targets) == 1 and isinstance(defs[0].targets[0], ast.Name):
+    # one definition, or copies of one (``x = f(y)`` again behind ``if False:``): the same value
+    if defs and all(isinstance(d, ast.Assign) and len(d.targets) == 1 and isinstance(d.targets[0], ast.Name) for d in defs) \
+            and len({ast.unparse(d.value) for d in defs}) == 1:
         return defs[0].value
     return e
+
+
+def _inline_call(facts: CodeFacts, fn: FuncInfo, call: ast.Call):
+    """The single ``return`` expression of the program function ``call`` reaches, its parameters replaced by the
+    call's arguments (a fresh tree whose substituted parts are the call's own argument nodes; None when there
+    is no single such function)."""
+    import copy
+
+    short = call_name(call.func).rsplit(".", 1)[-1]
+    ts = [t for t in facts.resolve(short, call, fn) if not t.cls]
+    if len(ts) != 1:
+        return None
+    rets = [n for n in _walk_own_fn(ts[0].node) if isinstance(n, ast.Return)]
+    if len(rets) != 1 or rets[0].value is None or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    bound = dict(zip(ts[0].params, call.args))
+    bound.update({k.arg: k.value for k in call.keywords if k.arg})
+
+    class _Sub(ast.NodeTransformer):
+        def visit_Name(self, n):
+            return bound.get(n.id, n)
+
+    return _Sub().visit(copy.deepcopy(rets[0].value))
+
+
+def _row_sum_call(e):
+    """``C[r].sum(-1)`` / ``C[r].sum(dim=-1)`` / ``C[r].sum(axis=1)`` → the subscript ``C[r]``; else None."""
+    dims = [a for a in getattr(e, "args", [])[:1]] + [k.value for k in getattr(e, "keywords", []) if k.arg in ("dim", "axis")]
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "sum" and len(dims) == 1 \
+            and ast.unparse(dims[0]) in ("-1", "1"):
+        sub = _strip(e.func.value)
+        if isinstance(sub, ast.Subscript) and not isinstance(sub.slice, (ast.Tuple, ast.Slice)):
+            return sub
+    return None
+
+
+def _split_add(e):
+    """``x + c`` → (x, c); anything else → (e, None)."""
+    if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Add):
+        return e.left, e.right
+    return e, None
+
+
+_CASTS = {"float", "double", "to", "type", "half", "long", "int", "detach", "clone", "contiguous"}
+
+
+def _strip(e):
+    while isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in _CASTS:
+        e = e.func.value
+    return e
+
+
+def _strip_clamp(e):
+    """``t.clamp(min=1)``, ``t.clamp_min(1)``, ``torch.clamp(t, min=1)``: a larger denominator (Σ p ≤ 1 still)."""
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr in ("clamp", "clamp_min", "clip") \
+            and not any(k.arg == "max" for k in e.keywords) and len(e.args) <= 1 \
+            and call_name(e.func).split(".", 1)[0] not in ("torch", "np", "numpy"):
+        return _strip(e.func.value)
+    return e
+
+
+def _table_key(e) -> str | None:
+    e = _strip(e)
+    if isinstance(e, ast.Attribute):
+        return e.attr
+    if isinstance(e, ast.Name):
+        return e.id
+    return None
+
+
+_FLAT = ("view", "reshape", "flatten", "ravel")
+
+
+def table_writes(facts: CodeFacts, tf: TaintFacts) -> dict:
+    """Every in-place write to a named table in the program: ``cell`` (row r, column c), ``row`` (row r) or
+    ``other`` (anything else that changes it), with the row and the weight as written."""
+    if tf.table_writes is not None:
+        return tf.table_writes
+    out: dict[str, list] = {}
+    for fn in facts.functions.values():
+        ff = facts.file_of(fn)
+        for n in _walk_own_fn(fn.node):
+            if isinstance(n, (ast.Call, ast.AugAssign, ast.Assign)) and _dead(facts, ff, n):
+                continue  # a write that never runs (``if False:``, a switch off in the run) changes nothing
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+                recv, m = n.func.value, n.func.attr
+                if m in ("scatter_add_", "index_add_") and len(n.args) >= 3:
+                    if isinstance(recv, ast.Call) and isinstance(recv.func, ast.Attribute) and recv.func.attr in _FLAT:
+                        key = _table_key(recv.func.value)
+                        idx = _unique_def(fn, n.args[1])
+                        if isinstance(idx, ast.Call) and not (isinstance(idx.func, ast.Attribute) and idx.func.attr in _CASTS):
+                            idx = _inline_call(facts, fn, idx) or idx
+                        rc = None
+                        if isinstance(idx, ast.BinOp) and isinstance(idx.op, ast.Add):
+                            for prod in (idx.left, idx.right):
+                                if isinstance(prod, ast.BinOp) and isinstance(prod.op, ast.Mult):
+                                    rc = prod
+                                    break
+                        if key:
+                            out.setdefault(key, []).append(
+                                (fn.qualname, "cell", ast.unparse(rc.left), ast.unparse(n.args[2])) if rc is not None
+                                else (fn.qualname, "other", ast.unparse(n), ""))
+                    elif _table_key(recv):
+                        out.setdefault(_table_key(recv), []).append((fn.qualname, "row", ast.unparse(n.args[1]), ast.unparse(n.args[2])))
+                elif m.endswith("_") and not m.startswith("_") and _table_key(recv) and not isinstance(recv, ast.Call):
+                    key = _table_key(recv)
+                    out.setdefault(key, []).append((fn.qualname, "other", m + ast.unparse(ast.Tuple(elts=list(n.args), ctx=ast.Load())), ""))
+            elif isinstance(n, ast.AugAssign):
+                t = n.target
+                if isinstance(t, ast.Subscript) and _table_key(t.value):
+                    parts = t.slice.elts if isinstance(t.slice, ast.Tuple) else [t.slice]
+                    kind = "cell" if len(parts) == 2 else "row" if len(parts) == 1 else "other"
+                    out.setdefault(_table_key(t.value), []).append((fn.qualname, kind, ast.unparse(parts[0]), ast.unparse(n.value)))
+                elif _table_key(t) and not isinstance(t, ast.Name):
+                    out.setdefault(_table_key(t), []).append((fn.qualname, "other", type(n.op).__name__ + ast.unparse(n.value), ""))
+            elif isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Attribute):
+                key = n.targets[0].attr
+                v = n.value
+                if isinstance(v, ast.Call) and call_name(v.func).rsplit(".", 1)[-1] not in _ALLOC:
+                    v = _inline_call(facts, fn, v) or v  # allocated by a helper that returns ``zeros(...)``
+                alloc = isinstance(v, ast.Call) and call_name(v.func).rsplit(".", 1)[-1] in _ALLOC
+                out.setdefault(key, []).append((fn.qualname, "alloc" if alloc else "other", ast.unparse(n.value), ""))
+    tf.table_writes = out
+    return out
+
+
+def _dead(facts: CodeFacts, ff: FileFacts, node: ast.AST) -> bool:
+    p = ff.parent(node)
+    while p is not None and not isinstance(p, (ast.If, ast.FunctionDef, ast.AsyncFunctionDef)):
+        p = ff.parent(p)
+    if not isinstance(p, ast.If):
+        return False  # no guard: the function's own reachability is not this table's concern
+    from auditor.policy import UNREACHABLE
+
+    return facts.reach(node, ff).state == UNREACHABLE
+
+
+def _counted_tables(facts: CodeFacts, tf: TaintFacts) -> frozenset:
+    """Tables the program counts into cell by cell (``A.view(-1).scatter_add_(0, r * V + c, w)``, ``A[r, c] += 1``)."""
+    if tf.counted is None:
+        tf.counted = frozenset(k for k, ws in table_writes(facts, tf).items() if any(w[1] == "cell" for w in ws))
+    return tf.counted
+
+
+def row_sums_of(facts: CodeFacts, tf: TaintFacts, ckey: str, rkey: str) -> bool:
+    """``rkey`` holds the row sums of ``ckey``: every write to the cells has a row write at the same row with the
+    same weight in the same function and vice versa, and nothing else changes either (allocations aside)."""
+    writes = table_writes(facts, tf)
+    cw, rw = writes.get(ckey, []), writes.get(rkey, [])
+    cells = sorted((f, r, w) for f, k, r, w in cw if k == "cell")
+    rows = sorted((f, r, w) for f, k, r, w in rw if k == "row")
+    if not cells or cells != rows:
+        return False
+    return not any(k not in ("cell", "alloc") for _f, k, _r, _w in cw) and not any(k not in ("row", "alloc") for _f, k, _r, _w in rw)
 
 
 _ALLOC = {"zeros", "ones", "empty", "full"}
