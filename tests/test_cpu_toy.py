@@ -68,3 +68,17 @@ def test_a_log_that_embeds_the_script_does_not_switch_its_features_on():
            'final_compressed_eval val_loss:1.3725 val_bpb:0.8128\n')
     assert toy_env(["TTT_ENABLED"], log, d) == {}
     assert toy_env(["TTT_ENABLED"], log + "ttt_enabled: True\n", d) == {"TTT_ENABLED": "1"}
+
+
+def test_knobs_read_through_an_env_wrapper_count():
+    """The ternary/binary records read every knob through ``_e(k, d, t)``: their knobs (TOKENIZER_PATH,
+    ITERATIONS, …) were invisible, so no toy value and the README's ./data tokenizer path was used."""
+    from auditor.reproduce.imports import scan_script
+
+    src = ('import os\ndef _e(k, d, t=str):\n    v = os.environ.get(k, str(d))\n    return t(v)\n'
+           'class H:\n    iterations = _e("ITERATIONS", 2000, int)\n    tok = _e("TOKENIZER_PATH", "./data/tokenizers/x.model")\n'
+           '    ratios = _e("RATIOS", "0.3,0.3")\n')
+    assert {"ITERATIONS", "TOKENIZER_PATH", "RATIOS"} <= set(scan_script(src, set()).env_reads)
+    assert script_defaults(src) == {"ITERATIONS": "2000", "TOKENIZER_PATH": "./data/tokenizers/x.model", "RATIOS": "0.3,0.3"}
+    assert toy_env(scan_script(src, set()).env_reads, "", script_defaults(src)) == {"ITERATIONS": "2"}
+

@@ -132,8 +132,11 @@ def toy_bucket_env(text: str, environ: dict[str, str]) -> dict[str, str]:
 
 
 def script_defaults(text: str) -> dict[str, str]:
-    """``os.environ.get("NAME", default)`` literals of the script."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"environ\.get\(\s*['\"]([A-Z0-9_]+)['\"]\s*,\s*['\"]?([^'\")]*)['\"]?\s*\)", text)}
+    """``os.environ.get("NAME", default)`` literals of the script (and of an env wrapper ``_e("NAME", default)``)."""
+    out = {m.group(1): m.group(2) if m.group(2) is not None else m.group(3)
+           for m in re.finditer(r"\b_?e(?:nv)?\(\s*['\"]([A-Z0-9_]+)['\"]\s*,\s*(?:['\"]([^'\"]*)['\"]|([^,)\s]+))", text)}
+    out.update({m.group(1): m.group(2) for m in re.finditer(r"environ\.get\(\s*['\"]([A-Z0-9_]+)['\"]\s*,\s*['\"]?([^'\")]*)['\"]?\s*\)", text)})
+    return out
 
 
 def script_vocab(text: str) -> int:

@@ -82,6 +82,21 @@ def _env_name(call: ast.Call) -> str | None:
     return None
 
 
+def _env_wrappers(tree: ast.AST) -> set[str]:
+    """Functions that read the env var named by their first parameter (``def _e(k, d): return os.environ.get(k, d)``):
+    their calls with a literal name are env reads too."""
+    out = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.args.args:
+            p = fn.args.args[0].arg
+            for n in ast.walk(fn):
+                if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in ("get", "getenv") and n.args
+                        and isinstance(n.args[0], ast.Name) and n.args[0].id == p and ast.unparse(n.func.value) in ("os.environ", "environ", "os")):
+                    out.add(fn.name)
+                    break
+    return out
+
+
 def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
     needs = ScriptNeeds()
     try:
@@ -89,6 +104,7 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
     except SyntaxError as exc:
         needs.syntax_error = f"line {exc.lineno}: {exc.msg}"
         return needs
+    wrappers = _env_wrappers(tree)
     guarded = _guarded_lines(tree)
     in_function = {sub.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                    for stmt in fn.body for sub in ast.walk(stmt) if isinstance(sub, (ast.Import, ast.ImportFrom))}
@@ -109,6 +125,9 @@ def scan_script(source: str, local_modules: set[str]) -> ScriptNeeds:
             needs.modules.append(ImportNeed(top, node.lineno, optional=node.lineno in guarded, lazy=node.lineno in in_function))
         if isinstance(node, ast.Call):
             name = _env_name(node)
+            if (name is None and isinstance(node.func, ast.Name) and node.func.id in wrappers and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                name = node.args[0].value  # _e("TOKENIZER_PATH", "./data/…")
             if name and name not in needs.env_reads:
                 needs.env_reads[name] = node.lineno
         if isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ"):
