@@ -82,3 +82,8 @@ def test_knobs_read_through_an_env_wrapper_count():
     assert script_defaults(src) == {"ITERATIONS": "2000", "TOKENIZER_PATH": "./data/tokenizers/x.model", "RATIOS": "0.3,0.3"}
     assert toy_env(scan_script(src, set()).env_reads, "", script_defaults(src)) == {"ITERATIONS": "2"}
 
+
+def test_a_feature_switched_on_at_a_training_step_is_on_within_the_toy_run():
+    """2026-03-31_ParallelResiduals_MiniDepthRecurrence turns depth recurrence on at step 3000 (logged
+    'recurrence:activated step:3000'); at two toy steps it never did and its GPTQ code hit an IndexError."""
+    assert toy_env(["RECUR_START_STEP", "ITERATIONS"], "", {"RECUR_START_STEP": "3000"}) == {"RECUR_START_STEP": "1", "ITERATIONS": "2"}

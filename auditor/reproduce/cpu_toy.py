@@ -26,6 +26,9 @@ TOY_KNOBS = {
     "TRAIN_BATCH_TOKENS": str(8 * SEQ), "VAL_BATCH_SIZE": str(8 * SEQ), "VAL_BATCH_TOKENS": str(8 * SEQ),
     "EVAL_STRIDE": str(SEQ // 2), "SLIDING_STRIDE": str(SEQ // 2), "EVAL_BATCH_SEQS": "4", "TTT_CHUNK_TOKENS": str(4 * SEQ),
     "TTT_EPOCHS": "2", "TTT_BATCH_SEQS": "2", "TTT_STEPS": "1",
+    # a feature the real run switches on at a training step (merged 2026-03-31_ParallelResiduals_MiniDepthRecurrence: depth recurrence at
+    # step 3000, and its GPTQ code assumes it on) switches on within the toy run's two steps
+    "RECUR_START_STEP": "1", "QAT_AFTER_STEP": "1",
     # documents per TTT batch (64 in the 2026-04 records: their compile warmup alone ran 64 × 128 tokens, 78 s at toy size)
     "TTT_BATCH_SIZE": "4",
     # document-wise TTT (per-doc LoRA): toy documents are 60–300 tokens, so a doc must count as long and hold several chunks
