@@ -13,7 +13,11 @@ torch = pytest.importorskip("torch")
 from reference_impl.parity import reference_run, write_stream  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "reference_parity_golden.json"
-TOL = 1e-3  # nats per step (issue 17); recorded at ~2e-7
+TOL = 1e-3  # nats per step on average (issue 17); recorded at ~2e-7 on the machine that recorded the golden losses
+# The same code on another CPU (an AMD EPYC with AVX-512: other GEMM kernels, other summation order) drifts by float
+# noise that training amplifies: measured mean 3.9e-4, worst step 1.24e-3 over the 50 steps. A missing piece of
+# the baseline leaves the curve by 2.8e-2 (Muon momentum warm-up) to 1.2e-1 (x0 mix) within 12 steps.
+WORST = 3 * TOL
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,9 @@ def test_losses_follow_the_official_baseline(golden, train_glob):
     got = _run(train_glob, golden["env"], golden["steps"])
     diffs = [abs(a - b) for a, b in zip(got, want)]
     worst = max(range(len(diffs)), key=diffs.__getitem__)
-    assert diffs[worst] <= TOL, f"step {worst + 1}: reference {got[worst]:.6f} vs official {want[worst]:.6f}"
+    assert diffs[0] <= 1e-5, f"step 1: reference {got[0]:.6f} vs official {want[0]:.6f}"  # before any update: same model, same data
+    assert sum(diffs) / len(diffs) <= TOL, f"mean |Δ| {sum(diffs) / len(diffs):.2e} over {len(diffs)} steps"
+    assert diffs[worst] <= WORST, f"step {worst + 1}: reference {got[worst]:.6f} vs official {want[worst]:.6f}"
     assert want[-1] < want[0] - 2.0  # the curve really moves: the check is not between two flat lines
 
 
