@@ -87,3 +87,11 @@ def test_a_feature_switched_on_at_a_training_step_is_on_within_the_toy_run():
     """2026-03-31_ParallelResiduals_MiniDepthRecurrence turns depth recurrence on at step 3000 (logged
     'recurrence:activated step:3000'); at two toy steps it never did and its GPTQ code hit an IndexError."""
     assert toy_env(["RECUR_START_STEP", "ITERATIONS"], "", {"RECUR_START_STEP": "3000"}) == {"RECUR_START_STEP": "1", "ITERATIONS": "2"}
+
+
+def test_a_switch_logged_under_its_features_own_name_with_a_value_is_on():
+    # PR #713 logs "improvements: … ttt=True" for TTT_ENABLED (default 0)
+    assert toy_env({"TTT_ENABLED"}, "improvements: ema ttt=True", {"TTT_ENABLED": "0"}).get("TTT_ENABLED") == "1"
+    assert "TTT_ENABLED" not in toy_env({"TTT_ENABLED"}, "improvements: ema ttt=False", {"TTT_ENABLED": "0"})
+    # a bare mention of the stem, or a non-literal after it, is no evidence
+    assert "TTT_ENABLED" not in toy_env({"TTT_ENABLED"}, "TTT: skipped (ngram eval provides the metric)", {"TTT_ENABLED": "0"})

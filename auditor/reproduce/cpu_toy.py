@@ -64,6 +64,11 @@ def _logged_on(k: str, low: str) -> bool:
     values = [v for n in names for v in _logged_values(n, out)]
     if values:
         return any(v not in _OFF for v in values)
+    # the feature's own name with a value (``ttt=True`` for TTT_ENABLED); a bare mention of the stem proves nothing
+    stem = re.sub(r"_(enabled|enable|eval)$", "", names[-1])
+    values = _logged_values(stem, out) if stem != names[-1] else []
+    if values:
+        return any(v not in _OFF for v in values)
     return any(n in out for n in names)
 
 
