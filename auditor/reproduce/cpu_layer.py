@@ -354,8 +354,8 @@ def _devices_in_threads() -> None:
         return
 
     def _bootstrap_inner(self):
-        _device_mode().__enter__()
-        return inner(self)
+        with _device_mode():  # left when the thread ends (a mode still entered at interpreter exit aborts it)
+            return inner(self)
 
     threading.Thread._bootstrap_inner = _bootstrap_inner
 
