@@ -95,3 +95,26 @@ def test_a_switch_logged_under_its_features_own_name_with_a_value_is_on():
     assert "TTT_ENABLED" not in toy_env({"TTT_ENABLED"}, "improvements: ema ttt=False", {"TTT_ENABLED": "0"})
     # a bare mention of the stem, or a non-literal after it, is no evidence
     assert "TTT_ENABLED" not in toy_env({"TTT_ENABLED"}, "TTT: skipped (ngram eval provides the metric)", {"TTT_ENABLED": "0"})
+
+
+def test_minified_code_in_the_log_does_not_switch_a_feature_on():
+    """Merged 2026-03-31_ParallelResiduals_MiniDepthRecurrence logs its minified source: a line holding
+    ``use_slot=getattr(args,'slot_enabled',_C)`` switched SLOT on, an eval its run never used (it optimizes on the
+    batch's own targets: a false PROBE-SUFFIX-FLIP and PROBE-LEDGER on a merged record)."""
+    d = {"SLOT_ENABLED": "0"}
+    log = ("\tseq_len=eval_seq_len or args.train_seq_len;total_tokens=val_tokens.numel()-1;"
+           "use_slot=getattr(args,'slot_enabled',_C);compiled_logits=torch.compile(base_model.forward_logits)\n"
+           "\t\tif use_slot:\nstep:1/2 train_loss:9.01\nfinal_int6_sliding_window_exact val_loss:1.9 val_bpb:1.1\n")
+    assert toy_env(["SLOT_ENABLED"], log, d) == {}
+    assert toy_env(["SLOT_ENABLED"], log + "slot_enabled: True steps:8\n", d) == {"SLOT_ENABLED": "1"}
+    assert toy_env(["TTT_ENABLED"], "TTT: skipped (TTT_ENABLED=0 — ngram eval provides primary metric)", {"TTT_ENABLED": "0"}) == {}
+    assert toy_env(["NGRAM_CACHE"], "ngram_cache:enabled alpha=0.4 order=7", {}) == {"NGRAM_CACHE": "1"}
+
+
+def test_a_switch_never_named_is_on_when_its_feature_printed_a_score():
+    """PR #1026 names NGRAM_ENABLED only in its embedded code, but its n-gram eval printed
+    'ngram_cache val_loss:1.8230 val_bpb:1.0944': the feature ran. A code line printing it is not the run."""
+    code = "    ngram_nll = np.full(n, -1.0) if args.ngram_enabled else None\n"
+    assert toy_env(["NGRAM_ENABLED"], code + "ngram_cache val_loss:1.8230 val_bpb:1.0944 order:7\n", {"NGRAM_ENABLED": "0"}) == {"NGRAM_ENABLED": "1"}
+    assert toy_env(["NGRAM_ENABLED"], code + '        log0(f"ngram_cache val_loss:{loss:.4f}")\nfinal val_loss:1.9\n',
+                   {"NGRAM_ENABLED": "0"}) == {}

@@ -46,7 +46,10 @@ _SWITCH = re.compile(r"^(USE_)?(NGRAM|TTT|CACHE|MIX|PPM|LORA|KNN|SLOT)(_CACHE|_E
 _OFF = ("0", "false", "off", "disabled", "no", "none")
 _LITERAL = re.compile(r"^([0-9.]+|true|false|on|off|enabled|disabled|yes|no|none)$")
 # a log that embeds the script (log0(code)) names every knob in its code: those lines are not the run's output
-_CODE_LINE = re.compile(r"environ|^\s*(def|class|import|from|if|elif|else|for|while|return|with|try|except|assert|global)\b|^\s*@")
+# (minified code too: ``\tseq_len=…;use_slot=getattr(args,'slot_enabled',_C);…``, ``log0(f"legal_ttt val_loss:{ttt_loss:.4f}")``)
+_CODE_LINE = re.compile(r"environ|^\s*(def|class|import|from|if|elif|else|for|while|return|with|try|except|assert|global)\b|^\s*@"
+                        r"|\b(args|self|os)\.|getattr\(|;\s*[a-z_][a-z0-9_.]*\s*=|\b[a-z_][a-z0-9_]*\s*=\s*[a-z_][a-z0-9_.]*\("
+                        r"|\b(log0?|print)\(f?['\"]|\{[a-z_][a-z0-9_.]*[:=}!]")
 
 
 def _logged_values(name: str, low: str) -> list[str]:
@@ -69,7 +72,12 @@ def _logged_on(k: str, low: str) -> bool:
     values = _logged_values(stem, out) if stem != names[-1] else []
     if values:
         return any(v not in _OFF for v in values)
-    return any(n in out for n in names)
+    if any(n in out for n in names):
+        return True
+    # a switch the logs never name, whose feature printed a score (PR #1026's NGRAM_ENABLED: "ngram_cache val_loss:1.8230")
+    m = _SWITCH.match(k)
+    feature = m.group(2).lower() if m else None
+    return bool(feature) and any(feature in x and ("val_loss" in x or "val_bpb" in x) for x in out.splitlines())
 
 
 def toy_env(env_reads: set[str] | list[str], log_text: str, defaults: dict[str, str]) -> dict[str, str]:
