@@ -274,3 +274,15 @@ def test_never_raises_on_shuffled_log_lines(lines):
         assert run.first_line <= run.last_line
         if run.final is not None:
             assert run.final.val_bpb is not None
+
+
+def test_final_line_of_a_text_is_the_audits_final_score():
+    from auditor.evidence.logs import final_line
+
+    text = ("step:1/2 train_loss:3.0000\nstep:2/2 val_loss:2.9 val_bpb:4.1\nstopping_early\n"
+            "final_int8_zlib_roundtrip val_loss:2.5000 val_bpb:3.6067\n"
+            "final_int8_zlib_roundtrip_exact val_loss:2.50001234 val_bpb:3.60670000\n"
+            "diagnostic_neural_only val_loss:1.2\n")
+    got = final_line(text)
+    assert got is not None and got.label == "final_int8_zlib_roundtrip_exact" and got.val_loss == 2.50001234
+    assert final_line("") is None

@@ -624,6 +624,12 @@ def _fill_from_dump(run: RunLog) -> None:
         run.gptq_reserve_s = _num(hp["gptq_reserve_seconds"])
 
 
+def final_line(text: str) -> EvalLine | None:
+    """The final score line of a log's text, as the audit reads it (records.md §3.4, its last run)."""
+    run = parse_log_text(text).last_run
+    return run.final if run is not None else None
+
+
 def is_scoring_label(label: str) -> bool:
     """False for the diagnostic/pre-quant/progress labels §3.4 step 2 drops."""
     return not _NOT_FINAL.search(label) and not label.startswith("step:")

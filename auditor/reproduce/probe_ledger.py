@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from auditor.model import Severity
+from auditor.reproduce.probe_ledger_runtime import union_ranges
 from auditor.reproduce.probe_outcome import ProbeOutcome
 from auditor.reproduce.probe_outcome import probe_finding as _f
 
@@ -41,16 +42,6 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple
         else:
             j += 1
     return out
-
-
-def _union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for lo, hi in sorted(a + b):
-        if out and lo <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], hi)
-        else:
-            out.append([lo, hi])
-    return [(x, y) for x, y in out]
 
 
 def _size(r: list[tuple[int, int]]) -> int:
@@ -97,23 +88,23 @@ def read_ledger(res: ProbeOutcome, target: str, data: dict, n_val: int, lines: d
     calls = [i for i, e in enumerate(events) if e["kind"] == "call"]
     mine = [i for i in calls if scope is not None and events[i].get("function") == scope]
     start = (mine or calls or [0])[-1]
-    fed: list[tuple[int, int]] = []
+    fed: tuple = ()
     updates: list[tuple[int, dict, list[tuple[int, int]]]] = []
-    scored: list[tuple[int, int]] = []
+    scored: tuple = ()
     bad: list[tuple[int, dict, list[tuple[int, int]], bool]] = []  # (event index, score event, overlap, exact)
     n_scores = 0
     for i, e in enumerate(events):
         if e["kind"] == "update":
             r = _norm(e["ranges"])
             updates.append((i, e, r))
-            fed = _union(fed, r)
+            fed = union_ranges(fed, r)
         elif e["kind"] == "score" and i >= start:
             r = _norm(e["ranges"])
             n_scores += 1
             ov = _intersect(r, fed)
             if ov:
                 bad.append((i, e, ov, bool(e.get("exact", True))))
-            scored = _union(scored, r)
+            scored = union_ranges(scored, r)
     res.numbers["ledger"] = {"updates_fed_val": len(updates), "score_events": n_scores, "positions_scored": _size(scored),
                              "positions_fed": _size(fed), "events": len(events), "gradients_not_applied_by_torch_optim": data.get("fed_unapplied", 0),
                              "scope": f"the last call of {events[start]['function']}() on" if calls else "the whole run"}
@@ -138,9 +129,9 @@ def read_ledger(res: ProbeOutcome, target: str, data: dict, n_val: int, lines: d
                                f"pass: all {len(updates)} optimizer step(s) fed validation positions were fed only positions already scored "
                                f"({_size(fed)} positions fed, {_size(scored)} scored by the reported eval)" + not_followed, [], ""))
         return
-    overlap: list[tuple[int, int]] = []
+    overlap: tuple = ()
     for _, _, ov, _ in bad:
-        overlap = _union(overlap, ov)
+        overlap = union_ranges(overlap, ov)
     i, ev, ov, _ = bad[0]
     u_i, u_ev, u_r = next(u for u in updates if u[0] < i and _intersect(u[2], ov))
     n_upd = sum(1 for u in updates if _intersect(u[2], overlap))

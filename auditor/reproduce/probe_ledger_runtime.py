@@ -45,11 +45,11 @@ _INPLACE_COPY = frozenset({"__setitem__", "copy_", "index_copy_", "masked_scatte
 
 
 class _Meta:
-    __slots__ = ("ref", "kind", "pos", "ranges", "grad", "exact")
+    __slots__ = ("ref", "kind", "pos", "ranges", "exact")
 
-    def __init__(self, t, kind: str, pos=None, ranges=(), grad: bool = False, exact: bool = True):
+    def __init__(self, t, kind: str, pos=None, ranges=(), exact: bool = True):
         self.ref = weakref.ref(t, _forget(id(t)))
-        self.kind, self.pos, self.ranges, self.grad, self.exact = kind, pos, tuple(ranges), grad, exact
+        self.kind, self.pos, self.ranges, self.exact = kind, pos, tuple(ranges), exact
 
 
 def _forget(key: int):
@@ -65,7 +65,7 @@ def _meta(t):
     return m if m is not None and m.ref() is t else None
 
 
-def _set(t, kind, pos=None, ranges=(), grad=False, exact=True) -> None:
+def _set(t, kind, pos=None, ranges=(), exact=True) -> None:
     import torch
 
     if isinstance(t, torch.Tensor):
@@ -76,7 +76,7 @@ def _set(t, kind, pos=None, ranges=(), grad=False, exact=True) -> None:
         if pos is None and not ranges:
             _META.pop(id(t), None)
             return
-        _META[id(t)] = _Meta(t, kind, pos, ranges, grad, exact)
+        _META[id(t)] = _Meta(t, kind, pos, ranges, exact)
 
 
 def _ranges(pos) -> tuple:
@@ -98,7 +98,8 @@ def _ranges(pos) -> tuple:
     return tuple(out)
 
 
-def _union(*rs) -> tuple:
+def union_ranges(*rs) -> tuple:
+    """Sorted, merged [lo, hi) runs covering every run of ``rs`` (also the ledger reader's)."""
     items = sorted(x for r in rs for x in r)
     out: list[list[int]] = []
     for lo, hi in items:
@@ -110,7 +111,7 @@ def _union(*rs) -> tuple:
 
 
 def _all_ranges(m: _Meta) -> tuple:
-    return _union(m.ranges, _ranges(m.pos)) if m.pos is not None else m.ranges
+    return union_ranges(m.ranges, _ranges(m.pos)) if m.pos is not None else m.ranges
 
 
 def _is_stream(t) -> bool:
@@ -168,12 +169,11 @@ def _shadow(t):
 def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
     import torch
 
-    grad = torch.is_grad_enabled()
     first = args[0] if args else None
     m0 = _meta(first) if isinstance(first, torch.Tensor) else None
     if name in _NUMBER:
         if m0 is not None and m0.kind == "loss":
-            _STATE["last"] = (_all_ranges(m0), m0.grad, m0.exact)
+            _STATE["last"] = (_all_ranges(m0), m0.exact)
         return
     if name in ("backward",) or func is torch.autograd.backward or func is torch.autograd.grad:
         loss = first if isinstance(first, torch.Tensor) else (first[0] if isinstance(first, (list, tuple)) and first else None)
@@ -198,8 +198,8 @@ def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
         else:
             sh = None
         # a source followed only as ranges (a reduced loss written into a slot) adds its ranges to the buffer's
-        rng = _union(m0.ranges if m0 else (), ms.ranges if ms and (ms.pos is None or sh is None) else ())
-        _set(first, kind, sh, rng, bool(ms and ms.grad) or (m0.grad if m0 else False))
+        rng = union_ranges(m0.ranges if m0 else (), ms.ranges if ms and (ms.pos is None or sh is None) else ())
+        _set(first, kind, sh, rng)
         return
     outs = out if isinstance(out, (list, tuple)) else (out,)
     outs = [o for o in outs if isinstance(o, torch.Tensor)]
@@ -207,7 +207,7 @@ def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
         return
     if name in _SAME and m0 is not None:
         for o in outs:
-            _set(o, m0.kind, m0.pos, m0.ranges, m0.grad or grad and o.requires_grad, m0.exact)
+            _set(o, m0.kind, m0.pos, m0.ranges, m0.exact)
         return
     if name in _JOIN and isinstance(first, (list, tuple)):
         metas = [_meta(t) for t in first if isinstance(t, torch.Tensor)]
@@ -215,7 +215,7 @@ def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
         if len(kinds) != 1:
             return
         sh = func([_shadow(t) for t in first], *args[1:], **kwargs)
-        _set(outs[0], kinds.pop(), sh, (), any(m.grad for m in metas if m), all(m.exact for m in metas if m))
+        _set(outs[0], kinds.pop(), sh, (), all(m.exact for m in metas if m))
         return
     if name in _TARGET:
         tgt = args[1] if len(args) > 1 else kwargs.get("target")
@@ -225,16 +225,16 @@ def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
         red = kwargs.get("reduction", "mean")
         o = outs[0]
         if red == "none" and mt.pos is not None and mt.pos.numel() == o.numel():
-            _set(o, "loss", mt.pos.reshape(o.shape), (), grad)
+            _set(o, "loss", mt.pos.reshape(o.shape))
         else:
-            _set(o, "loss", None, _all_ranges(mt), grad)
+            _set(o, "loss", None, _all_ranges(mt))
         return
     if name in _GATHER:
         idx = args[2] if name == "gather" and len(args) > 2 else args[1] if len(args) > 1 else kwargs.get("index", kwargs.get("indices"))
         mi = _meta(idx) if isinstance(idx, torch.Tensor) else None
         if mi is not None and mi.kind == "tok" and mi.pos is not None:
             pos = mi.pos if tuple(mi.pos.shape) == tuple(outs[0].shape) else None
-            _set(outs[0], "loss", pos, () if pos is not None else _ranges(mi.pos), grad)
+            _set(outs[0], "loss", pos, () if pos is not None else _ranges(mi.pos))
         return
     if name == "__getitem__" and m0 is None:
         # table[ctx, tgt] / logp[rows, tgt] / lut[tgt]: an index per dimension, and the last token index is the
@@ -248,30 +248,29 @@ def _propagate(func, name: str, args, kwargs, out, tracked: list) -> None:
         if toks:
             mi = toks[-1]
             pos = mi.pos if tuple(mi.pos.shape) == tuple(outs[0].shape) else None
-            _set(outs[0], "loss", pos, () if pos is not None else _ranges(mi.pos), grad)
+            _set(outs[0], "loss", pos, () if pos is not None else _ranges(mi.pos))
         return
     if name in _STRUCT and m0 is not None:
         if m0.pos is None:
             for o in outs:
-                _set(o, m0.kind, None, m0.ranges, m0.grad, m0.exact)
+                _set(o, m0.kind, None, m0.ranges, m0.exact)
             return
         sh = func(m0.pos, *args[1:], **kwargs)
         shs = sh if isinstance(sh, (list, tuple)) else (sh,)
         for o, s in zip(outs, shs):
-            _set(o, m0.kind, s, (), m0.grad or grad and o.requires_grad, m0.exact)
+            _set(o, m0.kind, s, (), m0.exact)
         return
     # any other op: only loss positions travel (token positions stop at the model's input)
     losses = [m for m in (_meta(t) for t in tracked) if m is not None and m.kind == "loss"]
     if not losses:
         return
-    g = grad and any(o.requires_grad for o in outs) or any(m.grad for m in losses)
     o = outs[0]
     same = [m for m in losses if m.pos is not None and tuple(m.pos.shape) == tuple(o.shape)]
     if same and all(m.pos is same[0].pos or torch.equal(m.pos, same[0].pos) for m in same) and name not in _REDUCE:
-        _set(o, "loss", same[0].pos, _union(*[m.ranges for m in losses if m.pos is None]), g, all(m.exact for m in losses))
+        _set(o, "loss", same[0].pos, union_ranges(*[m.ranges for m in losses if m.pos is None]), all(m.exact for m in losses))
         return
     exact = all(m.exact for m in losses) and (name in _REDUCE or o.numel() == 1 or all(m.pos is None for m in losses))
-    _set(o, "loss", None, _union(*[_all_ranges(m) for m in losses]), g, exact)
+    _set(o, "loss", None, union_ranges(*[_all_ranges(m) for m in losses]), exact)
 
 
 def _mode():
@@ -316,7 +315,7 @@ def _mode():
 def _step_hook(opt, *_a, **_k) -> None:
     if _STATE["off"] or not _STATE["pending"]:
         return
-    fed = _union(*[r for r, _ in _STATE["pending"]])
+    fed = union_ranges(*[r for r, _ in _STATE["pending"]])
     _event({"kind": "update", "what": f"optimizer step ({type(opt).__name__})", "ranges": [list(x) for x in fed],
             "line": _where(), "backward_line": _STATE["pending"][0][1]})
     _STATE["pending"].clear()
@@ -337,7 +336,7 @@ def note_score(value, line: int) -> None:
                 return
             ranges, exact = _all_ranges(m), m.exact
         elif last is not None:
-            ranges, _, exact = last
+            ranges, exact = last
         else:
             return
         # a loss summed with gradients on is a training loss for the log, not a committed score; a loss computed

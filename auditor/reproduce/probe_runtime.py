@@ -215,7 +215,6 @@ def reentry(name: str, line: int):
             if spec is None or _INSIDE[0]:
                 return fn(*args, **kwargs)
             import copy
-            import time
 
             rec: dict = {"function": name, "line": line, "calls": [], "why": None}
             in_args = _find_streams([args, kwargs], spec)
@@ -290,11 +289,9 @@ def _chosen(pending: list):
     """The pending call whose returned loss or bpb is the one the run's final score line prints (the audit's own
     reading of a log: the last scoring line after training, its _exact twin); else the last call."""
     try:
-        from auditor.evidence.logs import parse_log_text
+        from auditor.evidence.logs import final_line
 
-        lf = parse_log_text("".join(_TAIL))
-        run = lf.last_run or (lf.runs[-1] if lf.runs else None)
-        final = run.final if run is not None else None
+        final = final_line("".join(_TAIL))
     except Exception:
         final = None
     if final is not None:

@@ -306,12 +306,16 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
     if not any(isinstance(e, dict) and e.get("kind") == "score" for e in base):
         return not_run(f"{name} ran{' through the CPU layer' if cuda else ''} but none of its accumulation statements executed "
                        f"(lines {', '.join(str(x.line) for x in sites[:5])}): the eval loop was not reached at toy size")
+    records: list = []
+    if reinst.reentered:
+        try:  # written by the record's process: hostile until read
+            records = json.loads(read_capped(runs["base"][0] / "out" / "reentry.json", 256 << 20))
+        except (OSError, ValueError):
+            records = []
+        records = records if isinstance(records, list) else []
+    # the ledger scopes to the call the re-entry chose (the last record with calls)
+    chosen = [r.get("function") for r in records if isinstance(r, dict) and r.get("calls")]
     kept = list(res.findings)
-    try:  # written by the record's process: hostile until read
-        raw = json.loads(read_capped(runs["base"][0] / "out" / "reentry.json", 256 << 20)) if reinst.reentered else []
-        chosen = [r.get("function") for r in raw if isinstance(r, dict) and r.get("calls")] if isinstance(raw, list) else []
-    except (OSError, ValueError):
-        chosen = []
     try:  # written by the record's process: hostile until read
         read_ledger(res, target, json.loads(read_capped(runs["base"][0] / "out" / "ledger.json", 256 << 20)), n_val,
                     line_map(text, reinst.source), scope=chosen[-1] if chosen and isinstance(chosen[-1], str) else None)
@@ -321,11 +325,6 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
                                f"ledger not run: its report from the run is missing or malformed ({type(exc).__name__})", [], ""))
     why_not = "no function other than main() holds a score site" if not reinst.reentered else None
     if reinst.reentered:
-        try:
-            records = json.loads(read_capped(runs["base"][0] / "out" / "reentry.json", 256 << 20))
-        except (OSError, ValueError):
-            records = []
-        records = records if isinstance(records, list) else []
         base_scores = [e for e in base if isinstance(e, dict) and e.get("kind") == "score"]
         if base_scores:
             res.numbers.update({"score_sites": [f"{name}:{s.line}: {s.code}" for s in sites], "score_events": len(base_scores),
@@ -427,14 +426,13 @@ def probe_script(plan: Plan, work: Path, *, sandbox: str = "none", timeout_s: fl
 
 def _final_loss(console: Path) -> float | None:
     """val_loss of the run's final score line, read as the audit reads a log."""
-    from auditor.evidence.logs import parse_log_text
+    from auditor.evidence.logs import final_line
 
     try:
-        lf = parse_log_text(read_capped(console, 16 << 20).decode("utf-8", "replace"))
+        final = final_line(read_capped(console, 16 << 20).decode("utf-8", "replace"))
     except (OSError, ValueError):
         return None
-    run = lf.last_run or (lf.runs[-1] if lf.runs else None)
-    return run.final.val_loss if run is not None and run.final is not None else None
+    return final.val_loss if final is not None else None
 
 
 def _two_token_sum(res: ProbeOutcome, target: str, a: list, changed: dict, passes: list, final_loss: float | None,
